@@ -1,0 +1,432 @@
+//! One client connection: the state callers share with the driver task, and the driver itself.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use tokio::sync::oneshot;
+
+use crate::conn::{FrameIo, IdMap, DRIVER_SPINS, WRITE_HIGH_WATER};
+use crate::message::{Request, Response};
+use crate::protocol::{
+    self, encode_cancel, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame, Settings,
+};
+use crate::status::{Code, Delivery, Status};
+use crate::transport::PeerAddr;
+
+pub(crate) type Reply = Result<Response, Status>;
+
+/// The largest length the protocol's u16 length fields can carry.
+const U16_MAX: usize = u16::MAX as usize;
+
+#[derive(Debug)]
+enum Phase {
+    /// Takes new calls.
+    Open,
+    /// Takes no new calls; closes once the calls in flight are answered.
+    Draining,
+    /// Gone; says why.
+    Closed(Status),
+}
+
+struct State {
+    /// Frames waiting for the driver, in call-id order.
+    out: BytesMut,
+    /// The driver's waker, left when it found nothing to write.
+    writer: Option<Waker>,
+    pending: IdMap<oneshot::Sender<Reply>>,
+    next_id: u32,
+    /// The highest call id whose request the driver took for writing.
+    taken_upto: u32,
+    /// The highest call id appended to `out`.
+    appended_upto: u32,
+    phase: Phase,
+}
+
+/// The part of a connection that callers and the driver share.
+pub(crate) struct ClientConn {
+    state: Mutex<State>,
+    usable: AtomicBool,
+    peer: PeerAddr,
+    peer_settings: Settings,
+}
+
+impl std::fmt::Debug for ClientConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConn")
+            .field("peer", &self.peer)
+            .field("usable", &self.is_usable())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the caller gets back from [`ClientConn::start`].
+pub(crate) enum Started {
+    /// The request is queued; the answer comes through the receiver.
+    Waiting(u32, oneshot::Receiver<Reply>),
+    /// A one-way request is queued; there will be no answer.
+    OneWay,
+}
+
+impl ClientConn {
+    pub(crate) fn new(peer: PeerAddr, peer_settings: Settings) -> Arc<ClientConn> {
+        Arc::new(ClientConn {
+            state: Mutex::new(State {
+                out: BytesMut::with_capacity(16 * 1024),
+                writer: None,
+                pending: IdMap::default(),
+                next_id: 1,
+                taken_upto: 0,
+                appended_upto: 0,
+                phase: Phase::Open,
+            }),
+            usable: AtomicBool::new(true),
+            peer,
+            peer_settings,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent at every point a panic could unwind from, so a poisoned lock
+        // is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `true` while the connection takes new calls.
+    pub(crate) fn is_usable(&self) -> bool {
+        self.usable.load(Ordering::Acquire)
+    }
+
+    /// Checks a request against the server's limits, before it takes a call id.
+    fn check_sizes(&self, req: &Request) -> Result<(), Status> {
+        let not_sent = |code, msg: String| Err(Status::new(code, msg).with_delivery(Delivery::NotSent));
+        let path = req.path_bytes();
+        if path.is_empty() || path.len() > U16_MAX {
+            return not_sent(
+                Code::InvalidArgument,
+                format!("method path must be 1..=65535 bytes, got {}", path.len()),
+            );
+        }
+        let md = req.metadata();
+        if md.entries().iter().any(|(k, v)| k.len() > U16_MAX || v.len() > U16_MAX) {
+            return not_sent(
+                Code::InvalidArgument,
+                "metadata keys and values must be at most 65535 bytes".into(),
+            );
+        }
+        let md_len = md.encoded_len();
+        if md_len > self.peer_settings.max_metadata_size as usize {
+            return not_sent(
+                Code::ResourceExhausted,
+                format!(
+                    "request metadata of {md_len} bytes exceeds the server's limit of {} bytes",
+                    self.peer_settings.max_metadata_size
+                ),
+            );
+        }
+        let len = protocol::request_len(path, md, req.body());
+        if len > self.peer_settings.max_frame_size as usize {
+            return not_sent(
+                Code::ResourceExhausted,
+                format!(
+                    "request frame of {len} bytes exceeds the server's max frame size of {} bytes",
+                    self.peer_settings.max_frame_size
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Queues a request. On error nothing was queued, and the status says so.
+    pub(crate) fn start(&self, req: &Request, timeout_us: u64) -> Result<Started, Status> {
+        self.check_sizes(req)?;
+        let one_way = req.is_one_way();
+        let flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
+        let mut st = self.lock();
+        match &st.phase {
+            Phase::Open => {}
+            Phase::Draining => {
+                return Err(Status::unavailable("connection is closing").with_delivery(Delivery::NotSent))
+            }
+            Phase::Closed(why) => return Err(why.clone().with_delivery(Delivery::NotSent)),
+        }
+        if st.pending.len() >= self.peer_settings.max_concurrent_calls as usize {
+            return Err(Status::resource_exhausted(format!(
+                "the server allows {} calls in flight on one connection",
+                self.peer_settings.max_concurrent_calls
+            ))
+            .with_delivery(Delivery::NotSent));
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        if st.next_id == u32::MAX {
+            // Call ids are spent: finish what is in flight and let the channel open a new connection.
+            st.phase = Phase::Draining;
+            self.usable.store(false, Ordering::Release);
+        }
+        protocol::encode_request(
+            &mut st.out,
+            id,
+            flags,
+            req.path_bytes(),
+            req.codec().get(),
+            timeout_us,
+            req.metadata(),
+            req.body(),
+        );
+        st.appended_upto = id;
+        let started = if one_way {
+            Started::OneWay
+        } else {
+            let (tx, rx) = oneshot::channel();
+            st.pending.insert(id, tx);
+            Started::Waiting(id, rx)
+        };
+        let waker = st.writer.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(started)
+    }
+
+    /// The caller stopped waiting: forget the call and tell the server.
+    pub(crate) fn cancel(&self, id: u32) {
+        let mut st = self.lock();
+        if st.pending.remove(&id).is_none() || matches!(st.phase, Phase::Closed(_)) {
+            return;
+        }
+        encode_cancel(&mut st.out, id);
+        let waker = st.writer.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Stop taking calls; the driver closes once in-flight calls are answered.
+    pub(crate) fn drain(&self) {
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Open) {
+            st.phase = Phase::Draining;
+        }
+        self.usable.store(false, Ordering::Release);
+        let waker = st.writer.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The connection is gone: fail every call still waiting, saying whether its request left.
+    fn close(&self, why: Status) {
+        self.usable.store(false, Ordering::Release);
+        let mut st = self.lock();
+        if matches!(st.phase, Phase::Closed(_)) {
+            return;
+        }
+        st.phase = Phase::Closed(why.clone());
+        st.out.clear();
+        st.writer = None;
+        let taken = st.taken_upto;
+        let pending = std::mem::take(&mut st.pending);
+        drop(st);
+        for (id, tx) in pending {
+            let delivery = if id <= taken {
+                Delivery::Sent
+            } else {
+                Delivery::NotSent
+            };
+            let _ = tx.send(Err(why.clone().with_delivery(delivery)));
+        }
+    }
+}
+
+/// Drives one connection: writes what callers queued, reads and routes responses.
+pub(crate) struct ClientDriver {
+    conn: Arc<ClientConn>,
+    io: FrameIo,
+    responses: Vec<ResponseFrame>,
+    completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
+    control: BytesMut,
+}
+
+impl ClientDriver {
+    pub(crate) fn new(conn: Arc<ClientConn>, io: FrameIo) -> ClientDriver {
+        ClientDriver {
+            conn,
+            io,
+            responses: Vec::new(),
+            completions: Vec::new(),
+            control: BytesMut::new(),
+        }
+    }
+
+    /// Moves queued frames into the write buffer; returns `true` when the connection is drained
+    /// (no calls left and nothing to write) and should close.
+    fn take_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut st = self.conn.lock();
+        if !self.control.is_empty() {
+            st.out.extend_from_slice(&self.control);
+            self.control.clear();
+        }
+        if st.out.is_empty() {
+            if !st.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                st.writer = Some(cx.waker().clone());
+            }
+        } else {
+            let wbuf = self.io.wbuf();
+            if wbuf.is_empty() {
+                std::mem::swap(wbuf, &mut st.out);
+            } else {
+                wbuf.extend_from_slice(&st.out);
+                st.out.clear();
+            }
+            st.taken_upto = st.appended_upto;
+        }
+        matches!(st.phase, Phase::Draining) && st.pending.is_empty() && st.out.is_empty()
+    }
+
+    fn handle_frames(&mut self) -> Result<(), ProtocolError> {
+        while let Some(frame) = self.io.next_frame()? {
+            match frame {
+                Frame::Response(r) => self.responses.push(r),
+                Frame::Ping(v) => encode_pong(&mut self.control, v),
+                Frame::Pong(_) => {}
+                Frame::GoAway(g) => {
+                    self.complete();
+                    self.goaway(g.last_call_id, g.code, &g.message)?;
+                }
+                Frame::Settings(_) => {
+                    return Err(ProtocolError::Malformed("SETTINGS sent twice"))
+                }
+                Frame::Request(_) | Frame::Cancel { .. } => {
+                    return Err(ProtocolError::Malformed(
+                        "a server sent a REQUEST or CANCEL frame",
+                    ))
+                }
+            }
+        }
+        self.complete();
+        Ok(())
+    }
+
+    /// Hands a batch of responses to their callers, taking the lock once.
+    fn complete(&mut self) {
+        if self.responses.is_empty() {
+            return;
+        }
+        {
+            let mut st = self.conn.lock();
+            for r in self.responses.drain(..) {
+                // Unknown ids are calls the caller already gave up on.
+                if let Some(tx) = st.pending.remove(&r.call_id) {
+                    self.completions.push((tx, r));
+                }
+            }
+        }
+        for (tx, r) in self.completions.drain(..) {
+            let _ = tx.send(reply_from_frame(r));
+        }
+    }
+
+    fn goaway(&mut self, last: u32, code: GoAwayCode, message: &[u8]) -> Result<(), ProtocolError> {
+        let message = String::from_utf8_lossy(message).into_owned();
+        tracing::debug!(peer = %self.conn.peer, last_call_id = last, ?code, %message, "server sent go-away");
+        let unprocessed: Vec<_> = {
+            let mut st = self.conn.lock();
+            if matches!(st.phase, Phase::Open) {
+                st.phase = Phase::Draining;
+            }
+            self.conn.usable.store(false, Ordering::Release);
+            let ids: Vec<u32> = st.pending.keys().copied().filter(|&id| id > last).collect();
+            ids.into_iter()
+                .filter_map(|id| st.pending.remove(&id))
+                .collect()
+        };
+        for tx in unprocessed {
+            let _ = tx.send(Err(Status::unavailable(format!(
+                "server is going away ({message}); the call was not processed"
+            ))
+            .with_delivery(Delivery::Unprocessed)));
+        }
+        if code != GoAwayCode::NoError {
+            return Err(ProtocolError::PeerGoAway { code, message });
+        }
+        Ok(())
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
+        for _ in 0..DRIVER_SPINS {
+            let mut progress = false;
+            let drained = if self.io.write_pending() < WRITE_HIGH_WATER {
+                self.take_out(cx)
+            } else {
+                false
+            };
+            if let Poll::Ready(wrote) = self.io.poll_write(cx)? {
+                progress |= wrote;
+            }
+            if drained && self.io.write_pending() == 0 {
+                let _ = self.io.poll_shutdown(cx);
+                return Poll::Ready(Ok(()));
+            }
+            match self.io.poll_fill(cx)? {
+                Poll::Ready(true) => {
+                    progress = true;
+                    self.handle_frames()?;
+                }
+                Poll::Ready(false) => {
+                    return Poll::Ready(Err(ProtocolError::Io(
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    )))
+                }
+                Poll::Pending => {}
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Future for ClientDriver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        match this.poll_drive(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => {
+                this.conn.close(Status::unavailable("connection closed"));
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(e)) => {
+                let peer = &this.conn.peer;
+                match &e {
+                    ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(%peer, "server closed the connection");
+                    }
+                    _ => tracing::warn!(%peer, error = %e, "connection failed"),
+                }
+                this.conn
+                    .close(Status::unavailable(format!("connection to {peer} lost: {e}")));
+                Poll::Ready(())
+            }
+        }
+    }
+}
+
+fn reply_from_frame(r: ResponseFrame) -> Reply {
+    let code = Code::from_u8(r.code);
+    if code == Code::Ok {
+        Ok(Response::with_metadata(r.body, r.metadata))
+    } else {
+        Err(Status::new(code, String::from_utf8_lossy(&r.message).into_owned()).with_metadata(r.metadata))
+    }
+}

@@ -1,0 +1,105 @@
+//! The wire protocol: connection preface, settings, frames and their limits.
+//!
+//! `docs/protocol.md` at the repository root is the normative description; this module is its
+//! implementation. Everything here is synchronous and allocation-aware: decoding checks every length
+//! against the configured limits before it reserves memory, and bodies are split out of the read
+//! buffer without copying.
+
+mod error;
+mod frame;
+mod settings;
+
+pub use error::{GoAwayCode, ProtocolError};
+pub use frame::{
+    encode_cancel, encode_goaway, encode_ping, encode_pong, encode_request, encode_response,
+    encode_settings, request_len, response_len, Frame, FrameDecoder, GoAway, RequestFrame,
+    ResponseFrame,
+};
+pub use settings::Settings;
+
+/// The four magic bytes that open every connection, in both directions.
+pub const MAGIC: [u8; 4] = [0x7f, b'R', b'P', b'C'];
+/// The protocol major version this implementation speaks. Peers with another major version are refused.
+pub const VERSION_MAJOR: u8 = 1;
+/// The protocol minor version. Minor versions only add negotiated features.
+pub const VERSION_MINOR: u8 = 0;
+/// Length of the connection preface: magic, major, minor, two reserved zero bytes.
+pub const PREFACE_LEN: usize = 8;
+/// Length of every frame header: length (4), type (1), flags (1), call id (4).
+pub const HEADER_LEN: usize = 10;
+
+/// The preface this implementation sends.
+pub const PREFACE: [u8; PREFACE_LEN] = [
+    MAGIC[0],
+    MAGIC[1],
+    MAGIC[2],
+    MAGIC[3],
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    0,
+    0,
+];
+
+/// Frame type codes (the byte at offset 4 of a frame header).
+pub mod frame_type {
+    /// Settings of the sender; the first frame after the preface, call id 0.
+    pub const SETTINGS: u8 = 0x01;
+    /// A call: method, codec, deadline, metadata and body.
+    pub const REQUEST: u8 = 0x02;
+    /// The answer to a call: status, metadata and body.
+    pub const RESPONSE: u8 = 0x03;
+    /// The caller gave up on a call; the server drops its handler.
+    pub const CANCEL: u8 = 0x04;
+    /// Liveness probe; the peer answers with [`PONG`] carrying the same 8 bytes.
+    pub const PING: u8 = 0x05;
+    /// Answer to [`PING`].
+    pub const PONG: u8 = 0x06;
+    /// The sender will accept no new calls; calls above `last_call_id` were not processed.
+    pub const GOAWAY: u8 = 0x07;
+}
+
+/// Flag bits (the byte at offset 5 of a frame header).
+pub mod flags {
+    /// On a request: the caller expects no response.
+    pub const ONE_WAY: u8 = 0x01;
+    /// On a request or response: the body is compressed (reserved until compression is negotiated).
+    pub const COMPRESSED: u8 = 0x02;
+}
+
+/// Parses a connection preface.
+///
+/// # Errors
+/// [`ProtocolError::BadMagic`] if the bytes are not our magic, [`ProtocolError::UnsupportedVersion`]
+/// if the major version differs from ours.
+pub fn check_preface(bytes: &[u8; PREFACE_LEN]) -> Result<(u8, u8), ProtocolError> {
+    if bytes[..4] != MAGIC {
+        return Err(ProtocolError::BadMagic);
+    }
+    let (major, minor) = (bytes[4], bytes[5]);
+    if major != VERSION_MAJOR {
+        return Err(ProtocolError::UnsupportedVersion { major, minor });
+    }
+    Ok((major, minor))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preface_checks() {
+        assert_eq!(check_preface(&PREFACE).unwrap(), (1, 0));
+        let mut bad = PREFACE;
+        bad[0] = b'G';
+        assert!(matches!(check_preface(&bad), Err(ProtocolError::BadMagic)));
+        let mut v2 = PREFACE;
+        v2[4] = 2;
+        assert!(matches!(
+            check_preface(&v2),
+            Err(ProtocolError::UnsupportedVersion { major: 2, .. })
+        ));
+        let mut minor = PREFACE;
+        minor[5] = 9;
+        assert!(check_preface(&minor).is_ok());
+    }
+}

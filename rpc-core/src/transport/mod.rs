@@ -1,0 +1,80 @@
+//! Transports: where the bytes go. A [`Connector`] opens streams to one address and a [`Listener`]
+//! accepts them; both hand out boxed [`Io`] streams so that the protocol layer above is the same for
+//! TCP, Unix sockets and the in-memory transport.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub mod memory;
+pub mod tcp;
+#[cfg(unix)]
+pub mod unix;
+
+/// A bidirectional byte stream a connection runs over.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A boxed stream, as transports hand them to the protocol layer.
+pub type BoxIo = Box<dyn Io>;
+
+/// A boxed, sendable future, as [`Connector::connect`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The address of the other end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A TCP peer.
+    Tcp(std::net::SocketAddr),
+    /// A Unix-socket peer (its path, when it has one).
+    Unix(Option<Arc<std::path::Path>>),
+    /// An in-memory peer: the listener's name and the connection's serial number.
+    Memory(Arc<str>, u64),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Tcp(a) => write!(f, "{a}"),
+            PeerAddr::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
+            PeerAddr::Memory(name, n) => write!(f, "memory:{name}#{n}"),
+        }
+    }
+}
+
+/// Opens new streams to one remote address. A `Channel` calls it on first use and after every
+/// connection loss.
+pub trait Connector: Send + Sync + fmt::Debug + 'static {
+    /// Opens one stream and says who is at the other end.
+    fn connect(&self) -> BoxFuture<'static, io::Result<(BoxIo, PeerAddr)>>;
+
+    /// The address this connector reaches, for logs.
+    fn target(&self) -> String;
+}
+
+/// Accepts incoming streams for a `Server`.
+pub trait Listener: Send + 'static {
+    /// Polls for the next incoming stream.
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxIo, PeerAddr)>>;
+
+    /// The address this listener is bound to.
+    fn local_addr(&self) -> io::Result<PeerAddr>;
+}
+
+impl<L: Listener + ?Sized> Listener for Box<L> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(BoxIo, PeerAddr)>> {
+        (**self).poll_accept(cx)
+    }
+
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        (**self).local_addr()
+    }
+}
