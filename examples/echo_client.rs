@@ -1,1 +1,160 @@
-fn main() {}
+//! Load for an echo server: N calls, C in flight over one connection, every reply checked.
+//!
+//! ```text
+//! cargo run --release --example echo_client -- --connect 127.0.0.1:50051 \
+//!     --requests 100000 --concurrency 32 --payload 64 [--threads N]
+//! ```
+//!
+//! The last line is always
+//! `requests=N errors=E qps=Q p50_us=A p99_us=B p999_us=C`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hdrhistogram::Histogram;
+use rpc_core::{Endpoint, Request};
+
+struct Args {
+    connect: String,
+    requests: u64,
+    concurrency: u64,
+    payload: usize,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        connect: String::new(),
+        requests: 10_000,
+        concurrency: 1,
+        payload: 64,
+        threads: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        let num = |v: String| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--connect" => args.connect = value()?,
+            "--requests" => args.requests = num(value()?)?,
+            "--concurrency" => args.concurrency = num(value()?)?.max(1),
+            "--payload" => args.payload = num(value()?)? as usize,
+            "--threads" => args.threads = num(value()?)? as usize,
+            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N]".into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.connect.is_empty() {
+        return Err("--connect HOST:PORT is required".into());
+    }
+    Ok(args)
+}
+
+/// A payload that differs per call, so that a reply delivered to the wrong caller is caught.
+fn payload(index: u64, len: usize) -> Bytes {
+    let mut b = BytesMut::with_capacity(len);
+    let tag = index.to_be_bytes();
+    for i in 0..len {
+        b.put_u8(tag[i % 8] ^ (i as u8));
+    }
+    b.freeze()
+}
+
+struct Outcome {
+    histogram: Histogram<u64>,
+    errors: u64,
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let endpoint = Endpoint::from_uri(&args.connect)
+        .map_err(|e| e.to_string())?
+        .max_concurrent_calls(args.concurrency as usize);
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.min(args.requests.max(1)) {
+        let channel = channel.clone();
+        let next = next.clone();
+        let (total, size) = (args.requests, args.payload);
+        workers.push(tokio::spawn(async move {
+            let mut out = Outcome {
+                histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
+                errors: 0,
+            };
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return out;
+                }
+                let body = payload(i, size);
+                let t0 = Instant::now();
+                let result = channel.unary(Request::new("demo.Echo/Echo", body.clone())).await;
+                let us = t0.elapsed().as_micros() as u64;
+                match result {
+                    Ok(reply) if *reply.body() == body => {
+                        let _ = out.histogram.record(us.max(1));
+                    }
+                    Ok(_) => {
+                        out.errors += 1;
+                        if out.errors <= 5 {
+                            eprintln!("echo_client: call {i}: reply differs from request");
+                        }
+                    }
+                    Err(status) => {
+                        out.errors += 1;
+                        if out.errors <= 5 {
+                            eprintln!("echo_client: call {i}: {status}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("static bounds");
+    let mut errors = 0;
+    for w in workers {
+        let out = w.await.map_err(|e| e.to_string())?;
+        histogram.add(&out.histogram).map_err(|e| e.to_string())?;
+        errors += out.errors;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let qps = if secs > 0.0 { args.requests as f64 / secs } else { 0.0 };
+    println!(
+        "requests={} errors={} qps={:.0} p50_us={} p99_us={} p999_us={}",
+        args.requests,
+        errors,
+        qps,
+        histogram.value_at_quantile(0.5),
+        histogram.value_at_quantile(0.99),
+        histogram.value_at_quantile(0.999),
+    );
+    Ok(())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo_client: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let result = runtime
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(run(args)));
+    if let Err(e) = result {
+        eprintln!("echo_client: {e}");
+        std::process::exit(1);
+    }
+}
