@@ -142,25 +142,48 @@ async fn server_enforces_deadline_and_client_fails_on_time() {
 
 #[tokio::test(start_paused = true)]
 async fn server_answers_deadline_exceeded_itself() {
-    // The server's own enforcement, seen without the client's timer: a handler that ignores the
-    // deadline is cut off by the server, whose status reaches the caller first because the client
-    // is given a longer local deadline than the wire deadline via the inherited context.
+    // A raw client with no timer of its own: whatever arrives is the server's doing.
+    use bytes::{BufMut, BytesMut};
+    use rpc_core::protocol::{self, Frame, FrameDecoder, Settings};
+    use rpc_core::transport::{memory::MemoryConnector, Connector};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let svc = RawService::new("demo.Slow").method("Wait", |_req| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(Response::default())
     });
     let server = serve(Server::builder().add_service(svc), MemoryListener::bind("deadline-2").unwrap());
-    let channel = Endpoint::memory("deadline-2").connect().await.unwrap();
-    let err = channel
-        .unary(Request::new("demo.Slow/Wait", "").with_timeout(Duration::from_millis(50)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::DeadlineExceeded);
-    // Whichever side's timer fired first, the status says deadline, and the channel still works.
-    let channel2 = channel.clone();
-    let err = channel2.unary(Request::new("demo.Slow/Nope", "")).await.unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
-    drop((channel, channel2));
+    let (mut io, _) = MemoryConnector::new("deadline-2").connect().await.unwrap();
+    let settings = Settings::protocol_default();
+    let mut out = BytesMut::new();
+    out.put_slice(&protocol::PREFACE);
+    protocol::encode_settings(&mut out, &settings);
+    protocol::encode_request(&mut out, 1, 0, b"demo.Slow/Wait", 0, 50_000, &Metadata::new(), b"");
+    let t0 = Instant::now();
+    io.write_all(&out).await.unwrap();
+
+    let decoder = FrameDecoder::new(&settings);
+    let mut buf = BytesMut::new();
+    let mut preface_seen = false;
+    let response = loop {
+        if !preface_seen && buf.len() >= protocol::PREFACE_LEN {
+            let _ = buf.split_to(protocol::PREFACE_LEN);
+            preface_seen = true;
+        }
+        if preface_seen {
+            match decoder.decode(&mut buf).unwrap() {
+                Some(Frame::Response(r)) => break r,
+                Some(_) => continue,
+                None => {}
+            }
+        }
+        assert!(io.read_buf(&mut buf).await.unwrap() > 0, "server closed early");
+    };
+    assert_eq!(response.call_id, 1);
+    assert_eq!(Code::from_u8(response.code), Code::DeadlineExceeded);
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(55), "{waited:?}");
+    drop(io);
     server.shutdown().await;
 }
 

@@ -252,6 +252,8 @@ pub(crate) struct ClientDriver {
     responses: Vec<ResponseFrame>,
     completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
     control: BytesMut,
+    /// The handshake may have read frames past the server's SETTINGS; they are handled first.
+    primed: bool,
 }
 
 impl ClientDriver {
@@ -262,6 +264,7 @@ impl ClientDriver {
             responses: Vec::new(),
             completions: Vec::new(),
             control: BytesMut::new(),
+            primed: false,
         }
     }
 
@@ -360,6 +363,10 @@ impl ClientDriver {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
+        if !self.primed {
+            self.primed = true;
+            self.handle_frames()?;
+        }
         for _ in 0..DRIVER_SPINS {
             let mut progress = false;
             let drained = if self.io.write_pending() < WRITE_HIGH_WATER {
