@@ -91,7 +91,9 @@ async fn run(args: Args) -> Result<(), String> {
                 }
                 let body = payload(i, size);
                 let t0 = Instant::now();
-                let result = channel.unary(Request::new("demo.Echo/Echo", body.clone())).await;
+                let result = channel
+                    .unary(Request::new("demo.Echo/Echo", body.clone()))
+                    .await;
                 let us = t0.elapsed().as_micros() as u64;
                 match result {
                     Ok(reply) if *reply.body() == body => {
@@ -121,7 +123,11 @@ async fn run(args: Args) -> Result<(), String> {
         errors += out.errors;
     }
     let secs = started.elapsed().as_secs_f64();
-    let qps = if secs > 0.0 { args.requests as f64 / secs } else { 0.0 };
+    let qps = if secs > 0.0 {
+        args.requests as f64 / secs
+    } else {
+        0.0
+    };
     println!(
         "requests={} errors={} qps={:.0} p50_us={} p99_us={} p999_us={}",
         args.requests,
@@ -143,7 +149,9 @@ fn main() {
         }
     };
     let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.threads)

@@ -24,9 +24,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--listen" => {
-                listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?)
-            }
+            "--listen" => listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--threads" => threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "-h" | "--help" => {
                 return Err("usage: echo_server --listen HOST:PORT [--threads N]".into())
@@ -66,8 +64,9 @@ async fn shutdown_signal() {
 async fn run(args: Args) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("echo_server: listening on {}", listener.local_addr()?);
-    let echo = RawService::new("demo.Echo")
-        .method("Echo", |req| async move { Ok(Response::new(req.into_body())) });
+    let echo = RawService::new("demo.Echo").method("Echo", |req| async move {
+        Ok(Response::new(req.into_body()))
+    });
     Server::builder()
         .max_concurrent_calls_per_connection(10_000)
         .add_service(echo)
@@ -78,8 +77,7 @@ async fn run(args: Args) -> std::io::Result<()> {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let args = match parse_args() {
@@ -90,7 +88,9 @@ fn main() {
         }
     };
     let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(args.threads)

@@ -14,7 +14,9 @@ use rpc_core::{Code, Context, Endpoint, Request, Response, Server, Status};
 /// An inventory service with hand-encoded bodies (`#[service]` will generate this kind of code).
 fn inventory() -> RawService {
     RawService::new("shop.Inventory")
-        .method("Echo", |req: Request| async move { Ok(Response::new(req.into_body())) })
+        .method("Echo", |req: Request| async move {
+            Ok(Response::new(req.into_body()))
+        })
         .method("Stock", |req: Request| async move {
             let sku = String::from_utf8(req.body().to_vec())
                 .map_err(|_| Status::invalid_argument("sku must be UTF-8"))?;
@@ -22,19 +24,30 @@ fn inventory() -> RawService {
                 .and_then(|c| c.remaining())
                 .map_or("none".to_string(), |d| format!("{} ms", d.as_millis()));
             match sku.as_str() {
-                "sku-1" => Ok(Response::new(format!("{sku}: 42 in stock (deadline left: {left})"))),
+                "sku-1" => Ok(Response::new(format!(
+                    "{sku}: 42 in stock (deadline left: {left})"
+                ))),
                 _ => Err(Status::not_found(format!("no such sku {sku:?}"))),
             }
         })
 }
 
 async fn exercise(label: &str, channel: &rpc_core::Channel) -> Result<(), Status> {
-    let reply = channel.unary(Request::new("shop.Inventory/Echo", "hello")).await?;
-    println!("[{label}] Echo -> {}", String::from_utf8_lossy(reply.body()));
+    let reply = channel
+        .unary(Request::new("shop.Inventory/Echo", "hello"))
+        .await?;
+    println!(
+        "[{label}] Echo -> {}",
+        String::from_utf8_lossy(reply.body())
+    );
 
-    let req = Request::new("shop.Inventory/Stock", "sku-1").with_timeout(Duration::from_millis(500));
+    let req =
+        Request::new("shop.Inventory/Stock", "sku-1").with_timeout(Duration::from_millis(500));
     let reply = channel.unary(req).await?;
-    println!("[{label}] Stock -> {}", String::from_utf8_lossy(reply.body()));
+    println!(
+        "[{label}] Stock -> {}",
+        String::from_utf8_lossy(reply.body())
+    );
 
     let err = channel
         .unary(Request::new("shop.Inventory/Stock", "sku-404"))
@@ -56,8 +69,7 @@ async fn exercise(label: &str, channel: &rpc_core::Channel) -> Result<(), Status
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
 

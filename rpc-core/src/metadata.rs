@@ -145,7 +145,9 @@ mod tests {
 
     #[test]
     fn binary_values_are_kept() {
-        let md: Metadata = [("bin", Bytes::from_static(&[0xff, 0x00]))].into_iter().collect();
+        let md: Metadata = [("bin", Bytes::from_static(&[0xff, 0x00]))]
+            .into_iter()
+            .collect();
         assert_eq!(md.get("bin").map(|b| b.as_ref()), Some(&[0xff, 0x00][..]));
         assert_eq!(md.get_str("bin"), None);
         assert_eq!(md.encoded_len(), 4 + 3 + 2);

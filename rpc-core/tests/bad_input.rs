@@ -22,9 +22,7 @@ use rpc_core::protocol::{
     encode_cancel, encode_ping, encode_request, encode_settings, frame_type, Frame, FrameDecoder,
     GoAway, GoAwayCode, RequestFrame, ResponseFrame, Settings, HEADER_LEN, PREFACE,
 };
-use rpc_core::{
-    server::RawService, Code, Delivery, Endpoint, Metadata, Request, Response, Server,
-};
+use rpc_core::{server::RawService, Code, Delivery, Endpoint, Metadata, Request, Response, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -59,7 +57,10 @@ fn panic_baseline() -> usize {
 
 fn assert_no_new_panics(baseline: usize) {
     let now = PANICS.with(Cell::get);
-    assert_eq!(now, baseline, "a task panicked on this test's runtime (see stderr)");
+    assert_eq!(
+        now, baseline,
+        "a task panicked on this test's runtime (see stderr)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,7 +183,10 @@ async fn assert_echo(channel: &rpc_core::Channel, body: &'static str) {
 async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -227,7 +231,10 @@ impl RawConn {
         out.put_slice(&PREFACE);
         encode_settings(&mut out, &Settings::protocol_default());
         conn.send(&out).await;
-        let preface = conn.read_preface().await.expect("server closed instead of its preface");
+        let preface = conn
+            .read_preface()
+            .await
+            .expect("server closed instead of its preface");
         assert_eq!(preface, PREFACE, "server preface");
         match conn.next_frame().await {
             Some(Frame::Settings(s)) => (conn, s),
@@ -349,7 +356,16 @@ impl RawConn {
 
 fn request(call_id: u32, path: &str, body: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();
-    encode_request(&mut out, call_id, 0, path.as_bytes(), 0, 0, &Metadata::new(), body);
+    encode_request(
+        &mut out,
+        call_id,
+        0,
+        path.as_bytes(),
+        0,
+        0,
+        &Metadata::new(),
+        body,
+    );
     out
 }
 
@@ -431,7 +447,10 @@ async fn wrong_major_version_gets_goaway_unsupported_version() {
     encode_settings(&mut out, &Settings::protocol_default());
     conn.send(&out).await;
 
-    let preface = conn.read_preface().await.expect("closed before the server's preface");
+    let preface = conn
+        .read_preface()
+        .await
+        .expect("closed before the server's preface");
     assert_eq!(preface, PREFACE, "the server answers with its own preface");
     let goaway = single_goaway(conn.frames_until_eof().await);
     assert_eq!(goaway.code, GoAwayCode::UnsupportedVersion);
@@ -460,7 +479,10 @@ async fn oversized_frame_gets_goaway_frame_too_large_from_the_header_alone() {
     assert_eq!(goaway.last_call_id, 0);
 
     let text = logs.text();
-    assert!(text.contains("protocol error"), "not logged; captured logs:\n{text}");
+    assert!(
+        text.contains("protocol error"),
+        "not logged; captured logs:\n{text}"
+    );
     assert!(
         text.contains("exceeds the maximum frame size"),
         "the log does not say why; captured logs:\n{text}"
@@ -523,7 +545,10 @@ async fn oversized_metadata_gets_goaway_metadata_too_large() {
     assert_eq!(goaway.code, GoAwayCode::MetadataTooLarge);
 
     let text = logs.text();
-    assert!(text.contains("protocol error"), "not logged; captured logs:\n{text}");
+    assert!(
+        text.contains("protocol error"),
+        "not logged; captured logs:\n{text}"
+    );
     assert!(
         text.contains("metadata block of 200 bytes"),
         "the log does not say why; captured logs:\n{text}"
@@ -550,7 +575,10 @@ async fn unknown_frame_type_gets_goaway_protocol_error() {
     assert_eq!(goaway.code, GoAwayCode::ProtocolError);
 
     let text = logs.text();
-    assert!(text.contains("protocol error"), "not logged; captured logs:\n{text}");
+    assert!(
+        text.contains("protocol error"),
+        "not logged; captured logs:\n{text}"
+    );
     assert!(
         text.contains("unknown frame type 0x42"),
         "the log does not say why; captured logs:\n{text}"
@@ -577,7 +605,11 @@ async fn unknown_service_and_method_are_unimplemented_and_the_connection_stays_u
     let mut seen = Vec::new();
     for id in [1, 2] {
         let r = conn.response_for(id, &mut seen).await;
-        assert_eq!(Code::from_u8(r.code), Code::Unimplemented, "call {id}: {r:?}");
+        assert_eq!(
+            Code::from_u8(r.code),
+            Code::Unimplemented,
+            "call {id}: {r:?}"
+        );
         assert!(r.body.is_empty(), "an error response has no body");
     }
     let r = conn.response_for(3, &mut seen).await;
@@ -661,7 +693,11 @@ async fn channel_applies_backpressure_at_the_servers_limit() {
         .await
         .expect("connect hung")
         .expect("connect failed");
-    assert_eq!(channel.max_in_flight(), 2, "the channel adopts the server's limit");
+    assert_eq!(
+        channel.max_in_flight(),
+        2,
+        "the channel adopts the server's limit"
+    );
 
     let calls: Vec<JoinHandle<_>> = (0..2)
         .map(|_| {
@@ -675,7 +711,10 @@ async fn channel_applies_backpressure_at_the_servers_limit() {
     let mut cx = Context::from_waker(Waker::noop());
     let ready = tower::Service::<Request>::poll_ready(&mut probe, &mut cx);
     assert!(ready.is_pending(), "poll_ready at the limit: {ready:?}");
-    assert!(calls.iter().all(|c| !c.is_finished()), "slow calls finished early");
+    assert!(
+        calls.iter().all(|c| !c.is_finished()),
+        "slow calls finished early"
+    );
 
     // Dropping one call frees its slot.
     calls[0].abort();
@@ -690,7 +729,9 @@ async fn channel_applies_backpressure_at_the_servers_limit() {
     drop(probe);
     calls[1].abort();
     for call in calls {
-        let joined = tokio::time::timeout(TIMEOUT, call).await.expect("abort hung");
+        let joined = tokio::time::timeout(TIMEOUT, call)
+            .await
+            .expect("abort hung");
         assert!(joined.is_err_and(|e| e.is_cancelled()));
     }
     wait_until("no calls in flight", || channel.in_flight() == 0).await;
@@ -719,7 +760,10 @@ async fn server_vanishing_mid_call_fails_the_call_unavailable_sent() {
             .expect("no client came")
             .expect("accept");
         let mut conn = RawConn::from_stream(stream);
-        let preface = conn.read_preface().await.expect("client closed before its preface");
+        let preface = conn
+            .read_preface()
+            .await
+            .expect("client closed before its preface");
         assert_eq!(preface, PREFACE);
         match conn.next_frame().await {
             Some(Frame::Settings(_)) => {}
@@ -806,7 +850,8 @@ async fn ping_gets_pong_with_the_same_value() {
         other => panic!("expected PONG({value:#x}), got {other:?}"),
     }
     // And the connection still works.
-    conn.send(&request(1, "demo.Echo/Echo", b"after ping")).await;
+    conn.send(&request(1, "demo.Echo/Echo", b"after ping"))
+        .await;
     let r = conn.response_for(1, &mut Vec::new()).await;
     assert_ok_echo(&r, b"after ping");
 

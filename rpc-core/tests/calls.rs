@@ -10,7 +10,9 @@ use bytes::Bytes;
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
 use rpc_core::transport::Listener;
-use rpc_core::{Channel, Code, Context, Delivery, Endpoint, Metadata, Request, Response, Server, Status};
+use rpc_core::{
+    Channel, Code, Context, Delivery, Endpoint, Metadata, Request, Response, Server, Status,
+};
 use tokio::sync::{mpsc, oneshot, Barrier};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -26,7 +28,10 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.join.await.expect("server task").expect("server result");
+        self.join
+            .await
+            .expect("server task")
+            .expect("server result");
     }
 }
 
@@ -42,7 +47,10 @@ fn serve(server: Server, listener: impl Listener) -> Running {
 }
 
 fn echo() -> RawService {
-    RawService::new("demo.Echo").method("Echo", |req| async move { Ok(Response::new(req.into_body())) })
+    RawService::new("demo.Echo").method(
+        "Echo",
+        |req| async move { Ok(Response::new(req.into_body())) },
+    )
 }
 
 /// Sends `()` on the channel when dropped: tells a test that a handler future was dropped.
@@ -84,16 +92,24 @@ async fn ten_thousand_concurrent_calls_on_one_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = serve(
-        Server::builder().max_concurrent_calls_per_connection(N as u32).add_service(svc),
+        Server::builder()
+            .max_concurrent_calls_per_connection(N as u32)
+            .add_service(svc),
         listener,
     );
-    let channel = Endpoint::tcp(addr).max_concurrent_calls(N).connect().await.unwrap();
+    let channel = Endpoint::tcp(addr)
+        .max_concurrent_calls(N)
+        .connect()
+        .await
+        .unwrap();
     let mut calls = tokio::task::JoinSet::new();
     for i in 0..N {
         let channel = channel.clone();
         calls.spawn(async move {
             let body = Bytes::from(format!("call-{i}"));
-            let reply = channel.unary(Request::new("demo.Echo/Echo", body.clone())).await?;
+            let reply = channel
+                .unary(Request::new("demo.Echo/Echo", body.clone()))
+                .await?;
             assert_eq!(reply.body(), &body, "reply {i} went to the wrong caller");
             Ok::<_, Status>(())
         });
@@ -120,7 +136,10 @@ async fn server_enforces_deadline_and_client_fails_on_time() {
             Ok(Response::default())
         }
     });
-    let server = serve(Server::builder().add_service(svc), MemoryListener::bind("deadline-1").unwrap());
+    let server = serve(
+        Server::builder().add_service(svc),
+        MemoryListener::bind("deadline-1").unwrap(),
+    );
     let channel = Endpoint::memory("deadline-1").connect().await.unwrap();
 
     let t0 = Instant::now();
@@ -135,7 +154,10 @@ async fn server_enforces_deadline_and_client_fails_on_time() {
         "answered after {waited:?}"
     );
     // The server dropped the handler (deadline enforcement and/or the client's cancel).
-    tokio::time::timeout(Duration::from_secs(1), dropped_rx).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(1), dropped_rx)
+        .await
+        .unwrap()
+        .unwrap();
     drop(channel);
     server.shutdown().await;
 }
@@ -152,13 +174,25 @@ async fn server_answers_deadline_exceeded_itself() {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         Ok(Response::default())
     });
-    let server = serve(Server::builder().add_service(svc), MemoryListener::bind("deadline-2").unwrap());
+    let server = serve(
+        Server::builder().add_service(svc),
+        MemoryListener::bind("deadline-2").unwrap(),
+    );
     let (mut io, _) = MemoryConnector::new("deadline-2").connect().await.unwrap();
     let settings = Settings::protocol_default();
     let mut out = BytesMut::new();
     out.put_slice(&protocol::PREFACE);
     protocol::encode_settings(&mut out, &settings);
-    protocol::encode_request(&mut out, 1, 0, b"demo.Slow/Wait", 0, 50_000, &Metadata::new(), b"");
+    protocol::encode_request(
+        &mut out,
+        1,
+        0,
+        b"demo.Slow/Wait",
+        0,
+        50_000,
+        &Metadata::new(),
+        b"",
+    );
     let t0 = Instant::now();
     io.write_all(&out).await.unwrap();
 
@@ -177,12 +211,18 @@ async fn server_answers_deadline_exceeded_itself() {
                 None => {}
             }
         }
-        assert!(io.read_buf(&mut buf).await.unwrap() > 0, "server closed early");
+        assert!(
+            io.read_buf(&mut buf).await.unwrap() > 0,
+            "server closed early"
+        );
     };
     assert_eq!(response.call_id, 1);
     assert_eq!(Code::from_u8(response.code), Code::DeadlineExceeded);
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(50) && waited < Duration::from_millis(55), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_millis(55),
+        "{waited:?}"
+    );
     drop(io);
     server.shutdown().await;
 }
@@ -192,31 +232,43 @@ async fn nested_calls_inherit_the_remaining_deadline() {
     // B reports the deadline it sees; A waits 300 ms, then calls B without setting any deadline.
     let b = RawService::new("demo.B")
         .method("Remaining", |_req| async {
-            let left = Context::current().and_then(|c| c.remaining()).expect("B has a deadline");
+            let left = Context::current()
+                .and_then(|c| c.remaining())
+                .expect("B has a deadline");
             Ok(Response::new(left.as_micros().to_string()))
         })
         .method("Slow", |_req| async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Response::default())
         });
-    let server_b = serve(Server::builder().add_service(b), MemoryListener::bind("nested-b").unwrap());
+    let server_b = serve(
+        Server::builder().add_service(b),
+        MemoryListener::bind("nested-b").unwrap(),
+    );
     let to_b = Endpoint::memory("nested-b").connect_lazy();
     let a = RawService::new("demo.A").method("Relay", move |req: Request| {
         let to_b = to_b.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let method = String::from_utf8(req.body().to_vec()).unwrap();
-            to_b.unary(Request::new(format!("demo.B/{method}"), "")).await
+            to_b.unary(Request::new(format!("demo.B/{method}"), ""))
+                .await
         }
     });
-    let server_a = serve(Server::builder().add_service(a), MemoryListener::bind("nested-a").unwrap());
+    let server_a = serve(
+        Server::builder().add_service(a),
+        MemoryListener::bind("nested-a").unwrap(),
+    );
     let to_a = Endpoint::memory("nested-a").connect().await.unwrap();
 
     let reply = to_a
         .unary(Request::new("demo.A/Relay", "Remaining").with_timeout(Duration::from_secs(1)))
         .await
         .unwrap();
-    let left_us: u64 = String::from_utf8(reply.body().to_vec()).unwrap().parse().unwrap();
+    let left_us: u64 = String::from_utf8(reply.body().to_vec())
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         (690_000..=700_000).contains(&left_us),
         "B saw {left_us} us left; expected about 700 ms"
@@ -230,7 +282,10 @@ async fn nested_calls_inherit_the_remaining_deadline() {
         .unwrap_err();
     assert_eq!(err.code(), Code::DeadlineExceeded);
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_millis(1010), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(1010),
+        "{waited:?}"
+    );
     drop(to_a);
     server_a.shutdown().await;
     server_b.shutdown().await;
@@ -251,7 +306,10 @@ async fn cancellation_reaches_the_handler() {
             Ok(Response::default())
         }
     });
-    let server = serve(Server::builder().add_service(svc), MemoryListener::bind("cancel-1").unwrap());
+    let server = serve(
+        Server::builder().add_service(svc),
+        MemoryListener::bind("cancel-1").unwrap(),
+    );
     let channel = Endpoint::memory("cancel-1").connect().await.unwrap();
     let call = {
         let channel = channel.clone();
@@ -264,7 +322,10 @@ async fn cancellation_reaches_the_handler() {
         .await
         .expect("handler was not dropped")
         .unwrap();
-    eventually("the in-flight slot to be freed", || async { channel.in_flight() == 0 }).await;
+    eventually("the in-flight slot to be freed", || async {
+        channel.in_flight() == 0
+    })
+    .await;
     drop(channel);
     server.shutdown().await;
 }
@@ -279,17 +340,26 @@ async fn one_way_calls_run_without_a_response() {
             Ok(Response::new("ignored"))
         }
     });
-    let server = serve(Server::builder().add_service(svc), MemoryListener::bind("oneway-1").unwrap());
+    let server = serve(
+        Server::builder().add_service(svc),
+        MemoryListener::bind("oneway-1").unwrap(),
+    );
     let channel = Endpoint::memory("oneway-1").connect().await.unwrap();
     for i in 0..3 {
         let reply = channel
             .unary(Request::new("demo.Events/Publish", format!("event-{i}")).with_one_way(true))
             .await
             .unwrap();
-        assert!(reply.body().is_empty(), "one-way calls have no response body");
+        assert!(
+            reply.body().is_empty(),
+            "one-way calls have no response body"
+        );
     }
     for i in 0..3 {
-        let got = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv()).await.unwrap().unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got, Bytes::from(format!("event-{i}")));
     }
     // A one-way call to an unknown method is dropped quietly; the connection stays healthy.
@@ -341,7 +411,10 @@ async fn graceful_shutdown_lets_in_flight_calls_finish() {
     assert_eq!(&reply.body()[..], b"held");
     join.await.unwrap().unwrap();
     // After the go-away the old channel does not send more calls to that server.
-    let err = channel.unary(Request::new("demo.Echo/Echo", "late")).await.unwrap_err();
+    let err = channel
+        .unary(Request::new("demo.Echo/Echo", "late"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.delivery().never_processed(), "{err:?}");
 }
@@ -358,7 +431,9 @@ async fn drain_timeout_closes_stuck_calls() {
         }
     });
     let server = serve(
-        Server::builder().drain_timeout(Duration::from_secs(2)).add_service(svc),
+        Server::builder()
+            .drain_timeout(Duration::from_secs(2))
+            .add_service(svc),
         MemoryListener::bind("drain-1").unwrap(),
     );
     let channel = Endpoint::memory("drain-1").connect().await.unwrap();
@@ -370,7 +445,10 @@ async fn drain_timeout_closes_stuck_calls() {
     let t0 = Instant::now();
     server.shutdown().await;
     let took = t0.elapsed();
-    assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(2100), "{took:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2100),
+        "{took:?}"
+    );
     let err = stuck.await.unwrap().unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert_eq!(err.delivery(), Delivery::Sent);
@@ -384,17 +462,26 @@ async fn channel_reconnects_after_server_restart() {
     let channel = Endpoint::tcp(addr)
         .backoff(Duration::from_millis(10), Duration::from_millis(100))
         .connect_lazy();
-    channel.unary(Request::new("demo.Echo/Echo", "1")).await.unwrap();
+    channel
+        .unary(Request::new("demo.Echo/Echo", "1"))
+        .await
+        .unwrap();
 
     server.shutdown().await;
-    let err = channel.unary(Request::new("demo.Echo/Echo", "2")).await.unwrap_err();
+    let err = channel
+        .unary(Request::new("demo.Echo/Echo", "2"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.delivery().never_processed(), "{err:?}");
 
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let server = serve(Server::builder().add_service(echo()), listener);
     eventually("the channel to reconnect", || async {
-        channel.unary(Request::new("demo.Echo/Echo", "3")).await.is_ok()
+        channel
+            .unary(Request::new("demo.Echo/Echo", "3"))
+            .await
+            .is_ok()
     })
     .await;
     drop(channel);
@@ -411,7 +498,10 @@ async fn unix_socket_transport() {
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     let server = serve(Server::builder().add_service(echo()), listener);
     let channel = Endpoint::unix(&path).connect_lazy();
-    let reply = channel.unary(Request::new("demo.Echo/Echo", "over unix")).await.unwrap();
+    let reply = channel
+        .unary(Request::new("demo.Echo/Echo", "over unix"))
+        .await
+        .unwrap();
     assert_eq!(&reply.body()[..], b"over unix");
     drop(channel);
     server.shutdown().await;
@@ -431,23 +521,45 @@ async fn status_and_metadata_cross_the_wire_unchanged() {
             let ctx = Context::current().unwrap();
             assert_eq!(ctx.call_id(), req.context().call_id());
             let mut md = Metadata::new();
-            md.insert("peer-seen", ctx.peer().map(|p| p.to_string()).unwrap_or_default());
-            md.insert("echo-caller", ctx.metadata().get("caller").cloned().unwrap_or_default());
+            md.insert(
+                "peer-seen",
+                ctx.peer().map(|p| p.to_string()).unwrap_or_default(),
+            );
+            md.insert(
+                "echo-caller",
+                ctx.metadata().get("caller").cloned().unwrap_or_default(),
+            );
             Ok(Response::with_metadata(Bytes::new(), md))
         });
-    let server = serve(Server::builder().add_service(svc), MemoryListener::bind("meta-1").unwrap());
+    let server = serve(
+        Server::builder().add_service(svc),
+        MemoryListener::bind("meta-1").unwrap(),
+    );
     let channel = Endpoint::memory("meta-1").connect_lazy();
-    let err = channel.unary(Request::new("demo.Meta/Fail", "")).await.unwrap_err();
+    let err = channel
+        .unary(Request::new("demo.Meta/Fail", ""))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(err.message(), "stock is frozen: ünïcode ok");
     assert_eq!(err.metadata().get_str("retry-after-ms"), Some("250"));
-    assert_eq!(err.metadata().get("bin").map(|b| &b[..]), Some(&[0, 255, 7][..]));
+    assert_eq!(
+        err.metadata().get("bin").map(|b| &b[..]),
+        Some(&[0, 255, 7][..])
+    );
 
     let mut req = Request::new("demo.Meta/Context", "");
     req.metadata_mut().insert("caller", "order-center");
     let reply = channel.unary(req).await.unwrap();
-    assert_eq!(reply.metadata().get_str("echo-caller"), Some("order-center"));
-    assert!(reply.metadata().get_str("peer-seen").unwrap().starts_with("memory:meta-1"));
+    assert_eq!(
+        reply.metadata().get_str("echo-caller"),
+        Some("order-center")
+    );
+    assert!(reply
+        .metadata()
+        .get_str("peer-seen")
+        .unwrap()
+        .starts_with("memory:meta-1"));
     drop(channel);
     server.shutdown().await;
 }
@@ -455,22 +567,33 @@ async fn status_and_metadata_cross_the_wire_unchanged() {
 #[tokio::test]
 async fn message_size_limits_fail_locally_or_with_a_status() {
     let server = serve(
-        Server::builder().max_frame_size(64 * 1024).add_service(echo()),
+        Server::builder()
+            .max_frame_size(64 * 1024)
+            .add_service(echo()),
         MemoryListener::bind("size-1").unwrap(),
     );
     // 1 MiB responses need a client that accepts them; requests must fit the server's 64 KiB.
     let channel = Endpoint::memory("size-1").connect().await.unwrap();
     let big = Bytes::from(vec![7u8; 60 * 1024]);
-    let reply = channel.unary(Request::new("demo.Echo/Echo", big.clone())).await.unwrap();
+    let reply = channel
+        .unary(Request::new("demo.Echo/Echo", big.clone()))
+        .await
+        .unwrap();
     assert_eq!(reply.body(), &big);
 
     let too_big = Bytes::from(vec![7u8; 100 * 1024]);
-    let err = channel.unary(Request::new("demo.Echo/Echo", too_big)).await.unwrap_err();
+    let err = channel
+        .unary(Request::new("demo.Echo/Echo", too_big))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert_eq!(err.delivery(), Delivery::NotSent);
     assert!(err.message().contains("max frame size"), "{err}");
     // The connection is unaffected.
-    channel.unary(Request::new("demo.Echo/Echo", "small")).await.unwrap();
+    channel
+        .unary(Request::new("demo.Echo/Echo", "small"))
+        .await
+        .unwrap();
     drop(channel);
     server.shutdown().await;
 }
@@ -498,10 +621,15 @@ async fn server_wide_limit_spans_connections() {
     let mut held = Vec::new();
     for ch in [&a, &b] {
         let ch = ch.clone();
-        held.push(tokio::spawn(async move { ch.unary(Request::new("demo.Echo/Hold", "")).await }));
+        held.push(tokio::spawn(async move {
+            ch.unary(Request::new("demo.Echo/Hold", "")).await
+        }));
         started_rx.recv().await.unwrap();
     }
-    let err = a.unary(Request::new("demo.Echo/Echo", "x")).await.unwrap_err();
+    let err = a
+        .unary(Request::new("demo.Echo/Echo", "x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
     release.notify_waiters();
     for h in held {
@@ -515,10 +643,18 @@ async fn server_wide_limit_spans_connections() {
 #[tokio::test]
 async fn channel_is_a_tower_service() {
     use tower::Service;
-    let server = serve(Server::builder().add_service(echo()), MemoryListener::bind("tower-1").unwrap());
+    let server = serve(
+        Server::builder().add_service(echo()),
+        MemoryListener::bind("tower-1").unwrap(),
+    );
     let mut channel: Channel = Endpoint::memory("tower-1").connect_lazy();
-    std::future::poll_fn(|cx| channel.poll_ready(cx)).await.unwrap();
-    let reply = channel.call(Request::new("demo.Echo/Echo", "via tower")).await.unwrap();
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .unwrap();
+    let reply = channel
+        .call(Request::new("demo.Echo/Echo", "via tower"))
+        .await
+        .unwrap();
     assert_eq!(&reply.body()[..], b"via tower");
     drop(channel);
     server.shutdown().await;
@@ -536,10 +672,16 @@ async fn unreachable_server_fails_fast_with_not_sent() {
         .connect_lazy();
     let calls = Arc::new(AtomicUsize::new(0));
     for _ in 0..3 {
-        let err = channel.unary(Request::new("demo.Echo/Echo", "")).await.unwrap_err();
+        let err = channel
+            .unary(Request::new("demo.Echo/Echo", ""))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::Unavailable);
         assert_eq!(err.delivery(), Delivery::NotSent);
         calls.fetch_add(1, Ordering::Relaxed);
     }
-    assert_eq!(channel.state(), rpc_core::client::ChannelState::TransientFailure);
+    assert_eq!(
+        channel.state(),
+        rpc_core::client::ChannelState::TransientFailure
+    );
 }

@@ -57,10 +57,18 @@ impl Clone for Channel {
 /// What the connection slot of a channel holds.
 #[derive(Debug)]
 enum Slot {
-    Idle { failures: u32 },
-    Connecting { waiters: Vec<Waker> },
+    Idle {
+        failures: u32,
+    },
+    Connecting {
+        waiters: Vec<Waker>,
+    },
     Ready(Arc<ClientConn>),
-    Backoff { until: Instant, failures: u32, error: Status },
+    Backoff {
+        until: Instant,
+        failures: u32,
+        error: Status,
+    },
     Shutdown,
 }
 
@@ -292,20 +300,19 @@ impl tower::Service<Request> for Channel {
     }
 
     fn call(&mut self, request: Request) -> ResponseFuture {
-        let permit = match self.permit.take() {
-            Some(p) => p,
-            None => match self.handle.shared.limiter.try_acquire() {
+        let permit =
+            match self.permit.take() {
                 Some(p) => p,
-                None => {
-                    return ResponseFuture::failed(
+                None => match self.handle.shared.limiter.try_acquire() {
+                    Some(p) => p,
+                    None => return ResponseFuture::failed(
                         Status::resource_exhausted(
                             "Channel::call without poll_ready while the in-flight limit is reached",
                         )
                         .with_delivery(Delivery::NotSent),
-                    )
-                }
-            },
-        };
+                    ),
+                },
+            };
         if !self.cached.as_ref().is_some_and(|c| c.is_usable()) {
             self.cached = match &*self.handle.shared.lock() {
                 Slot::Ready(c) if c.is_usable() => Some(c.clone()),
@@ -320,10 +327,14 @@ impl tower::Service<Request> for Channel {
 /// deadline of the call being handled by this task.
 fn effective_deadline(config: &ChannelConfig, request: &Request) -> Option<Instant> {
     let from_config = config.timeout.map(|t| Instant::now() + t);
-    [request.deadline(), from_config, CallContext::current_deadline()]
-        .into_iter()
-        .flatten()
-        .min()
+    [
+        request.deadline(),
+        from_config,
+        CallContext::current_deadline(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 fn timeout_us(deadline: Option<Instant>, now: Instant) -> u64 {
@@ -545,4 +556,3 @@ fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
         }
     }
 }
-

@@ -102,7 +102,8 @@ impl ClientConn {
 
     /// Checks a request against the server's limits, before it takes a call id.
     fn check_sizes(&self, req: &Request) -> Result<(), Status> {
-        let not_sent = |code, msg: String| Err(Status::new(code, msg).with_delivery(Delivery::NotSent));
+        let not_sent =
+            |code, msg: String| Err(Status::new(code, msg).with_delivery(Delivery::NotSent));
         let path = req.path_bytes();
         if path.is_empty() || path.len() > U16_MAX {
             return not_sent(
@@ -111,7 +112,11 @@ impl ClientConn {
             );
         }
         let md = req.metadata();
-        if md.entries().iter().any(|(k, v)| k.len() > U16_MAX || v.len() > U16_MAX) {
+        if md
+            .entries()
+            .iter()
+            .any(|(k, v)| k.len() > U16_MAX || v.len() > U16_MAX)
+        {
             return not_sent(
                 Code::InvalidArgument,
                 "metadata keys and values must be at most 65535 bytes".into(),
@@ -149,7 +154,9 @@ impl ClientConn {
         match &st.phase {
             Phase::Open => {}
             Phase::Draining => {
-                return Err(Status::unavailable("connection is closing").with_delivery(Delivery::NotSent))
+                return Err(
+                    Status::unavailable("connection is closing").with_delivery(Delivery::NotSent)
+                )
             }
             Phase::Closed(why) => return Err(why.clone().with_delivery(Delivery::NotSent)),
         }
@@ -303,9 +310,7 @@ impl ClientDriver {
                     self.complete();
                     self.goaway(g.last_call_id, g.code, &g.message)?;
                 }
-                Frame::Settings(_) => {
-                    return Err(ProtocolError::Malformed("SETTINGS sent twice"))
-                }
+                Frame::Settings(_) => return Err(ProtocolError::Malformed("SETTINGS sent twice")),
                 Frame::Request(_) | Frame::Cancel { .. } => {
                     return Err(ProtocolError::Malformed(
                         "a server sent a REQUEST or CANCEL frame",
@@ -421,8 +426,9 @@ impl Future for ClientDriver {
                     }
                     _ => tracing::warn!(%peer, error = %e, "connection failed"),
                 }
-                this.conn
-                    .close(Status::unavailable(format!("connection to {peer} lost: {e}")));
+                this.conn.close(Status::unavailable(format!(
+                    "connection to {peer} lost: {e}"
+                )));
                 Poll::Ready(())
             }
         }
@@ -434,6 +440,9 @@ fn reply_from_frame(r: ResponseFrame) -> Reply {
     if code == Code::Ok {
         Ok(Response::with_metadata(r.body, r.metadata))
     } else {
-        Err(Status::new(code, String::from_utf8_lossy(&r.message).into_owned()).with_metadata(r.metadata))
+        Err(
+            Status::new(code, String::from_utf8_lossy(&r.message).into_owned())
+                .with_metadata(r.metadata),
+        )
     }
 }

@@ -246,11 +246,30 @@ mod tests {
 
     #[test]
     fn parses_uris() {
-        assert_eq!(Endpoint::from_uri("127.0.0.1:80").unwrap().target(), "127.0.0.1:80");
-        assert_eq!(Endpoint::from_uri("tcp://localhost:80").unwrap().target(), "localhost:80");
-        assert_eq!(Endpoint::from_uri("memory://a").unwrap().target(), "memory:a");
-        assert_eq!(Endpoint::from_uri("unix:///tmp/x.sock").unwrap().target(), "unix:/tmp/x.sock");
-        for bad in ["", "memory://", "http://x:1", "host", "host:notaport", ":80"] {
+        assert_eq!(
+            Endpoint::from_uri("127.0.0.1:80").unwrap().target(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(
+            Endpoint::from_uri("tcp://localhost:80").unwrap().target(),
+            "localhost:80"
+        );
+        assert_eq!(
+            Endpoint::from_uri("memory://a").unwrap().target(),
+            "memory:a"
+        );
+        assert_eq!(
+            Endpoint::from_uri("unix:///tmp/x.sock").unwrap().target(),
+            "unix:/tmp/x.sock"
+        );
+        for bad in [
+            "",
+            "memory://",
+            "http://x:1",
+            "host",
+            "host:notaport",
+            ":80",
+        ] {
             assert!(Endpoint::from_uri(bad).is_err(), "{bad}");
         }
     }
@@ -264,7 +283,10 @@ mod tests {
             let b = cfg.backoff(failures);
             let base = (100u64 << failures.min(16)).min(1000) as f64;
             let ms = b.as_secs_f64() * 1000.0;
-            assert!(ms >= base * 0.8 - 1e-6 && ms <= base * 1.2 + 1e-6, "{failures}: {ms}");
+            assert!(
+                ms >= base * 0.8 - 1e-6 && ms <= base * 1.2 + 1e-6,
+                "{failures}: {ms}"
+            );
         }
     }
 }

@@ -5,8 +5,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::FrameIo;
 use crate::protocol::{
-    check_preface, encode_goaway, encode_settings, Frame, FrameDecoder, GoAwayCode,
-    ProtocolError, Settings, PREFACE, PREFACE_LEN,
+    check_preface, encode_goaway, encode_settings, Frame, FrameDecoder, GoAwayCode, ProtocolError,
+    Settings, PREFACE, PREFACE_LEN,
 };
 use crate::transport::BoxIo;
 

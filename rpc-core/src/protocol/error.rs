@@ -59,7 +59,11 @@ pub enum ProtocolError {
     #[error("connection preface has wrong magic bytes (not this protocol)")]
     BadMagic,
     /// The peer speaks another major version.
-    #[error("unsupported protocol version {major}.{minor} (this peer speaks {}.{})", super::VERSION_MAJOR, super::VERSION_MINOR)]
+    #[error(
+        "unsupported protocol version {major}.{minor} (this peer speaks {}.{})",
+        super::VERSION_MAJOR,
+        super::VERSION_MINOR
+    )]
     UnsupportedVersion {
         /// The peer's major version.
         major: u8,

@@ -173,7 +173,9 @@ impl FrameDecoder {
             _ => {
                 let mut p = payload;
                 if p.len() < 8 {
-                    return Err(ProtocolError::Malformed("GOAWAY payload shorter than 8 bytes"));
+                    return Err(ProtocolError::Malformed(
+                        "GOAWAY payload shorter than 8 bytes",
+                    ));
                 }
                 let last_call_id = p.get_u32();
                 let code = GoAwayCode::from_u32(p.get_u32());
@@ -186,12 +188,7 @@ impl FrameDecoder {
         }
     }
 
-    fn parse_request(
-        &self,
-        flags: u8,
-        call_id: u32,
-        mut p: Bytes,
-    ) -> Result<Frame, ProtocolError> {
+    fn parse_request(&self, flags: u8, call_id: u32, mut p: Bytes) -> Result<Frame, ProtocolError> {
         const SHORT: ProtocolError =
             ProtocolError::Malformed("REQUEST payload shorter than its fields");
         if p.len() < REQUEST_FIXED {
@@ -411,10 +408,7 @@ mod tests {
             panic!("not a request")
         };
         assert!(buf.is_empty());
-        assert_eq!(
-            (r.call_id, r.flags, r.codec, r.timeout_us),
-            (7, 1, 2, 1500)
-        );
+        assert_eq!((r.call_id, r.flags, r.codec, r.timeout_us), (7, 1, 2, 1500));
         assert_eq!(&r.path[..], b"shop.Orders/Get");
         assert_eq!(r.metadata.get_str("trace-id"), Some("abc"));
         assert_eq!(&r.body[..], b"hello");
@@ -459,7 +453,11 @@ mod tests {
             d.decode(&mut buf),
             Err(ProtocolError::FrameTooLarge { .. })
         ));
-        assert_eq!(buf.capacity(), cap, "nothing reserved for an oversized frame");
+        assert_eq!(
+            buf.capacity(),
+            cap,
+            "nothing reserved for an oversized frame"
+        );
     }
 
     #[test]
@@ -488,10 +486,16 @@ mod tests {
         ));
         let mut buf = BytesMut::new();
         encode_cancel(&mut buf, 0);
-        assert!(matches!(d.decode(&mut buf), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::Malformed(_))
+        ));
         let mut buf = BytesMut::new();
         put_header(&mut buf, 0, frame_type::PING, 0, 0);
-        assert!(matches!(d.decode(&mut buf), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -502,7 +506,10 @@ mod tests {
         put_header(&mut buf, 15, frame_type::REQUEST, 0, 1);
         buf.put_u16(500);
         buf.put_slice(&[0; 13]);
-        assert!(matches!(d.decode(&mut buf), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::Malformed(_))
+        ));
         // A metadata entry whose value length overruns its block.
         let mut buf = BytesMut::new();
         put_header(&mut buf, 15 + 3 + 5, frame_type::REQUEST, 0, 1);
@@ -512,7 +519,10 @@ mod tests {
         buf.put_u32(5);
         buf.put_slice(&[0, 1, b'k', 0, 9]);
         buf.put_slice(&[0; 3]);
-        assert!(matches!(d.decode(&mut buf), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(ProtocolError::Malformed(_))
+        ));
     }
 
     #[test]

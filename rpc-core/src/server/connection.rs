@@ -144,7 +144,11 @@ impl ServerDriver {
         }
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
         let Ok(path) = std::str::from_utf8(&r.path) else {
-            self.respond_now(id, one_way, Status::invalid_argument("method path is not UTF-8"));
+            self.respond_now(
+                id,
+                one_way,
+                Status::invalid_argument("method path is not UTF-8"),
+            );
             return Ok(());
         };
         let Some((service, method)) = path.rsplit_once('/') else {
@@ -169,7 +173,10 @@ impl ServerDriver {
         };
         if self.shared.in_flight.fetch_add(1, Ordering::AcqRel) >= self.shared.max_calls {
             self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let msg = format!("server is at its limit of {} calls in flight", self.shared.max_calls);
+            let msg = format!(
+                "server is at its limit of {} calls in flight",
+                self.shared.max_calls
+            );
             tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
             self.respond_now(id, one_way, Status::resource_exhausted(msg));
             return Ok(());
@@ -185,8 +192,8 @@ impl ServerDriver {
             duration_us = tracing::field::Empty,
         );
         let started = (!span.is_disabled()).then(Instant::now);
-        let deadline = (r.timeout_us > 0)
-            .then(|| Instant::now() + Duration::from_micros(r.timeout_us));
+        let deadline =
+            (r.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(r.timeout_us));
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone());
         let codec = CodecId::new(r.codec);
         let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), r.body);
@@ -412,7 +419,10 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
             let body = resp.body();
             let len = protocol::response_len(b"", md, body);
             let fits_md = md.encoded_len() <= peer.max_metadata_size as usize
-                && md.entries().iter().all(|(k, v)| k.len() <= U16 && v.len() <= U16);
+                && md
+                    .entries()
+                    .iter()
+                    .all(|(k, v)| k.len() <= U16 && v.len() <= U16);
             if len <= peer.max_frame_size as usize && fits_md {
                 protocol::encode_response(dst, id, Code::Ok.as_u8(), b"", md, body);
             } else {
@@ -424,7 +434,14 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
                     peer.max_metadata_size
                 );
                 tracing::warn!(call_id = id, "{msg}");
-                protocol::encode_response(dst, id, Code::ResourceExhausted.as_u8(), msg.as_bytes(), &empty, b"");
+                protocol::encode_response(
+                    dst,
+                    id,
+                    Code::ResourceExhausted.as_u8(),
+                    msg.as_bytes(),
+                    &empty,
+                    b"",
+                );
             }
         }
         Err(status) => {
@@ -437,7 +454,10 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
             let msg = &text.as_bytes()[..cut];
             let md = status.metadata();
             let fits = md.encoded_len() <= peer.max_metadata_size as usize
-                && md.entries().iter().all(|(k, v)| k.len() <= U16 && v.len() <= U16)
+                && md
+                    .entries()
+                    .iter()
+                    .all(|(k, v)| k.len() <= U16 && v.len() <= U16)
                 && protocol::response_len(msg, md, b"") <= peer.max_frame_size as usize;
             let md = if fits { md } else { &empty };
             protocol::encode_response(dst, id, status.code().as_u8(), msg, md, b"");

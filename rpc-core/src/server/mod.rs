@@ -198,7 +198,8 @@ impl Server {
     /// # Errors
     /// The listener's error, if accepting fails for good.
     pub async fn serve<L: Listener>(self, listener: L) -> io::Result<()> {
-        self.serve_with_shutdown(listener, std::future::pending()).await
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
     }
 
     /// Serves until `signal` completes, then shuts down gracefully: every connection gets a
@@ -291,5 +292,7 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
-    ) || e.raw_os_error().is_some_and(|code| code == 24 || code == 23)
+    ) || e
+        .raw_os_error()
+        .is_some_and(|code| code == 24 || code == 23)
 }

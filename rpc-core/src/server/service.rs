@@ -44,9 +44,7 @@ where
         // Most services are always ready; ask with a no-op waker and only wait when they are not.
         let mut noop = Context::from_waker(Waker::noop());
         let inner = match svc.poll_ready(&mut noop) {
-            Poll::Ready(Ok(())) => Inner::Running {
-                fut: svc.call(req),
-            },
+            Poll::Ready(Ok(())) => Inner::Running { fut: svc.call(req) },
             Poll::Ready(Err(e)) => Inner::Failed { status: Some(e) },
             Poll::Pending => Inner::NotReady {
                 svc: Some(svc),
