@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use rpc_core::{Endpoint, Request};
 
@@ -52,13 +52,13 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// A payload that differs per call, so that a reply delivered to the wrong caller is caught.
-fn payload(index: u64, len: usize) -> Bytes {
-    let mut b = BytesMut::with_capacity(len);
+/// A payload that differs per call, so that a reply delivered to the wrong caller is caught: a
+/// fixed pattern with the call's index stamped over its first bytes.
+fn payload(template: &[u8], index: u64) -> Bytes {
+    let mut b = BytesMut::from(template);
     let tag = index.to_be_bytes();
-    for i in 0..len {
-        b.put_u8(tag[i % 8] ^ (i as u8));
-    }
+    let n = tag.len().min(b.len());
+    b[..n].copy_from_slice(&tag[..n]);
     b.freeze()
 }
 
@@ -78,7 +78,8 @@ async fn run(args: Args) -> Result<(), String> {
     for _ in 0..args.concurrency.min(args.requests.max(1)) {
         let channel = channel.clone();
         let next = next.clone();
-        let (total, size) = (args.requests, args.payload);
+        let total = args.requests;
+        let template: Vec<u8> = (0..args.payload).map(|i| (i % 251) as u8).collect();
         workers.push(tokio::spawn(async move {
             let mut out = Outcome {
                 histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
@@ -89,7 +90,7 @@ async fn run(args: Args) -> Result<(), String> {
                 if i >= total {
                     return out;
                 }
-                let body = payload(i, size);
+                let body = payload(&template, i);
                 let t0 = Instant::now();
                 let result = channel
                     .unary(Request::new("demo.Echo/Echo", body.clone()))
