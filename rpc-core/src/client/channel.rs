@@ -361,7 +361,9 @@ fn start(
     }
     if let Some(conn) = cached.filter(|c| c.is_usable()) {
         match conn.start(&request, timeout_us(deadline, now)) {
-            Ok(started) => return ResponseFuture::started(conn.clone(), started, permit, deadline),
+            Ok(started) => {
+                return ResponseFuture::started(conn.clone(), started, permit, deadline, &request)
+            }
             // The connection stopped taking calls under us: take the slow path to a new one.
             Err(s) if s.code() == Code::Unavailable && s.delivery() == Delivery::NotSent => {}
             Err(s) => return ResponseFuture::failed(s),
@@ -381,18 +383,43 @@ fn start(
     }
 }
 
-/// Removes the call from its connection (and tells the server) unless it completed.
+/// Removes the call from its connection (and tells the server) unless it completed; records the
+/// outcome on the call's span.
 #[derive(Debug)]
 struct CallGuard {
     conn: Arc<ClientConn>,
     id: u32,
     armed: bool,
     _permit: Permit,
+    span: tracing::Span,
+    started: Option<Instant>,
+}
+
+impl CallGuard {
+    fn finish(&mut self, reply: &Reply) {
+        self.armed = false;
+        self.record(match reply {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        });
+    }
+
+    /// Records the outcome once; later calls do nothing.
+    fn record(&mut self, code: Code) {
+        if let Some(t0) = self.started.take() {
+            self.span.record("status", code.as_str());
+            self.span
+                .record("duration_us", t0.elapsed().as_micros() as u64);
+            let _enter = self.span.enter();
+            tracing::debug!("call finished");
+        }
+    }
 }
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
         if self.armed {
+            self.record(Code::Cancelled);
             self.conn.cancel(self.id);
         }
     }
@@ -443,17 +470,30 @@ impl ResponseFuture {
         started: Started,
         permit: Permit,
         deadline: Option<Instant>,
+        request: &Request,
     ) -> ResponseFuture {
         let state = match started {
             Started::OneWay => State::Done {
                 result: Some(Ok(Response::default())),
             },
             Started::Waiting(id, rx) => {
+                let span = tracing::debug_span!(
+                    "rpc.client",
+                    service = request.service(),
+                    method = request.method(),
+                    call_id = id,
+                    peer = %conn.peer(),
+                    status = tracing::field::Empty,
+                    duration_us = tracing::field::Empty,
+                );
+                let started = (!span.is_disabled()).then(Instant::now);
                 let guard = CallGuard {
                     conn,
                     id,
                     armed: true,
                     _permit: permit,
+                    span,
+                    started,
                 };
                 match deadline {
                     None => State::Waiting { rx, guard },
@@ -484,16 +524,19 @@ impl Future for ResponseFuture {
         loop {
             let next = match self.as_mut().project().state.project() {
                 StateProj::Waiting { rx, guard } => {
-                    let reply = std::task::ready!(Pin::new(rx).poll(cx));
-                    guard.armed = false;
-                    return Poll::Ready(reply.unwrap_or_else(|_| Err(lost_reply())));
+                    let reply = std::task::ready!(Pin::new(rx).poll(cx))
+                        .unwrap_or_else(|_| Err(lost_reply()));
+                    guard.finish(&reply);
+                    return Poll::Ready(reply);
                 }
                 StateProj::WaitingUntil { rx, guard, sleep } => {
                     if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
-                        guard.armed = false;
-                        return Poll::Ready(reply.unwrap_or_else(|_| Err(lost_reply())));
+                        let reply = reply.unwrap_or_else(|_| Err(lost_reply()));
+                        guard.finish(&reply);
+                        return Poll::Ready(reply);
                     }
                     std::task::ready!(sleep.poll(cx));
+                    guard.record(Code::DeadlineExceeded);
                     // The guard cancels the call on the server as the state is replaced.
                     State::Done {
                         result: Some(Err(deadline_status())),
@@ -540,7 +583,7 @@ fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
         match conn.start(request, timeout_us(c.deadline, now)) {
             Ok(started) => {
                 return Poll::Ready(
-                    ResponseFuture::started(conn, started, permit, c.deadline).state,
+                    ResponseFuture::started(conn, started, permit, c.deadline, request).state,
                 )
             }
             Err(s)

@@ -95,6 +95,10 @@ impl ClientConn {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub(crate) fn peer(&self) -> &PeerAddr {
+        &self.peer
+    }
+
     /// `true` while the connection takes new calls.
     pub(crate) fn is_usable(&self) -> bool {
         self.usable.load(Ordering::Acquire)
