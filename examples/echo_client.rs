@@ -149,16 +149,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
+    let runtime = examples::runtime(args.threads);
     let result = runtime
         .map_err(|e| e.to_string())
         .and_then(|rt| rt.block_on(run(args)));

@@ -75,11 +75,7 @@ async fn run(args: Args) -> std::io::Result<()> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    examples::init_tracing();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -87,16 +83,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
+    let runtime = examples::runtime(args.threads);
     let result = runtime.and_then(|rt| rt.block_on(run(args)));
     if let Err(e) = result {
         eprintln!("echo_server: {e}");
