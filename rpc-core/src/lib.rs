@@ -47,12 +47,14 @@ pub mod protocol;
 pub mod server;
 mod status;
 pub mod transport;
+mod typed;
 
 pub use client::{Channel, Endpoint};
 pub use context::Context;
 pub use message::{Request, Response};
 pub use metadata::Metadata;
 pub use rpc_codec as codec;
-pub use rpc_codec::CodecId;
+pub use rpc_codec::{CodecId, CodecSet};
 pub use server::Server;
 pub use status::{Code, Delivery, Status};
+pub use typed::{choose_codec, CallOptions};

@@ -41,7 +41,7 @@ fn request_example_matches_the_encoder() {
 #[test]
 fn response_example_matches_the_encoder() {
     let mut buf = BytesMut::new();
-    protocol::encode_response(&mut buf, 1, 0, b"", &Metadata::new(), b"hi");
+    protocol::encode_response(&mut buf, 1, 0, 0, b"", &Metadata::new(), b"hi");
     assert_eq!(&buf[..], &hex_block("response-example")[..]);
 }
 

@@ -185,8 +185,10 @@ async fn connect(shared: Arc<Shared>, failures: u32) {
     let (next, conn) = match result {
         Ok((io, peer, peer_settings)) => {
             tracing::debug!(%target, %peer, "connected");
-            let conn = ClientConn::new(peer, peer_settings);
-            tokio::spawn(ClientDriver::new(conn.clone(), io));
+            let compress = shared.config.compression_for(&peer_settings);
+            let conn = ClientConn::new(peer, peer_settings, compress);
+            let max_body = local.max_frame_size as usize;
+            tokio::spawn(ClientDriver::new(conn.clone(), io, max_body));
             shared.limiter.set_limit(
                 shared
                     .config
@@ -278,6 +280,11 @@ impl Channel {
     /// The current in-flight limit (the smaller of the endpoint's and the server's).
     pub fn max_in_flight(&self) -> usize {
         self.handle.shared.limiter.limit()
+    }
+
+    /// The codec typed calls use by default (see [`Endpoint::codec`]).
+    pub fn default_codec(&self) -> rpc_codec::CodecId {
+        self.handle.shared.config.codec
     }
 
     /// The address this channel reaches.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
+use rpc_codec::Compression;
 use tokio::sync::oneshot;
 
 use crate::conn::{FrameIo, IdMap, DRIVER_SPINS, WRITE_HIGH_WATER};
@@ -52,6 +53,8 @@ pub(crate) struct ClientConn {
     usable: AtomicBool,
     peer: PeerAddr,
     peer_settings: Settings,
+    /// Request compression, when configured and the server reads it.
+    compress: Option<(Compression, usize)>,
 }
 
 impl std::fmt::Debug for ClientConn {
@@ -72,7 +75,11 @@ pub(crate) enum Started {
 }
 
 impl ClientConn {
-    pub(crate) fn new(peer: PeerAddr, peer_settings: Settings) -> Arc<ClientConn> {
+    pub(crate) fn new(
+        peer: PeerAddr,
+        peer_settings: Settings,
+        compress: Option<(Compression, usize)>,
+    ) -> Arc<ClientConn> {
         Arc::new(ClientConn {
             state: Mutex::new(State {
                 out: BytesMut::with_capacity(16 * 1024),
@@ -86,6 +93,7 @@ impl ClientConn {
             usable: AtomicBool::new(true),
             peer,
             peer_settings,
+            compress,
         })
     }
 
@@ -104,10 +112,20 @@ impl ClientConn {
         self.usable.load(Ordering::Acquire)
     }
 
-    /// Checks a request against the server's limits, before it takes a call id.
-    fn check_sizes(&self, req: &Request) -> Result<(), Status> {
+    /// Checks a request against what the server accepts, before it takes a call id.
+    fn check(&self, req: &Request, body: &[u8]) -> Result<(), Status> {
         let not_sent =
             |code, msg: String| Err(Status::new(code, msg).with_delivery(Delivery::NotSent));
+        let accepted = self.peer_settings.codec_set();
+        if !accepted.contains(req.codec()) {
+            return not_sent(
+                Code::Unimplemented,
+                format!(
+                    "the server does not accept the {} codec; it accepts: {accepted}",
+                    req.codec()
+                ),
+            );
+        }
         let path = req.path_bytes();
         if path.is_empty() || path.len() > U16_MAX {
             return not_sent(
@@ -136,7 +154,7 @@ impl ClientConn {
                 ),
             );
         }
-        let len = protocol::request_len(path, md, req.body());
+        let len = protocol::request_len(path, md, body);
         if len > self.peer_settings.max_frame_size as usize {
             return not_sent(
                 Code::ResourceExhausted,
@@ -151,9 +169,25 @@ impl ClientConn {
 
     /// Queues a request. On error nothing was queued, and the status says so.
     pub(crate) fn start(&self, req: &Request, timeout_us: u64) -> Result<Started, Status> {
-        self.check_sizes(req)?;
         let one_way = req.is_one_way();
-        let flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
+        let mut flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
+        // Compress outside the lock; keep the result only when it is smaller.
+        let compressed = match self.compress {
+            Some((c, threshold)) if req.body().len() >= threshold => {
+                let mut out = BytesMut::new();
+                c.compress(req.body(), &mut out);
+                (out.len() < req.body().len()).then_some(out)
+            }
+            _ => None,
+        };
+        let body: &[u8] = match &compressed {
+            Some(c) => {
+                flags |= protocol::flags::COMPRESSED;
+                c
+            }
+            None => req.body(),
+        };
+        self.check(req, body)?;
         let mut st = self.lock();
         match &st.phase {
             Phase::Open => {}
@@ -186,7 +220,7 @@ impl ClientConn {
             req.codec().get(),
             timeout_us,
             req.metadata(),
-            req.body(),
+            body,
         );
         st.appended_upto = id;
         let started = if one_way {
@@ -265,10 +299,12 @@ pub(crate) struct ClientDriver {
     control: BytesMut,
     /// The handshake may have read frames past the server's SETTINGS; they are handled first.
     primed: bool,
+    /// The largest body a compressed response may expand to.
+    max_body: usize,
 }
 
 impl ClientDriver {
-    pub(crate) fn new(conn: Arc<ClientConn>, io: FrameIo) -> ClientDriver {
+    pub(crate) fn new(conn: Arc<ClientConn>, io: FrameIo, max_body: usize) -> ClientDriver {
         ClientDriver {
             conn,
             io,
@@ -276,6 +312,7 @@ impl ClientDriver {
             completions: Vec::new(),
             control: BytesMut::new(),
             primed: false,
+            max_body,
         }
     }
 
@@ -341,7 +378,7 @@ impl ClientDriver {
             }
         }
         for (tx, r) in self.completions.drain(..) {
-            let _ = tx.send(reply_from_frame(r));
+            let _ = tx.send(reply_from_frame(r, self.max_body));
         }
     }
 
@@ -439,10 +476,18 @@ impl Future for ClientDriver {
     }
 }
 
-fn reply_from_frame(r: ResponseFrame) -> Reply {
+fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
     let code = Code::from_u8(r.code);
     if code == Code::Ok {
-        Ok(Response::with_metadata(r.body, r.metadata))
+        let body = if r.flags & protocol::flags::COMPRESSED != 0 {
+            rpc_codec::decompress(&r.body, max_body).map_err(|e| {
+                tracing::warn!(call_id = r.call_id, error = %e, "undecodable compressed response");
+                Status::internal(format!("response body could not be decompressed: {e}"))
+            })?
+        } else {
+            r.body
+        };
+        Ok(Response::with_metadata(body, r.metadata))
     } else {
         Err(
             Status::new(code, String::from_utf8_lossy(&r.message).into_owned())

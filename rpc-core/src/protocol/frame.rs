@@ -340,9 +340,11 @@ pub fn encode_request(
 
 /// Appends a RESPONSE frame. The caller has checked the sizes (see [`response_len`]); the message
 /// fits in 65535 bytes.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_response(
     dst: &mut BytesMut,
     call_id: u32,
+    flags: u8,
     code: u8,
     message: &[u8],
     metadata: &Metadata,
@@ -350,7 +352,7 @@ pub fn encode_response(
 ) {
     let len = response_len(message, metadata, body);
     dst.reserve(HEADER_LEN + len);
-    put_header(dst, len, frame_type::RESPONSE, 0, call_id);
+    put_header(dst, len, frame_type::RESPONSE, flags, call_id);
     dst.put_u8(code);
     dst.put_u16(message.len() as u16);
     dst.put_slice(message);
@@ -417,7 +419,7 @@ mod tests {
     #[test]
     fn response_round_trip() {
         let mut buf = BytesMut::new();
-        encode_response(&mut buf, 9, 5, b"nope", &Metadata::new(), b"");
+        encode_response(&mut buf, 9, 0, 5, b"nope", &Metadata::new(), b"");
         let Frame::Response(r) = decoder().decode(&mut buf).unwrap().unwrap() else {
             panic!("not a response")
         };

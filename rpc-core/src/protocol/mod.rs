@@ -62,7 +62,8 @@ pub mod frame_type {
 pub mod flags {
     /// On a request: the caller expects no response.
     pub const ONE_WAY: u8 = 0x01;
-    /// On a request or response: the body is compressed (reserved until compression is negotiated).
+    /// On a request or response: the body is compressed. It then starts with the compression id
+    /// (1 byte) and the uncompressed length (u32), followed by the compressed data.
     pub const COMPRESSED: u8 = 0x02;
 }
 

@@ -91,6 +91,16 @@ impl Settings {
             compressions: 1,
         }
     }
+
+    /// The codecs the sender accepts.
+    pub fn codec_set(&self) -> rpc_codec::CodecSet {
+        rpc_codec::CodecSet::from_bits(self.codecs)
+    }
+
+    /// Whether the sender can read bodies compressed with `c`.
+    pub fn accepts_compression(&self, c: rpc_codec::Compression) -> bool {
+        self.compressions & c.bit() != 0
+    }
 }
 
 impl Default for Settings {

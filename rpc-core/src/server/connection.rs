@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rpc_codec::CodecId;
+use rpc_codec::{CodecId, Compression};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -33,6 +33,8 @@ use crate::transport::PeerAddr;
 pub(crate) struct ConnShared {
     pub(crate) router: Arc<Router>,
     pub(crate) local: Settings,
+    /// Response compression and its size threshold, applied where the client reads it.
+    pub(crate) compression: Option<(Compression, usize)>,
     pub(crate) max_calls: usize,
     pub(crate) in_flight: AtomicUsize,
 }
@@ -53,13 +55,13 @@ impl OutboxCell {
     }
 
     /// Called by a spawned handler when it is done.
-    fn finish(&self, id: u32, reply: Option<(Reply, Settings)>) {
+    fn finish(&self, id: u32, reply: Option<(Reply, ReplyRules)>) {
         let mut ob = self.lock();
         if ob.closed {
             return;
         }
-        if let Some((reply, peer)) = reply {
-            encode_reply(&mut ob.out, id, reply, &peer);
+        if let Some((reply, rules)) = reply {
+            encode_reply(&mut ob.out, id, reply, &rules);
         }
         ob.finished.push(id);
         let waker = ob.writer.take();
@@ -79,11 +81,19 @@ impl Drop for GlobalSlot {
     }
 }
 
+/// How replies on one connection are written: within the client's limits, compressed when both
+/// sides agree.
+#[derive(Clone, Copy)]
+struct ReplyRules {
+    peer: Settings,
+    compress: Option<(Compression, usize)>,
+}
+
 pub(crate) struct ServerDriver {
     shared: Arc<ConnShared>,
     io: FrameIo,
     peer: PeerAddr,
-    peer_settings: Settings,
+    rules: ReplyRules,
     outbox: Arc<OutboxCell>,
     running: IdMap<AbortHandle>,
     last_call_id: u32,
@@ -104,11 +114,17 @@ impl ServerDriver {
         shutdown: WaitForCancellationFutureOwned,
         hard_stop: WaitForCancellationFutureOwned,
     ) -> ServerDriver {
+        let compress = shared
+            .compression
+            .filter(|(c, _)| peer_settings.accepts_compression(*c));
         ServerDriver {
             shared,
             io,
             peer,
-            peer_settings,
+            rules: ReplyRules {
+                peer: peer_settings,
+                compress,
+            },
             outbox: Arc::new(OutboxCell(Mutex::new(Outbox {
                 out: BytesMut::new(),
                 writer: None,
@@ -128,7 +144,7 @@ impl ServerDriver {
     fn respond_now(&mut self, id: u32, one_way: bool, status: Status) {
         tracing::debug!(peer = %self.peer, call_id = id, %status, "call rejected");
         if !one_way {
-            encode_reply(self.io.wbuf(), id, Err(status), &self.peer_settings);
+            encode_reply(self.io.wbuf(), id, Err(status), &self.rules);
         }
     }
 
@@ -155,6 +171,28 @@ impl ServerDriver {
             let msg = format!("method path {path:?} is not of the form package.Service/Method");
             self.respond_now(id, one_way, Status::invalid_argument(msg));
             return Ok(());
+        };
+        let codec = CodecId::new(r.codec);
+        let accepted = self.shared.local.codec_set();
+        if !accepted.contains(codec) {
+            let msg =
+                format!("this server does not accept the {codec} codec; it accepts: {accepted}");
+            tracing::debug!(peer = %self.peer, call_id = id, "{msg}");
+            self.respond_now(id, one_way, Status::unimplemented(msg));
+            return Ok(());
+        }
+        let body = if r.flags & protocol::flags::COMPRESSED != 0 {
+            match rpc_codec::decompress(&r.body, self.shared.local.max_frame_size as usize) {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, call_id = id, error = %e, "undecodable compressed request");
+                    let msg = format!("request body could not be decompressed: {e}");
+                    self.respond_now(id, one_way, Status::invalid_argument(msg));
+                    return Ok(());
+                }
+            }
+        } else {
+            r.body
         };
         if self.running.len() >= self.shared.local.max_concurrent_calls as usize {
             let msg = format!(
@@ -195,8 +233,7 @@ impl ServerDriver {
         let deadline =
             (r.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(r.timeout_us));
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone());
-        let codec = CodecId::new(r.codec);
-        let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), r.body);
+        let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
         let mut call = {
             let _enter = span.enter();
             svc.call(req, ctx, deadline)
@@ -212,21 +249,13 @@ impl ServerDriver {
                 if one_way {
                     log_one_way(&reply);
                 } else {
-                    encode_reply(self.io.wbuf(), id, reply, &self.peer_settings);
+                    encode_reply(self.io.wbuf(), id, reply, &self.rules);
                 }
             }
             Poll::Pending => {
                 let outbox = self.outbox.clone();
-                let peer_settings = self.peer_settings;
                 let task = tokio::spawn(finish_on_own_task(
-                    call,
-                    span,
-                    started,
-                    slot,
-                    outbox,
-                    id,
-                    one_way,
-                    peer_settings,
+                    call, span, started, slot, outbox, id, one_way, self.rules,
                 ));
                 self.running.insert(id, task.abort_handle());
             }
@@ -377,7 +406,7 @@ async fn finish_on_own_task(
     outbox: Arc<OutboxCell>,
     id: u32,
     one_way: bool,
-    peer_settings: Settings,
+    rules: ReplyRules,
 ) {
     let reply = tracing::Instrument::instrument(call, span.clone()).await;
     drop(slot);
@@ -386,7 +415,7 @@ async fn finish_on_own_task(
         log_one_way(&reply);
         outbox.finish(id, None);
     } else {
-        outbox.finish(id, Some((reply, peer_settings)));
+        outbox.finish(id, Some((reply, rules)));
     }
 }
 
@@ -410,13 +439,27 @@ fn log_one_way(reply: &Reply) {
 }
 
 /// Encodes a reply, replacing it with an error status when it does not fit the client's limits.
-fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
+fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, rules: &ReplyRules) {
     const U16: usize = u16::MAX as usize;
+    let peer = &rules.peer;
     let empty = Metadata::new();
     match reply {
         Ok(resp) => {
             let md = resp.metadata();
-            let body = resp.body();
+            let mut body: &[u8] = resp.body();
+            let mut flags = 0;
+            let compressed;
+            if let Some((c, threshold)) = rules.compress {
+                if body.len() >= threshold {
+                    let mut out = BytesMut::new();
+                    c.compress(body, &mut out);
+                    if out.len() < body.len() {
+                        compressed = out;
+                        body = &compressed;
+                        flags = protocol::flags::COMPRESSED;
+                    }
+                }
+            }
             let len = protocol::response_len(b"", md, body);
             let fits_md = md.encoded_len() <= peer.max_metadata_size as usize
                 && md
@@ -424,7 +467,7 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
                     .iter()
                     .all(|(k, v)| k.len() <= U16 && v.len() <= U16);
             if len <= peer.max_frame_size as usize && fits_md {
-                protocol::encode_response(dst, id, Code::Ok.as_u8(), b"", md, body);
+                protocol::encode_response(dst, id, flags, Code::Ok.as_u8(), b"", md, body);
             } else {
                 let msg = format!(
                     "response of {len} bytes (metadata {} bytes) exceeds the client's limits \
@@ -434,14 +477,8 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
                     peer.max_metadata_size
                 );
                 tracing::warn!(call_id = id, "{msg}");
-                protocol::encode_response(
-                    dst,
-                    id,
-                    Code::ResourceExhausted.as_u8(),
-                    msg.as_bytes(),
-                    &empty,
-                    b"",
-                );
+                let code = Code::ResourceExhausted.as_u8();
+                protocol::encode_response(dst, id, 0, code, msg.as_bytes(), &empty, b"");
             }
         }
         Err(status) => {
@@ -460,7 +497,7 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, peer: &Settings) {
                     .all(|(k, v)| k.len() <= U16 && v.len() <= U16)
                 && protocol::response_len(msg, md, b"") <= peer.max_frame_size as usize;
             let md = if fits { md } else { &empty };
-            protocol::encode_response(dst, id, status.code().as_u8(), msg, md, b"");
+            protocol::encode_response(dst, id, 0, status.code().as_u8(), msg, md, b"");
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rpc_codec::{CodecSet, Compression};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
@@ -73,6 +74,8 @@ pub struct Server {
     max_metadata_size: u32,
     handshake_timeout: Duration,
     drain_timeout: Duration,
+    codecs: CodecSet,
+    compression: Option<(Compression, usize)>,
 }
 
 impl fmt::Debug for Server {
@@ -87,6 +90,8 @@ impl fmt::Debug for Server {
             .field("max_metadata_size", &self.max_metadata_size)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("codecs", &self.codecs)
+            .field("compression", &self.compression)
             .finish()
     }
 }
@@ -103,7 +108,34 @@ impl Server {
             max_metadata_size: d.max_metadata_size,
             handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            codecs: CodecSet::ALL,
+            compression: None,
         }
+    }
+
+    /// The codecs requests may use; others are answered with `Unimplemented` naming these. Announced
+    /// to clients, which check before sending. Default: all (raw, protobuf, json, msgpack).
+    ///
+    /// ```
+    /// use rpc_core::{CodecId, CodecSet};
+    /// let json_only = CodecSet::EMPTY.with(CodecId::JSON);
+    /// let server = rpc_core::Server::builder().accept_codecs(json_only);
+    /// ```
+    pub fn accept_codecs(mut self, codecs: CodecSet) -> Server {
+        self.codecs = codecs;
+        self
+    }
+
+    /// Compresses response bodies of at least `threshold` bytes for clients that read this
+    /// compression. Off by default. Compressed requests are always accepted.
+    ///
+    /// ```
+    /// use rpc_core::codec::Compression;
+    /// let server = rpc_core::Server::builder().compression(Compression::Lz4, 4096);
+    /// ```
+    pub fn compression(mut self, compression: Compression, threshold: usize) -> Server {
+        self.compression = Some((compression, threshold));
+        self
     }
 
     /// Hosts a service under its [`NamedService::service_name`], replacing one with that name.
@@ -217,13 +249,15 @@ impl Server {
             max_frame_size: self.max_frame_size,
             max_concurrent_calls: self.max_calls_per_connection,
             max_metadata_size: self.max_metadata_size,
-            ..Settings::protocol_default()
+            codecs: self.codecs.bits(),
+            compressions: Compression::SUPPORTED_BITS,
         };
         let shared = Arc::new(ConnShared {
             router: Arc::new(Router {
                 services: self.services,
             }),
             local,
+            compression: self.compression,
             max_calls: self.max_calls,
             in_flight: AtomicUsize::new(0),
         });

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use rpc_codec::Message;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
 
@@ -184,6 +185,45 @@ impl RawService {
         let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
         Arc::make_mut(&mut self.methods).insert(Box::from(name), handler);
         self
+    }
+
+    /// Adds a method that takes and returns typed messages. The request is decoded in the codec it
+    /// arrived in and the reply is encoded in the same codec; a codec either type cannot use is
+    /// answered with `Unimplemented` naming the ones it can, an undecodable request with
+    /// `InvalidArgument`.
+    ///
+    /// ```
+    /// use rpc_core::server::RawService;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Stock { sku: String, left: u32 }
+    /// rpc_core::codec::impl_message!(Stock);
+    ///
+    /// let svc = RawService::new("shop.Inventory").typed("Check", |req: Stock, _ctx| async move {
+    ///     Ok(Stock { left: 42, ..req })
+    /// });
+    /// ```
+    #[must_use]
+    pub fn typed<Req, Resp, F, Fut>(self, name: &str, handler: F) -> RawService
+    where
+        Req: Message,
+        Resp: Message,
+        F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, Status>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.method(name, move |req: Request| {
+            let handler = handler.clone();
+            async move {
+                let codec = req.codec();
+                let (ctx, body) = req.into_parts();
+                let message = Req::codecs().decode(codec, body)?;
+                let reply = handler(message, ctx).await?;
+                Ok(Response::new(
+                    Resp::codecs().encode_to_bytes(codec, &reply)?,
+                ))
+            }
+        })
     }
 
     /// The names of the methods, sorted.

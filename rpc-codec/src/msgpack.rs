@@ -1,0 +1,53 @@
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{CodecError, CodecId};
+
+/// MessagePack through rmp-serde, with structs written as maps keyed by field name (not positional
+/// arrays), so that any MessagePack library reads them. Reading accepts both forms.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use rpc_codec::MsgPack;
+///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Ping { n: u8 }
+///
+/// let mut buf = BytesMut::new();
+/// MsgPack::encode(&Ping { n: 1 }, &mut buf).unwrap();
+/// assert_eq!(&buf[..], &[0x81, 0xa1, b'n', 0x01]); // {"n": 1}
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MsgPack;
+
+impl MsgPack {
+    /// The wire id.
+    pub const ID: CodecId = CodecId::MSGPACK;
+
+    /// Appends the MessagePack encoding of `value`.
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] if serde refuses the value.
+    pub fn encode<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
+        rmp_serde::encode::write_named(&mut dst.writer(), value)
+            .map_err(|e| CodecError::encode::<T>(Self::ID, e))
+    }
+
+    /// Reads a value from MessagePack.
+    ///
+    /// # Errors
+    /// [`CodecError::Decode`] naming the field path where the bytes went wrong.
+    pub fn decode<T: DeserializeOwned>(src: Bytes) -> Result<T, CodecError> {
+        rmp_serde::from_slice(&src).map_err(|first| {
+            let mut de = rmp_serde::Deserializer::new(&src[..]);
+            let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) if e.path().iter().next().is_some() => {
+                    format!("at {}: {}", e.path(), e.inner())
+                }
+                _ => first.to_string(),
+            };
+            CodecError::decode::<T>(Self::ID, message)
+        })
+    }
+}
