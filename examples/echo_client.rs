@@ -5,7 +5,9 @@
 //!     --requests 100000 --concurrency 32 --payload 64 [--threads N]
 //! ```
 //!
-//! The last line is always
+//! With `--codec protobuf|json|msgpack` each call sends a structured [`examples::EchoMessage`]
+//! (the payload as its bytes field) in that codec to `demo.Echo/EchoMessage`; without it, raw bytes
+//! to `demo.Echo/Echo`. The last line is always
 //! `requests=N errors=E qps=Q p50_us=A p99_us=B p999_us=C`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +15,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use examples::EchoMessage;
 use hdrhistogram::Histogram;
-use rpc_core::{Endpoint, Request};
+use rpc_core::{CallOptions, CodecId, Endpoint, Request};
 
 struct Args {
     connect: String,
@@ -22,6 +25,7 @@ struct Args {
     concurrency: u64,
     payload: usize,
     threads: usize,
+    codec: Option<CodecId>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,6 +35,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 1,
         payload: 64,
         threads: 1,
+        codec: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,7 +47,8 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => args.concurrency = num(value()?)?.max(1),
             "--payload" => args.payload = num(value()?)? as usize,
             "--threads" => args.threads = num(value()?)? as usize,
-            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N]".into()),
+            "--codec" => args.codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
+            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack]".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -79,6 +85,7 @@ async fn run(args: Args) -> Result<(), String> {
         let channel = channel.clone();
         let next = next.clone();
         let total = args.requests;
+        let codec = args.codec;
         let template: Vec<u8> = (0..args.payload).map(|i| (i % 251) as u8).collect();
         workers.push(tokio::spawn(async move {
             let mut out = Outcome {
@@ -92,15 +99,34 @@ async fn run(args: Args) -> Result<(), String> {
                 }
                 let body = payload(&template, i);
                 let t0 = Instant::now();
-                let result = channel
-                    .unary(Request::new("demo.Echo/Echo", body.clone()))
-                    .await;
+                let result = match codec {
+                    None => channel
+                        .unary(Request::new("demo.Echo/Echo", body.clone()))
+                        .await
+                        .map(|reply| *reply.body() == body),
+                    Some(codec) => {
+                        let msg = EchoMessage {
+                            id: i,
+                            payload: body,
+                            note: String::new(),
+                        };
+                        let opts = CallOptions::new().codec(codec);
+                        channel
+                            .typed_with::<EchoMessage, EchoMessage>(
+                                "demo.Echo/EchoMessage",
+                                &msg,
+                                opts,
+                            )
+                            .await
+                            .map(|reply| reply == msg)
+                    }
+                };
                 let us = t0.elapsed().as_micros() as u64;
                 match result {
-                    Ok(reply) if *reply.body() == body => {
+                    Ok(true) => {
                         let _ = out.histogram.record(us.max(1));
                     }
-                    Ok(_) => {
+                    Ok(false) => {
                         out.errors += 1;
                         if out.errors <= 5 {
                             eprintln!("echo_client: call {i}: reply differs from request");

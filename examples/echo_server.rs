@@ -4,30 +4,38 @@
 //! cargo run --release --example echo_server -- --listen 127.0.0.1:50051 [--threads N]
 //! ```
 //!
+//! `demo.Echo/EchoMessage` echoes a structured [`examples::EchoMessage`], decoded and re-encoded in
+//! the codec of the request. `--codec protobuf|json|msgpack` limits the server to that codec (plus
+//! raw bytes for `Echo`); by default it accepts all.
+//!
 //! `--threads 1` (the default) runs on a current-thread tokio runtime; more uses a multi-thread
 //! runtime with that many workers. SIGINT or SIGTERM shuts the server down gracefully.
 
 use std::net::SocketAddr;
 
+use examples::EchoMessage;
 use rpc_core::server::RawService;
-use rpc_core::{Response, Server};
+use rpc_core::{CodecId, CodecSet, Response, Server};
 
 struct Args {
     listen: SocketAddr,
     threads: usize,
+    codec: Option<CodecId>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut listen = None;
     let mut threads = 1;
+    let mut codec = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--listen" => listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--threads" => threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--codec" => codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
             "-h" | "--help" => {
-                return Err("usage: echo_server --listen HOST:PORT [--threads N]".into())
+                return Err("usage: echo_server --listen HOST:PORT [--threads N] [--codec protobuf|json|msgpack]".into())
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -35,6 +43,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         listen: listen.ok_or("--listen HOST:PORT is required")?,
         threads,
+        codec,
     })
 }
 
@@ -64,10 +73,21 @@ async fn shutdown_signal() {
 async fn run(args: Args) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!("echo_server: listening on {}", listener.local_addr()?);
-    let echo = RawService::new("demo.Echo").method("Echo", |req| async move {
-        Ok(Response::new(req.into_body()))
-    });
+    let echo = RawService::new("demo.Echo")
+        .method(
+            "Echo",
+            |req| async move { Ok(Response::new(req.into_body())) },
+        )
+        .typed(
+            "EchoMessage",
+            |msg: EchoMessage, _ctx| async move { Ok(msg) },
+        );
+    let codecs = match args.codec {
+        Some(codec) => CodecSet::EMPTY.with(CodecId::RAW).with(codec),
+        None => CodecSet::ALL,
+    };
     Server::builder()
+        .accept_codecs(codecs)
         .max_concurrent_calls_per_connection(10_000)
         .add_service(echo)
         .serve_with_shutdown(listener, shutdown_signal())

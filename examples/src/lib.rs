@@ -3,6 +3,25 @@
 
 use std::io;
 
+use bytes::Bytes;
+
+/// The structured message of the echo examples in `--codec` mode. It derives both prost and
+/// serde, so one type serves Protobuf, JSON and MessagePack.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct EchoMessage {
+    /// The caller's sequence number.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// Opaque payload bytes.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub payload: Bytes,
+    /// Free text.
+    #[prost(string, tag = "3")]
+    pub note: String,
+}
+
+rpc_core::codec::impl_message!(EchoMessage);
+
 /// A tokio runtime: current-thread for `threads <= 1`, otherwise multi-thread with that many workers.
 ///
 /// # Errors

@@ -55,3 +55,19 @@ impl CodecError {
         }
     }
 }
+
+/// Describes a serde decode failure with its field path, leaving out the path when serde could not
+/// tell where it was (`?` segments, e.g. in a syntax error).
+pub(crate) fn with_path<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    let path = e.path().to_string();
+    let known = path
+        .split('.')
+        .take_while(|segment| !segment.starts_with('?'))
+        .collect::<Vec<_>>()
+        .join(".");
+    if known.is_empty() {
+        e.inner().to_string()
+    } else {
+        format!("at {known}: {}", e.inner())
+    }
+}

@@ -43,10 +43,8 @@ impl Json {
             // The slow path runs only on failure: decode again, tracking the field path.
             let mut de = serde_json::Deserializer::from_slice(&src);
             let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) if e.path().iter().next().is_some() => {
-                    format!("at {}: {}", e.path(), e.inner())
-                }
-                _ => first.to_string(),
+                Err(e) => crate::error::with_path(&e),
+                Ok(_) => first.to_string(),
             };
             CodecError::decode::<T>(Self::ID, message)
         })

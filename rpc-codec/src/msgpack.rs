@@ -42,10 +42,8 @@ impl MsgPack {
         rmp_serde::from_slice(&src).map_err(|first| {
             let mut de = rmp_serde::Deserializer::new(&src[..]);
             let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) if e.path().iter().next().is_some() => {
-                    format!("at {}: {}", e.path(), e.inner())
-                }
-                _ => first.to_string(),
+                Err(e) => crate::error::with_path(&e),
+                Ok(_) => first.to_string(),
             };
             CodecError::decode::<T>(Self::ID, message)
         })

@@ -152,7 +152,11 @@ const EMPTY: Golden = golden!("empty");
 const ORDER_FULL_ASCII_JSON: &str = include_str!("fixtures/order_full.ascii.json");
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[track_caller]
@@ -186,7 +190,12 @@ fn check_golden<T: Message + PartialEq + Debug>(g: &Golden, value: &T, protobuf_
     if protobuf_bytes_exact {
         assert_bytes_eq(&format!("{}.pb", g.name), &ours, g.pb);
     } else {
-        assert_eq!(&codecs.decode(CodecId::PROTOBUF, ours).unwrap(), value, "{}: ours", g.name);
+        assert_eq!(
+            &codecs.decode(CodecId::PROTOBUF, ours).unwrap(),
+            value,
+            "{}: ours",
+            g.name
+        );
     }
     let back = codecs
         .decode(CodecId::PROTOBUF, Bytes::from_static(g.pb))
@@ -249,7 +258,9 @@ fn golden_empty() {
 fn golden_order_map_with_empty_key_and_value() {
     let order = order_map_defaults();
     check_golden(&ORDER_MAP_DEFAULTS, &order, false);
-    let ours = Order::codecs().encode_to_bytes(CodecId::PROTOBUF, &order).unwrap();
+    let ours = Order::codecs()
+        .encode_to_bytes(CodecId::PROTOBUF, &order)
+        .unwrap();
     if ours[..] != *ORDER_MAP_DEFAULTS.pb {
         eprintln!(
             "note: order_map_defaults.pb: prost writes {} bytes, protoc {} bytes (empty map \
@@ -285,7 +296,10 @@ fn enum_is_carried_as_its_integer() {
 fn python_default_ascii_escaped_json_decodes() {
     assert!(ORDER_FULL_ASCII_JSON.contains(r"Zo\u00eb"));
     let back = Order::codecs()
-        .decode(CodecId::JSON, Bytes::from_static(ORDER_FULL_ASCII_JSON.as_bytes()))
+        .decode(
+            CodecId::JSON,
+            Bytes::from_static(ORDER_FULL_ASCII_JSON.as_bytes()),
+        )
         .unwrap();
     assert_eq!(back, order_full());
 }
@@ -302,7 +316,10 @@ fn msgpack_positional_array_form_still_decodes() {
     ];
     for (name, order) in cases {
         let positional = rmp_serde::to_vec(&order).unwrap();
-        assert_eq!(positional[0], 0x98, "{name}: expected a fixarray of 8 fields");
+        assert_eq!(
+            positional[0], 0x98,
+            "{name}: expected a fixarray of 8 fields"
+        );
         let back = Order::codecs()
             .decode(CodecId::MSGPACK, Bytes::from(positional))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -310,7 +327,12 @@ fn msgpack_positional_array_form_still_decodes() {
     }
     let empty = rmp_serde::to_vec(&Empty {}).unwrap();
     assert_eq!(empty, [0x90]);
-    assert_eq!(Empty::codecs().decode(CodecId::MSGPACK, Bytes::from(empty)).unwrap(), Empty {});
+    assert_eq!(
+        Empty::codecs()
+            .decode(CodecId::MSGPACK, Bytes::from(empty))
+            .unwrap(),
+        Empty {}
+    );
 }
 
 // ---- (d) Empty ---------------------------------------------------------------------------------
@@ -318,17 +340,30 @@ fn msgpack_positional_array_form_still_decodes() {
 #[test]
 fn empty_message_encodings() {
     let codecs = Empty::codecs();
-    assert!(codecs.encode_to_bytes(CodecId::PROTOBUF, &Empty {}).unwrap().is_empty());
-    assert_eq!(&codecs.encode_to_bytes(CodecId::JSON, &Empty {}).unwrap()[..], b"{}");
-    assert_eq!(&codecs.encode_to_bytes(CodecId::MSGPACK, &Empty {}).unwrap()[..], [0x80]);
+    assert!(codecs
+        .encode_to_bytes(CodecId::PROTOBUF, &Empty {})
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        &codecs.encode_to_bytes(CodecId::JSON, &Empty {}).unwrap()[..],
+        b"{}"
+    );
+    assert_eq!(
+        &codecs.encode_to_bytes(CodecId::MSGPACK, &Empty {}).unwrap()[..],
+        [0x80]
+    );
     assert!(EMPTY.pb.is_empty());
     assert_eq!(EMPTY.json, "{}");
     assert_eq!(EMPTY.msgpack, [0x80]);
     // Zero Protobuf bytes are also a valid (all-default) Order.
-    let order = Order::codecs().decode(CodecId::PROTOBUF, Bytes::new()).unwrap();
+    let order = Order::codecs()
+        .decode(CodecId::PROTOBUF, Bytes::new())
+        .unwrap();
     assert_eq!(order, Order::default());
     // And an Empty reader skips every field of an Order it does not know.
-    let skipped = codecs.decode(CodecId::PROTOBUF, Bytes::from_static(ORDER_FULL.pb)).unwrap();
+    let skipped = codecs
+        .decode(CodecId::PROTOBUF, Bytes::from_static(ORDER_FULL.pb))
+        .unwrap();
     assert_eq!(skipped, Empty {});
 }
 
@@ -367,22 +402,32 @@ fn truncated_protobuf_names_the_field() {
     nested.extend_from_slice(&[0x1a, 0x05, 0x0a, 0x0b, b'M', b'U', b'G']);
     let result = Order::codecs().decode(CodecId::PROTOBUF, Bytes::from(nested));
     let message = decode_message(result, CodecId::PROTOBUF);
-    assert!(message.contains("Order.items") && message.contains("Item.sku"), "{message}");
+    assert!(
+        message.contains("Order.items") && message.contains("Item.sku"),
+        "{message}"
+    );
 
     // A truncated varint (id), and a truncated packed coupon_ids.
     let result = Order::codecs().decode(CodecId::PROTOBUF, Bytes::from_static(&[0x08, 0xe9]));
     let message = decode_message(result, CodecId::PROTOBUF);
     assert!(message.contains("Order.id"), "{message}");
     let packed_at = pb.windows(2).position(|w| w == [0x3a, 0x06]).unwrap();
-    let result = Order::codecs()
-        .decode(CodecId::PROTOBUF, Bytes::copy_from_slice(&pb[..packed_at + 5]));
+    let result = Order::codecs().decode(
+        CodecId::PROTOBUF,
+        Bytes::copy_from_slice(&pb[..packed_at + 5]),
+    );
     let message = decode_message(result, CodecId::PROTOBUF);
     assert!(message.contains("Order.coupon_ids"), "{message}");
 }
 
 #[test]
 fn every_truncation_of_a_golden_order_is_ok_or_a_decode_error() {
-    for g in [&ORDER_FULL, &ORDER_REFUND, &ORDER_MINIMAL, &ORDER_MAP_DEFAULTS] {
+    for g in [
+        &ORDER_FULL,
+        &ORDER_REFUND,
+        &ORDER_MINIMAL,
+        &ORDER_MAP_DEFAULTS,
+    ] {
         for (codec, bytes) in [
             (CodecId::PROTOBUF, g.pb),
             (CodecId::JSON, g.json.as_bytes()),
@@ -405,15 +450,23 @@ fn every_truncation_of_a_golden_order_is_ok_or_a_decode_error() {
 #[test]
 fn json_wrong_type_deep_inside_names_the_path() {
     // items[1] is the only item with quantity 1.
-    let bad = ORDER_FULL.json.replacen(r#""quantity":1"#, r#""quantity":"one""#, 1);
+    let bad = ORDER_FULL
+        .json
+        .replacen(r#""quantity":1"#, r#""quantity":"one""#, 1);
     assert_ne!(bad, ORDER_FULL.json);
-    let message = decode_message(Order::codecs().decode(CodecId::JSON, Bytes::from(bad)), CodecId::JSON);
+    let message = decode_message(
+        Order::codecs().decode(CodecId::JSON, Bytes::from(bad)),
+        CodecId::JSON,
+    );
     assert!(message.contains("items[1].quantity"), "{message}");
     assert!(message.contains("invalid type"), "{message}");
 
     // A negative number where a u64 belongs, at the top level.
     let bad = ORDER_FULL.json.replacen(r#""id":1001"#, r#""id":-1"#, 1);
-    let message = decode_message(Order::codecs().decode(CodecId::JSON, Bytes::from(bad)), CodecId::JSON);
+    let message = decode_message(
+        Order::codecs().decode(CodecId::JSON, Bytes::from(bad)),
+        CodecId::JSON,
+    );
     assert!(message.contains("at id"), "{message}");
 
     // Syntax error: still a Decode error, with serde_json's position.
@@ -439,17 +492,26 @@ fn splice(src: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 fn msgpack_wrong_type_names_the_path() {
     // items[2].sku: the string "SPOON" (a5 SPOON) replaced by the integer 42.
     let bad = splice(ORDER_FULL.msgpack, b"\xa5SPOON", &[0x2a]);
-    let message = decode_message(Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)), CodecId::MSGPACK);
+    let message = decode_message(
+        Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)),
+        CodecId::MSGPACK,
+    );
     assert!(message.contains("items[2].sku"), "{message}");
 
     // labels.gift: the map value "yes" (a3 yes) replaced by true.
     let bad = splice(ORDER_FULL.msgpack, b"\xa3yes", &[0xc3]);
-    let message = decode_message(Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)), CodecId::MSGPACK);
+    let message = decode_message(
+        Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)),
+        CodecId::MSGPACK,
+    );
     assert!(message.contains("labels.gift"), "{message}");
 
     // coupon_ids[2]: 70000 (ce 00 01 11 70) replaced by -1 (ff), which is no u32.
     let bad = splice(ORDER_FULL.msgpack, &[0xce, 0x00, 0x01, 0x11, 0x70], &[0xff]);
-    let message = decode_message(Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)), CodecId::MSGPACK);
+    let message = decode_message(
+        Order::codecs().decode(CodecId::MSGPACK, Bytes::from(bad)),
+        CodecId::MSGPACK,
+    );
     assert!(message.contains("coupon_ids[2]"), "{message}");
 }
 
@@ -457,7 +519,13 @@ fn msgpack_wrong_type_names_the_path() {
 fn corrupted_golden_bytes_never_panic() {
     let mut decoded = 0usize;
     let mut failed = 0usize;
-    for g in [&ORDER_FULL, &ORDER_REFUND, &ORDER_MINIMAL, &ORDER_MAP_DEFAULTS, &EMPTY] {
+    for g in [
+        &ORDER_FULL,
+        &ORDER_REFUND,
+        &ORDER_MINIMAL,
+        &ORDER_MAP_DEFAULTS,
+        &EMPTY,
+    ] {
         for (codec, bytes) in [
             (CodecId::PROTOBUF, g.pb),
             (CodecId::JSON, g.json.as_bytes()),
@@ -485,7 +553,10 @@ fn corrupted_golden_bytes_never_panic() {
             }
         }
     }
-    assert!(decoded > 0 && failed > 0, "decoded {decoded}, failed {failed}");
+    assert!(
+        decoded > 0 && failed > 0,
+        "decoded {decoded}, failed {failed}"
+    );
 }
 
 // ---- A cross-check that the fixtures agree with each other -------------------------------------
@@ -493,10 +564,21 @@ fn corrupted_golden_bytes_never_panic() {
 #[test]
 fn golden_files_decode_to_the_same_value_in_every_codec() {
     let codecs = message_codecs!(Order);
-    for g in [&ORDER_FULL, &ORDER_MINIMAL, &ORDER_REFUND, &ORDER_MAP_DEFAULTS] {
-        let pb = codecs.decode(CodecId::PROTOBUF, Bytes::from_static(g.pb)).unwrap();
-        let json = codecs.decode(CodecId::JSON, Bytes::from_static(g.json.as_bytes())).unwrap();
-        let msgpack = codecs.decode(CodecId::MSGPACK, Bytes::from_static(g.msgpack)).unwrap();
+    for g in [
+        &ORDER_FULL,
+        &ORDER_MINIMAL,
+        &ORDER_REFUND,
+        &ORDER_MAP_DEFAULTS,
+    ] {
+        let pb = codecs
+            .decode(CodecId::PROTOBUF, Bytes::from_static(g.pb))
+            .unwrap();
+        let json = codecs
+            .decode(CodecId::JSON, Bytes::from_static(g.json.as_bytes()))
+            .unwrap();
+        let msgpack = codecs
+            .decode(CodecId::MSGPACK, Bytes::from_static(g.msgpack))
+            .unwrap();
         assert_eq!(pb, json, "{}: protoc vs Python json", g.name);
         assert_eq!(pb, msgpack, "{}: protoc vs Python msgpack", g.name);
     }
