@@ -7,7 +7,8 @@
 //!
 //! With `--codec protobuf|json|msgpack` each call sends a structured [`examples::EchoMessage`]
 //! (the payload as its bytes field) in that codec to `demo.Echo/EchoMessage`; without it, raw bytes
-//! to `demo.Echo/Echo`. The last line is always
+//! to `demo.Echo/Echo`. `--lz4 MIN_BYTES` compresses requests of at least that size when the
+//! server reads LZ4. The last line is always
 //! `requests=N errors=E qps=Q p50_us=A p99_us=B p999_us=C`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use examples::EchoMessage;
 use hdrhistogram::Histogram;
+use rpc_core::codec::Compression;
 use rpc_core::{CallOptions, CodecId, Endpoint, Request};
 
 struct Args {
@@ -26,6 +28,7 @@ struct Args {
     payload: usize,
     threads: usize,
     codec: Option<CodecId>,
+    lz4: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -36,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
         payload: 64,
         threads: 1,
         codec: None,
+        lz4: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,7 +52,8 @@ fn parse_args() -> Result<Args, String> {
             "--payload" => args.payload = num(value()?)? as usize,
             "--threads" => args.threads = num(value()?)? as usize,
             "--codec" => args.codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
-            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack]".into()),
+            "--lz4" => args.lz4 = Some(num(value()?)? as usize),
+            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES]".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -74,9 +79,12 @@ struct Outcome {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let endpoint = Endpoint::from_uri(&args.connect)
+    let mut endpoint = Endpoint::from_uri(&args.connect)
         .map_err(|e| e.to_string())?
         .max_concurrent_calls(args.concurrency as usize);
+    if let Some(threshold) = args.lz4 {
+        endpoint = endpoint.compression(Compression::Lz4, threshold);
+    }
     let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

@@ -6,7 +6,8 @@
 //!
 //! `demo.Echo/EchoMessage` echoes a structured [`examples::EchoMessage`], decoded and re-encoded in
 //! the codec of the request. `--codec protobuf|json|msgpack` limits the server to that codec (plus
-//! raw bytes for `Echo`); by default it accepts all.
+//! raw bytes for `Echo`); by default it accepts all. `--lz4 MIN_BYTES` compresses responses of at
+//! least that size for clients that read LZ4.
 //!
 //! `--threads 1` (the default) runs on a current-thread tokio runtime; more uses a multi-thread
 //! runtime with that many workers. SIGINT or SIGTERM shuts the server down gracefully.
@@ -14,6 +15,7 @@
 use std::net::SocketAddr;
 
 use examples::EchoMessage;
+use rpc_core::codec::Compression;
 use rpc_core::server::RawService;
 use rpc_core::{CodecId, CodecSet, Response, Server};
 
@@ -21,12 +23,14 @@ struct Args {
     listen: SocketAddr,
     threads: usize,
     codec: Option<CodecId>,
+    lz4: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut listen = None;
     let mut threads = 1;
     let mut codec = None;
+    let mut lz4 = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -34,8 +38,9 @@ fn parse_args() -> Result<Args, String> {
             "--listen" => listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
             "--threads" => threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
             "--codec" => codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
+            "--lz4" => lz4 = Some(value()?.parse().map_err(|e| format!("--lz4: {e}"))?),
             "-h" | "--help" => {
-                return Err("usage: echo_server --listen HOST:PORT [--threads N] [--codec protobuf|json|msgpack]".into())
+                return Err("usage: echo_server --listen HOST:PORT [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES]".into())
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -44,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         listen: listen.ok_or("--listen HOST:PORT is required")?,
         threads,
         codec,
+        lz4,
     })
 }
 
@@ -86,7 +92,11 @@ async fn run(args: Args) -> std::io::Result<()> {
         Some(codec) => CodecSet::EMPTY.with(CodecId::RAW).with(codec),
         None => CodecSet::ALL,
     };
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(threshold) = args.lz4 {
+        server = server.compression(Compression::Lz4, threshold);
+    }
+    server
         .accept_codecs(codecs)
         .max_concurrent_calls_per_connection(10_000)
         .add_service(echo)

@@ -39,14 +39,21 @@ impl Json {
     /// # Errors
     /// [`CodecError::Decode`] naming the field path where the text went wrong.
     pub fn decode<T: DeserializeOwned>(src: Bytes) -> Result<T, CodecError> {
-        serde_json::from_slice(&src).map_err(|first| {
-            // The slow path runs only on failure: decode again, tracking the field path.
-            let mut de = serde_json::Deserializer::from_slice(&src);
-            let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) => crate::error::with_path(&e),
-                Ok(_) => first.to_string(),
-            };
-            CodecError::decode::<T>(Self::ID, message)
-        })
+        match serde_json::from_slice(&src) {
+            Ok(value) => Ok(value),
+            Err(first) => Err(Self::explain::<T>(&src, &first)),
+        }
+    }
+
+    /// The failure path, kept out of line: decode again, tracking the field path.
+    #[cold]
+    #[inline(never)]
+    fn explain<T: DeserializeOwned>(src: &[u8], first: &serde_json::Error) -> CodecError {
+        let mut de = serde_json::Deserializer::from_slice(src);
+        let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => crate::error::with_path(&e),
+            Ok(_) => first.to_string(),
+        };
+        CodecError::decode::<T>(Self::ID, message)
     }
 }

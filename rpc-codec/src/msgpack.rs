@@ -39,13 +39,21 @@ impl MsgPack {
     /// # Errors
     /// [`CodecError::Decode`] naming the field path where the bytes went wrong.
     pub fn decode<T: DeserializeOwned>(src: Bytes) -> Result<T, CodecError> {
-        rmp_serde::from_slice(&src).map_err(|first| {
-            let mut de = rmp_serde::Deserializer::new(&src[..]);
-            let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Err(e) => crate::error::with_path(&e),
-                Ok(_) => first.to_string(),
-            };
-            CodecError::decode::<T>(Self::ID, message)
-        })
+        match rmp_serde::from_slice(&src) {
+            Ok(value) => Ok(value),
+            Err(first) => Err(Self::explain::<T>(&src, &first)),
+        }
+    }
+
+    /// The failure path, kept out of line: decode again, tracking the field path.
+    #[cold]
+    #[inline(never)]
+    fn explain<T: DeserializeOwned>(src: &[u8], first: &rmp_serde::decode::Error) -> CodecError {
+        let mut de = rmp_serde::Deserializer::new(src);
+        let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) => crate::error::with_path(&e),
+            Ok(_) => first.to_string(),
+        };
+        CodecError::decode::<T>(Self::ID, message)
     }
 }

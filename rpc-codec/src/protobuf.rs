@@ -24,13 +24,15 @@ impl Protobuf {
 
     /// Appends the Protobuf encoding of `value`.
     ///
+    /// The length is computed once: the buffer is grown to fit, then the fields are written
+    /// (prost's `encode` would compute it a second time for its capacity check).
+    ///
     /// # Errors
-    /// Never in practice: the buffer is grown to fit first.
+    /// None today; the signature leaves room for codecs that can fail.
     pub fn encode<T: prost::Message>(value: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.reserve(value.encoded_len());
-        value
-            .encode(dst)
-            .map_err(|e| CodecError::encode::<T>(Self::ID, e))
+        value.encode_raw(dst);
+        Ok(())
     }
 
     /// Reads a value; `bytes` fields declared as `Bytes` share `src` without copying.

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use super::connection::{ClientConn, ClientDriver, Reply, Started};
+use super::connection::{ClientConn, ClientDriver, Keepalive, Reply, Started};
 use super::endpoint::{ChannelConfig, Endpoint};
 use crate::conn::client_handshake;
 use crate::context::Context as CallContext;
@@ -188,7 +188,11 @@ async fn connect(shared: Arc<Shared>, failures: u32) {
             let compress = shared.config.compression_for(&peer_settings);
             let conn = ClientConn::new(peer, peer_settings, compress);
             let max_body = local.max_frame_size as usize;
-            tokio::spawn(ClientDriver::new(conn.clone(), io, max_body));
+            let keepalive = shared
+                .config
+                .keepalive
+                .map(|(interval, timeout)| Keepalive::new(interval, timeout));
+            tokio::spawn(ClientDriver::new(conn.clone(), io, max_body, keepalive));
             shared.limiter.set_limit(
                 shared
                     .config

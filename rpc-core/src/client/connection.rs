@@ -5,15 +5,18 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use rpc_codec::Compression;
 use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::conn::{FrameIo, IdMap, DRIVER_SPINS, WRITE_HIGH_WATER};
 use crate::message::{Request, Response};
 use crate::protocol::{
-    self, encode_cancel, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame, Settings,
+    self, encode_cancel, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
+    Settings,
 };
 use crate::status::{Code, Delivery, Status};
 use crate::transport::PeerAddr;
@@ -290,6 +293,56 @@ impl ClientConn {
     }
 }
 
+/// Liveness probing of an otherwise quiet connection.
+pub(crate) struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+    /// Something arrived since the timer was last set.
+    heard: bool,
+    /// The value of the ping we are waiting to hear back.
+    awaiting: Option<u64>,
+    sent: u64,
+}
+
+impl Keepalive {
+    pub(crate) fn new(interval: Duration, timeout: Duration) -> Keepalive {
+        Keepalive {
+            interval,
+            timeout,
+            timer: Box::pin(tokio::time::sleep(interval)),
+            heard: false,
+            awaiting: None,
+            sent: 0,
+        }
+    }
+
+    /// Polls the timer: `Ok(Some(v))` asks for a PING with value `v`; an error means the peer
+    /// did not answer in time.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Result<Option<u64>, ProtocolError> {
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        if self.heard {
+            // The peer spoke during the last period: it is alive; probe only after a quiet one.
+            self.heard = false;
+            self.awaiting = None;
+            self.timer.as_mut().reset(now + self.interval);
+            let _ = self.timer.as_mut().poll(cx);
+            return Ok(None);
+        }
+        if self.awaiting.is_some() {
+            return Err(ProtocolError::KeepaliveTimeout(self.timeout));
+        }
+        self.sent = self.sent.wrapping_add(1);
+        self.awaiting = Some(self.sent);
+        self.timer.as_mut().reset(now + self.timeout);
+        let _ = self.timer.as_mut().poll(cx);
+        Ok(Some(self.sent))
+    }
+}
+
 /// Drives one connection: writes what callers queued, reads and routes responses.
 pub(crate) struct ClientDriver {
     conn: Arc<ClientConn>,
@@ -301,10 +354,16 @@ pub(crate) struct ClientDriver {
     primed: bool,
     /// The largest body a compressed response may expand to.
     max_body: usize,
+    keepalive: Option<Keepalive>,
 }
 
 impl ClientDriver {
-    pub(crate) fn new(conn: Arc<ClientConn>, io: FrameIo, max_body: usize) -> ClientDriver {
+    pub(crate) fn new(
+        conn: Arc<ClientConn>,
+        io: FrameIo,
+        max_body: usize,
+        keepalive: Option<Keepalive>,
+    ) -> ClientDriver {
         ClientDriver {
             conn,
             io,
@@ -313,6 +372,7 @@ impl ClientDriver {
             control: BytesMut::new(),
             primed: false,
             max_body,
+            keepalive,
         }
     }
 
@@ -413,6 +473,11 @@ impl ClientDriver {
             self.primed = true;
             self.handle_frames()?;
         }
+        if let Some(ka) = self.keepalive.as_mut() {
+            if let Some(value) = ka.poll(cx)? {
+                encode_ping(&mut self.control, value);
+            }
+        }
         for _ in 0..DRIVER_SPINS {
             let mut progress = false;
             let drained = if self.io.write_pending() < WRITE_HIGH_WATER {
@@ -430,6 +495,9 @@ impl ClientDriver {
             match self.io.poll_fill(cx)? {
                 Poll::Ready(true) => {
                     progress = true;
+                    if let Some(ka) = self.keepalive.as_mut() {
+                        ka.heard = true;
+                    }
                     self.handle_frames()?;
                 }
                 Poll::Ready(false) => {

@@ -33,6 +33,7 @@ pub(crate) struct ChannelConfig {
     pub(crate) codec: CodecId,
     pub(crate) compression: Option<Compression>,
     pub(crate) compression_threshold: usize,
+    pub(crate) keepalive: Option<(Duration, Duration)>,
 }
 
 impl ChannelConfig {
@@ -102,6 +103,7 @@ impl Endpoint {
                 codec: CodecId::PROTOBUF,
                 compression: None,
                 compression_threshold: 1024,
+                keepalive: None,
             },
         }
     }
@@ -259,6 +261,22 @@ impl Endpoint {
     pub fn compression(mut self, compression: Compression, threshold: usize) -> Endpoint {
         self.config.compression = Some(compression);
         self.config.compression_threshold = threshold;
+        self
+    }
+
+    /// Probes a quiet connection: after `interval` with nothing received it sends a PING, and if
+    /// nothing comes back within `timeout` the connection is declared dead, failing its calls with
+    /// `Unavailable`. This catches peers that vanish without closing the connection (a partition,
+    /// a powered-off host). Off by default.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let ep = rpc_core::Endpoint::memory("svc")
+    ///     .keepalive(Duration::from_secs(10), Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Endpoint {
+        self.config.keepalive = Some((interval, timeout));
         self
     }
 

@@ -112,6 +112,9 @@ pub enum ProtocolError {
     /// The handshake did not complete in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The peer did not answer a keepalive ping in time.
+    #[error("no answer to a keepalive ping within {0:?}")]
+    KeepaliveTimeout(std::time::Duration),
     /// The transport failed.
     #[error("transport error: {0}")]
     Io(#[from] io::Error),
@@ -124,7 +127,9 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge { .. } => GoAwayCode::FrameTooLarge,
             ProtocolError::MetadataTooLarge { .. } => GoAwayCode::MetadataTooLarge,
             ProtocolError::UnsupportedVersion { .. } => GoAwayCode::UnsupportedVersion,
-            ProtocolError::Io(_) | ProtocolError::HandshakeTimeout => GoAwayCode::Internal,
+            ProtocolError::Io(_)
+            | ProtocolError::HandshakeTimeout
+            | ProtocolError::KeepaliveTimeout(_) => GoAwayCode::Internal,
             _ => GoAwayCode::ProtocolError,
         }
     }
