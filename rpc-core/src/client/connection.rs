@@ -350,8 +350,6 @@ pub(crate) struct ClientDriver {
     responses: Vec<ResponseFrame>,
     completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
     control: BytesMut,
-    /// The handshake may have read frames past the server's SETTINGS; they are handled first.
-    primed: bool,
     /// The largest body a compressed response may expand to.
     max_body: usize,
     keepalive: Option<Keepalive>,
@@ -370,7 +368,6 @@ impl ClientDriver {
             responses: Vec::new(),
             completions: Vec::new(),
             control: BytesMut::new(),
-            primed: false,
             max_body,
             keepalive,
         }
@@ -469,10 +466,6 @@ impl ClientDriver {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
-        if !self.primed {
-            self.primed = true;
-            self.handle_frames()?;
-        }
         if let Some(ka) = self.keepalive.as_mut() {
             if let Some(value) = ka.poll(cx)? {
                 encode_ping(&mut self.control, value);

@@ -19,11 +19,15 @@ pub(crate) struct FrameIo {
     wbuf: BytesMut,
     decoder: FrameDecoder,
     read_closed: bool,
+    /// The handshake read past the peer's SETTINGS: the first fill reports those bytes without
+    /// reading, so the driver decodes them before it waits for more.
+    leftover: bool,
 }
 
 impl FrameIo {
     pub(crate) fn new(io: BoxIo, rbuf: BytesMut, decoder: FrameDecoder) -> FrameIo {
         FrameIo {
+            leftover: !rbuf.is_empty(),
             io,
             rbuf,
             wbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -42,6 +46,9 @@ impl FrameIo {
     /// # Errors
     /// An end of stream in the middle of a frame is [`ProtocolError::TruncatedFrame`].
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ProtocolError>> {
+        if std::mem::take(&mut self.leftover) {
+            return Poll::Ready(Ok(true));
+        }
         if self.read_closed {
             return Poll::Ready(Ok(false));
         }

@@ -99,8 +99,6 @@ pub(crate) struct ServerDriver {
     last_call_id: u32,
     goaway_sent: bool,
     read_closed: bool,
-    /// The handshake may have read frames past the peer's SETTINGS; they are handled on first poll.
-    primed: bool,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
@@ -135,7 +133,6 @@ impl ServerDriver {
             last_call_id: 0,
             goaway_sent: false,
             read_closed: false,
-            primed: false,
             shutdown: Box::pin(shutdown),
             hard_stop: Box::pin(hard_stop),
         }
@@ -323,10 +320,6 @@ impl ServerDriver {
         }
         if !self.goaway_sent && self.shutdown.as_mut().poll(cx).is_ready() {
             self.send_goaway(GoAwayCode::NoError, "server shutting down");
-        }
-        if !self.primed {
-            self.primed = true;
-            self.handle_frames(cx)?;
         }
         for _ in 0..DRIVER_SPINS {
             let mut progress = false;
