@@ -71,6 +71,27 @@ impl<T> fmt::Debug for MessageCodecs<T> {
     }
 }
 
+impl MessageCodecs<()> {
+    /// The table of `()`, the message of methods that take no arguments or return nothing: every
+    /// codec writes an empty body and reads any body as `()`.
+    ///
+    /// ```
+    /// use rpc_codec::{CodecId, CodecSet, MessageCodecs};
+    /// let unit = MessageCodecs::unit();
+    /// assert_eq!(unit.supported(), CodecSet::ALL);
+    /// assert!(unit.encode_to_bytes(CodecId::PROTOBUF, &()).unwrap().is_empty());
+    /// ```
+    pub const fn unit() -> MessageCodecs<()> {
+        let entry = Entry {
+            encode: |_, _| Ok(()),
+            decode: |_| Ok(()),
+        };
+        MessageCodecs {
+            entries: [Some(entry); 4],
+        }
+    }
+}
+
 impl<T> MessageCodecs<T> {
     /// Assembles a table from what the probes found. Used by [`message_codecs!`](crate::message_codecs).
     #[doc(hidden)]

@@ -8,6 +8,7 @@ use rpc_codec::CodecId;
 use tokio::time::Instant;
 
 use crate::context::Context;
+use crate::describe::MethodDescriptor;
 use crate::metadata::Metadata;
 
 /// One call: the method path, codec, deadline, metadata and the encoded body.
@@ -29,6 +30,8 @@ pub struct Request {
     path: Bytes,
     codec: CodecId,
     one_way: bool,
+    idempotent: bool,
+    descriptor: Option<&'static MethodDescriptor>,
     context: Context,
     body: Bytes,
 }
@@ -44,6 +47,8 @@ impl Request {
             path,
             codec: CodecId::RAW,
             one_way: false,
+            idempotent: false,
+            descriptor: None,
             context: Context::new(),
             body: body.into(),
         }
@@ -61,6 +66,8 @@ impl Request {
             path,
             codec,
             one_way,
+            idempotent: false,
+            descriptor: None,
             context,
             body,
         }
@@ -109,6 +116,34 @@ impl Request {
     #[must_use]
     pub fn with_one_way(mut self, one_way: bool) -> Request {
         self.one_way = one_way;
+        self
+    }
+
+    /// `true` if repeating the call has the same effect as making it once, so that retries and
+    /// hedging may send it again. Set by generated clients from `#[rpc(idempotent)]`. Local only:
+    /// not sent on the wire.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
+    }
+
+    /// Marks the call idempotent, builder style.
+    #[must_use]
+    pub fn with_idempotent(mut self, idempotent: bool) -> Request {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// The description of the method being called, when a generated client made the request.
+    /// Middleware reads per-method defaults from it. Local only.
+    pub fn descriptor(&self) -> Option<&'static MethodDescriptor> {
+        self.descriptor
+    }
+
+    /// Attaches the method's description and takes its `idempotent` attribute, builder style.
+    #[must_use]
+    pub fn with_descriptor(mut self, descriptor: &'static MethodDescriptor) -> Request {
+        self.descriptor = Some(descriptor);
+        self.idempotent = descriptor.idempotent;
         self
     }
 

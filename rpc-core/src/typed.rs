@@ -64,6 +64,11 @@ impl CallOptions {
         self.codec
     }
 
+    /// The timeout asked for, if any.
+    pub fn requested_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// Applies the timeout and metadata to a request.
     pub fn apply(self, mut request: Request) -> Request {
         if let Some(t) = self.timeout {

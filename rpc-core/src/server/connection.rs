@@ -233,7 +233,7 @@ impl ServerDriver {
         let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
         let mut call = {
             let _enter = span.enter();
-            svc.call(req, ctx, deadline)
+            svc.dispatch(req, ctx, deadline)
         };
         let first = {
             let _enter = span.enter();

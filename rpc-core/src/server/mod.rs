@@ -17,22 +17,25 @@ use tokio_util::task::TaskTracker;
 use tower::Service;
 
 use crate::conn::server_handshake;
+use crate::describe::{self, Format, Hosted};
 use crate::message::{Request, Response};
 use crate::protocol::{ProtocolError, Settings};
 use crate::status::Status;
 use crate::transport::Listener;
 use connection::{ConnShared, ServerDriver};
-use service::{Erased, ErasedService};
+use service::Erased;
 
+#[doc(hidden)]
+pub use service::{server_call, Dispatch, ServerCall};
 pub use service::{NamedService, RawService};
 
 /// Services by name.
 pub(crate) struct Router {
-    services: HashMap<Box<str>, Arc<dyn ErasedService>>,
+    services: HashMap<Box<str>, Arc<dyn Dispatch>>,
 }
 
 impl Router {
-    fn get(&self, name: &str) -> Option<&Arc<dyn ErasedService>> {
+    fn get(&self, name: &str) -> Option<&Arc<dyn Dispatch>> {
         self.services.get(name)
     }
 }
@@ -67,7 +70,8 @@ impl Router {
 /// ```
 #[must_use = "a Server does nothing until served"]
 pub struct Server {
-    services: HashMap<Box<str>, Arc<dyn ErasedService>>,
+    services: HashMap<Box<str>, Arc<dyn Dispatch>>,
+    hosted: Vec<(Box<str>, Hosted)>,
     max_calls_per_connection: u32,
     max_calls: usize,
     max_frame_size: u32,
@@ -102,6 +106,7 @@ impl Server {
         let d = Settings::protocol_default();
         Server {
             services: HashMap::new(),
+            hosted: Vec::new(),
             max_calls_per_connection: d.max_concurrent_calls,
             max_calls: 100_000,
             max_frame_size: d.max_frame_size,
@@ -139,6 +144,8 @@ impl Server {
     }
 
     /// Hosts a service under its [`NamedService::service_name`], replacing one with that name.
+    /// Its [`NamedService::descriptor`], if any, is listed by the built-in describe method
+    /// ([`describe::DESCRIBE_PATH`]).
     ///
     /// ```
     /// # use rpc_core::{server::RawService, Server};
@@ -157,7 +164,15 @@ impl Server {
         S::Future: Send + 'static,
     {
         let name: Box<str> = Box::from(service.service_name());
-        self.services.insert(name, Arc::new(Erased(service)));
+        let hosted = service
+            .descriptor()
+            .map_or(Hosted::Named, Hosted::Described);
+        self.hosted.retain(|(n, _)| *n != name);
+        self.hosted.push((name.clone(), hosted));
+        let dispatch = service
+            .__dispatcher()
+            .unwrap_or_else(|| Arc::new(Erased(service)));
+        self.services.insert(name, dispatch);
         self
     }
 
@@ -252,10 +267,14 @@ impl Server {
             codecs: self.codecs.bits(),
             compressions: Compression::SUPPORTED_BITS,
         };
+        let mut services = self.services;
+        let mut hosted = self.hosted;
+        hosted.sort_by(|a, b| a.0.cmp(&b.0));
+        services
+            .entry(Box::from(describe::BUILTIN_SERVICE))
+            .or_insert_with(|| Arc::new(Builtin::new(&hosted)));
         let shared = Arc::new(ConnShared {
-            router: Arc::new(Router {
-                services: self.services,
-            }),
+            router: Arc::new(Router { services }),
             local,
             compression: self.compression,
             max_calls: self.max_calls,
@@ -316,6 +335,45 @@ impl Server {
         }
         tracing::info!("server stopped");
         result
+    }
+}
+
+/// The built-in `rpc.Server` service: describes what the server hosts.
+struct Builtin {
+    json: bytes::Bytes,
+    markdown: bytes::Bytes,
+}
+
+impl Builtin {
+    fn new(hosted: &[(Box<str>, Hosted)]) -> Builtin {
+        Builtin {
+            json: describe::render_hosted(hosted, Format::Json).into(),
+            markdown: describe::render_hosted(hosted, Format::Markdown).into(),
+        }
+    }
+}
+
+impl Dispatch for Builtin {
+    fn dispatch(
+        &self,
+        req: Request,
+        ctx: crate::Context,
+        deadline: Option<tokio::time::Instant>,
+    ) -> ServerCall {
+        let reply = match req.method() {
+            "Describe" => std::str::from_utf8(req.body())
+                .map_err(|_| Status::invalid_argument("the description format is not UTF-8"))
+                .and_then(str::parse::<Format>)
+                .map(|format| match format {
+                    Format::Json => Response::new(self.json.clone()),
+                    Format::Markdown => Response::new(self.markdown.clone()),
+                }),
+            other => Err(Status::unimplemented(format!(
+                "unknown method {other:?} in service {:?}",
+                describe::BUILTIN_SERVICE
+            ))),
+        };
+        server_call(ctx, deadline, std::future::ready(reply))
     }
 }
 
