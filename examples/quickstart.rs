@@ -1,5 +1,6 @@
-//! Starts a server, then calls it in the same process over TCP on 127.0.0.1 and over the in-memory
-//! transport, printing each reply.
+//! Serves the `#[service]`-defined inventory of `examples::shop` over TCP on 127.0.0.1 and over the
+//! in-memory transport, calls every method in Protobuf, JSON and MessagePack, shows a typed error,
+//! then asks the running server to describe itself and prints the Markdown it returns.
 //!
 //! ```text
 //! cargo run --release --example quickstart
@@ -7,62 +8,71 @@
 
 use std::time::Duration;
 
-use rpc_core::server::RawService;
+use examples::shop::{
+    Delivery, InventoryClient, InventoryError, InventoryServer, MemoryInventory, ReserveRequest,
+};
+use rpc_core::describe::{self, Format};
 use rpc_core::transport::memory::MemoryListener;
-use rpc_core::{Code, Context, Endpoint, Request, Response, Server, Status};
+use rpc_core::{Channel, CodecId, Endpoint, Server};
 
-/// An inventory service with hand-encoded bodies (`#[service]` will generate this kind of code).
-fn inventory() -> RawService {
-    RawService::new("shop.Inventory")
-        .method("Echo", |req: Request| async move {
-            Ok(Response::new(req.into_body()))
-        })
-        .method("Stock", |req: Request| async move {
-            let sku = String::from_utf8(req.body().to_vec())
-                .map_err(|_| Status::invalid_argument("sku must be UTF-8"))?;
-            let left = Context::current()
-                .and_then(|c| c.remaining())
-                .map_or("none".to_string(), |d| format!("{} ms", d.as_millis()));
-            match sku.as_str() {
-                "sku-1" => Ok(Response::new(format!(
-                    "{sku}: 42 in stock (deadline left: {left})"
-                ))),
-                _ => Err(Status::not_found(format!("no such sku {sku:?}"))),
-            }
-        })
+async fn exercise(label: &str, inventory: &InventoryClient<Channel>) -> Result<(), InventoryError> {
+    for codec in [CodecId::PROTOBUF, CodecId::JSON, CodecId::MSGPACK] {
+        let level = inventory.check("sku-1".into()).codec(codec).await?;
+        println!(
+            "[{label}/{codec}] Check(sku-1) -> {} available",
+            level.available
+        );
+
+        let reservation = inventory
+            .reserve(ReserveRequest {
+                order_id: 1000 + u64::from(codec.get()),
+                sku: "sku-1".into(),
+                quantity: 2,
+            })
+            .codec(codec)
+            .metadata("caller", "checkout")
+            .timeout(Duration::from_millis(250))
+            .await?;
+        println!(
+            "[{label}/{codec}] Reserve(order {}, 2 x sku-1) -> {} left, reserved by {}",
+            reservation.order_id, reservation.remaining, reservation.reserved_by
+        );
+
+        // One-way: returns once the request is sent; the server sends nothing back.
+        inventory
+            .restock(Delivery {
+                sku: "sku-2".into(),
+                quantity: 5,
+            })
+            .codec(codec)
+            .await?;
+        println!("[{label}/{codec}] Restock(5 x sku-2) sent");
+    }
+
+    // Typed errors arrive as the service's own error type.
+    let too_many = ReserveRequest {
+        order_id: 7,
+        sku: "sku-1".into(),
+        quantity: 1_000,
+    };
+    match inventory.reserve(too_many).await {
+        Err(e @ InventoryError::Insufficient { .. }) => {
+            println!("[{label}] Reserve(1000 x sku-1) -> refused: {e}")
+        }
+        other => panic!("expected Insufficient, got {other:?}"),
+    }
+    match inventory.check("sku-404".into()).await {
+        Err(e @ InventoryError::UnknownSku { .. }) => {
+            println!("[{label}] Check(sku-404) -> refused: {e}")
+        }
+        other => panic!("expected UnknownSku, got {other:?}"),
+    }
+    Ok(())
 }
 
-async fn exercise(label: &str, channel: &rpc_core::Channel) -> Result<(), Status> {
-    let reply = channel
-        .unary(Request::new("shop.Inventory/Echo", "hello"))
-        .await?;
-    println!(
-        "[{label}] Echo -> {}",
-        String::from_utf8_lossy(reply.body())
-    );
-
-    let req =
-        Request::new("shop.Inventory/Stock", "sku-1").with_timeout(Duration::from_millis(500));
-    let reply = channel.unary(req).await?;
-    println!(
-        "[{label}] Stock -> {}",
-        String::from_utf8_lossy(reply.body())
-    );
-
-    let err = channel
-        .unary(Request::new("shop.Inventory/Stock", "sku-404"))
-        .await
-        .expect_err("unknown sku");
-    println!("[{label}] Stock(sku-404) -> {err}");
-    assert_eq!(err.code(), Code::NotFound);
-
-    let err = channel
-        .unary(Request::new("shop.Inventory/Refund", ""))
-        .await
-        .expect_err("unknown method");
-    println!("[{label}] Refund -> {err}");
-    assert_eq!(err.code(), Code::Unimplemented);
-    Ok(())
+fn server() -> Server {
+    let stock = MemoryInventory::with_stock([("sku-1", 42), ("sku-2", 0)]);
+    Server::builder().add_service(InventoryServer::new(stock))
 }
 
 #[tokio::main]
@@ -77,23 +87,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // TCP on a free loopback port.
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = tcp.local_addr()?;
-    let tcp_server = tokio::spawn(
-        Server::builder()
-            .add_service(inventory())
-            .serve_with_shutdown(tcp, shutdown(stop_rx.clone())),
-    );
+    let tcp_server = tokio::spawn(server().serve_with_shutdown(tcp, shutdown(stop_rx.clone())));
 
     // The in-memory transport, for single-process apps and tests.
     let mem = MemoryListener::bind("quickstart")?;
-    let mem_server = tokio::spawn(
-        Server::builder()
-            .add_service(inventory())
-            .serve_with_shutdown(mem, shutdown(stop_rx)),
-    );
+    let mem_server = tokio::spawn(server().serve_with_shutdown(mem, shutdown(stop_rx)));
 
     println!("server listening on tcp://{addr} and memory://quickstart");
-    exercise("tcp", &Endpoint::tcp(addr).connect_lazy()).await?;
-    exercise("memory", &Endpoint::memory("quickstart").connect_lazy()).await?;
+    let tcp_channel = Endpoint::tcp(addr).connect_lazy();
+    exercise("tcp", &InventoryClient::new(tcp_channel.clone())).await?;
+    let mem_channel = Endpoint::memory("quickstart").connect_lazy();
+    exercise("memory", &InventoryClient::new(mem_channel)).await?;
+
+    // Every server answers the built-in describe method with what it hosts.
+    let docs = describe::fetch(tcp_channel, Format::Markdown).await?;
+    println!("\n--- the server describes itself ---\n\n{docs}");
 
     stop_tx.send(true)?;
     tcp_server.await??;

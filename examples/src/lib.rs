@@ -1,7 +1,12 @@
 //! What the example binaries share. The examples themselves are `[[example]]` targets beside this
 //! crate: `quickstart`, `echo_server`, `echo_client`.
+//!
+//! [`shop`] holds the quickstart's inventory service, defined with `#[service]`; `cargo doc -p
+//! examples --open` shows the client and server types generated for it.
 
 use std::io;
+
+pub mod shop;
 
 use bytes::Bytes;
 
