@@ -1,6 +1,42 @@
 //! An embeddable RPC runtime for Rust services: a compact multiplexed wire protocol, pluggable
 //! transports (TCP, Unix sockets, in-memory), a cloneable [`Channel`] that is a `tower::Service`,
-//! and a [`Server`] with limits, deadlines, cancellation and graceful shutdown.
+//! and a [`Server`] with limits, deadlines, cancellation and graceful shutdown. Services are
+//! defined as traits with [`#[service]`](service), which generates their client and server.
+//!
+//! ```
+//! use rpc_core::transport::memory::MemoryListener;
+//! use rpc_core::{service, Endpoint, Server, Status};
+//!
+//! /// Greets people.
+//! #[service(name = "demo.Greeter")]
+//! pub trait Greeter {
+//!     /// Says hello to `name`.
+//!     async fn hello(&self, name: String) -> Result<String, Status>;
+//! }
+//!
+//! struct English;
+//!
+//! impl Greeter for English {
+//!     async fn hello(&self, name: String) -> Result<String, Status> {
+//!         Ok(format!("Hello, {name}!"))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Serve it on the in-memory transport (TCP and Unix sockets work the same way).
+//! let listener = MemoryListener::bind("crate-doc")?;
+//! tokio::spawn(Server::builder().add_service(GreeterServer::new(English)).serve(listener));
+//!
+//! // Call it.
+//! let greeter = GreeterClient::new(Endpoint::memory("crate-doc").connect_lazy());
+//! assert_eq!(greeter.hello("Ada".into()).await?, "Hello, Ada!");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Without the macro, a service is any tower service of [`Request`]s, and a [`Channel`] sends raw
+//! requests:
 //!
 //! ```
 //! use rpc_core::{server::RawService, Endpoint, Request, Response, Server};
@@ -8,16 +44,12 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // A service whose one method echoes the request body.
 //! let echo = RawService::new("demo.Echo")
 //!     .method("Echo", |req| async move { Ok(Response::new(req.into_body())) });
-//!
-//! // Serve it on the in-memory transport (TCP and Unix sockets work the same way).
-//! let listener = MemoryListener::bind("crate-doc")?;
+//! let listener = MemoryListener::bind("crate-doc-raw")?;
 //! tokio::spawn(Server::builder().add_service(echo).serve(listener));
 //!
-//! // Call it.
-//! let channel = Endpoint::memory("crate-doc").connect_lazy();
+//! let channel = Endpoint::memory("crate-doc-raw").connect_lazy();
 //! let reply = channel.unary(Request::new("demo.Echo/Echo", "hello")).await?;
 //! assert_eq!(&reply.body()[..], b"hello");
 //! # Ok(())
@@ -28,7 +60,9 @@
 //! - [`transport`]: byte streams ([`transport::Connector`], [`transport::Listener`]).
 //! - [`protocol`]: frames, settings and limits, as described in `docs/protocol.md`.
 //! - [`client`] and [`server`]: [`Channel`], [`Endpoint`], [`Server`].
-//! - [`Context`], [`Status`], [`Metadata`], [`Request`], [`Response`]: what every call carries.
+//! - [`Context`], [`Status`], [`Metadata`], [`Request`], [`Response`]: what every call carries;
+//!   [`ServiceError`] for typed errors.
+//! - [`service`] and [`describe`]: services defined as traits, and their descriptions.
 //!
 //! # Runtime
 //! Everything runs on tokio. A `Channel` spawns its connection driver on first use; a `Server`
@@ -101,9 +135,6 @@ pub mod __private {
             Err(e) => Err(e.into_status()),
         }
     }
-
-    /// Compiles only for error types a `#[service]` method may return.
-    pub fn assert_service_error<E: ServiceError>() {}
 
     /// The answer to a method the service does not have.
     pub fn unknown_method(service: &str, method: &str) -> Status {

@@ -13,6 +13,10 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
     let trait_ident = item.ident.clone();
     let client = format_ident!("{}Client", trait_ident);
     let server = format_ident!("{}Server", trait_ident);
+    // The generic parameters of the client and server, named so as not to shadow a user type.
+    let used = idents_in(svc);
+    let s = free_ident(&used, &["S", "Svc", "RpcService"]);
+    let t = free_ident(&used, &["T", "Impl", "RpcImpl"]);
 
     let args_structs: Vec<TokenStream> = svc
         .methods
@@ -24,18 +28,12 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
         .methods
         .iter()
         .enumerate()
-        .map(|(i, m)| client_method(svc, &trait_ident, i, m));
+        .map(|(i, m)| client_method(svc, &trait_ident, &s, i, m));
     let route_arms = svc
         .methods
         .iter()
         .enumerate()
-        .map(|(i, m)| route_arm(&trait_ident, i, m));
-    let error_checks = svc.methods.iter().map(|m| {
-        let err = &m.err;
-        quote_spanned! {err.span()=>
-            const _: fn() = ::rpc_core::__private::assert_service_error::<#err>;
-        }
-    });
+        .map(|(i, m)| route_arm(&trait_ident, &t, i, m));
     rewrite_trait(&mut item);
 
     let name = &svc.name;
@@ -60,18 +58,18 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
         #(#args_structs)*
 
         #[doc = #client_doc]
-        #vis struct #client<S = ::rpc_core::Channel> {
-            inner: S,
+        #vis struct #client<#s = ::rpc_core::Channel> {
+            inner: #s,
             codec: ::core::option::Option<::rpc_core::CodecId>,
         }
 
-        impl<S: ::core::clone::Clone> ::core::clone::Clone for #client<S> {
+        impl<#s: ::core::clone::Clone> ::core::clone::Clone for #client<#s> {
             fn clone(&self) -> Self {
                 #client { inner: ::core::clone::Clone::clone(&self.inner), codec: self.codec }
             }
         }
 
-        impl<S: ::core::fmt::Debug> ::core::fmt::Debug for #client<S> {
+        impl<#s: ::core::fmt::Debug> ::core::fmt::Debug for #client<#s> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#client))
                     .field("service", &#name)
@@ -81,14 +79,14 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
         }
 
-        impl<S> #client<S> {
+        impl<#s> #client<#s> {
             /// The description of the service.
             pub const DESCRIPTOR: &'static ::rpc_core::describe::ServiceDescriptor =
                 #server::<()>::DESCRIPTOR;
 
             /// A client that calls through `inner`. Calls use Protobuf when both of a method's
             /// types support it, else the first codec both do; see `with_codec`.
-            pub fn new(inner: S) -> Self {
+            pub fn new(inner: #s) -> Self {
                 #client { inner, codec: ::core::option::Option::None }
             }
 
@@ -100,19 +98,19 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
 
             /// The service calls go through.
-            pub fn get_ref(&self) -> &S {
+            pub fn get_ref(&self) -> &#s {
                 &self.inner
             }
 
             /// Takes back the service calls go through.
-            pub fn into_inner(self) -> S {
+            pub fn into_inner(self) -> #s {
                 self.inner
             }
         }
 
-        impl<S> #client<S>
+        impl<#s> #client<#s>
         where
-            S: ::rpc_core::__private::Service<
+            #s: ::rpc_core::__private::Service<
                     ::rpc_core::Request,
                     Response = ::rpc_core::Response,
                     Error = ::rpc_core::Status,
@@ -122,37 +120,37 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
         }
 
         #[doc = #server_doc]
-        #vis struct #server<T> {
-            inner: ::std::sync::Arc<T>,
+        #vis struct #server<#t> {
+            inner: ::std::sync::Arc<#t>,
         }
 
-        impl<T> #server<T> {
+        impl<#t> #server<#t> {
             /// The description of the service.
             pub const DESCRIPTOR: &'static ::rpc_core::describe::ServiceDescriptor = #descriptor;
 
             /// Serves `service`.
-            pub fn new(service: T) -> Self {
+            pub fn new(service: #t) -> Self {
                 #server { inner: ::std::sync::Arc::new(service) }
             }
 
             /// Serves a service that is shared with other code.
-            pub fn from_arc(service: ::std::sync::Arc<T>) -> Self {
+            pub fn from_arc(service: ::std::sync::Arc<#t>) -> Self {
                 #server { inner: service }
             }
 
             /// The service being served.
-            pub fn get_ref(&self) -> &T {
+            pub fn get_ref(&self) -> &#t {
                 &self.inner
             }
         }
 
-        impl<T> ::core::clone::Clone for #server<T> {
+        impl<#t> ::core::clone::Clone for #server<#t> {
             fn clone(&self) -> Self {
                 #server { inner: ::core::clone::Clone::clone(&self.inner) }
             }
         }
 
-        impl<T> ::core::fmt::Debug for #server<T> {
+        impl<#t> ::core::fmt::Debug for #server<#t> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 f.debug_struct(::core::stringify!(#server))
                     .field("service", &#name)
@@ -160,9 +158,9 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
         }
 
-        impl<T: #trait_ident> #server<T> {
+        impl<#t: #trait_ident> #server<#t> {
             async fn __rpc_route(
-                __rpc_inner: ::std::sync::Arc<T>,
+                __rpc_inner: ::std::sync::Arc<#t>,
                 __rpc_req: ::rpc_core::Request,
             ) -> ::core::result::Result<::rpc_core::Response, ::rpc_core::Status> {
                 let __rpc_codec = __rpc_req.codec();
@@ -175,7 +173,7 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
         }
 
-        impl<T: #trait_ident> ::rpc_core::__private::Dispatch for #server<T> {
+        impl<#t: #trait_ident> ::rpc_core::__private::Dispatch for #server<#t> {
             fn dispatch(
                 &self,
                 req: ::rpc_core::Request,
@@ -190,7 +188,7 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
         }
 
-        impl<T: #trait_ident> ::rpc_core::server::NamedService for #server<T> {
+        impl<#t: #trait_ident> ::rpc_core::server::NamedService for #server<#t> {
             fn service_name(&self) -> &str {
                 #name
             }
@@ -208,7 +206,7 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
             }
         }
 
-        impl<T: #trait_ident> ::rpc_core::__private::Service<::rpc_core::Request> for #server<T> {
+        impl<#t: #trait_ident> ::rpc_core::__private::Service<::rpc_core::Request> for #server<#t> {
             type Response = ::rpc_core::Response;
             type Error = ::rpc_core::Status;
             type Future = ::rpc_core::__private::ServerCall;
@@ -227,9 +225,38 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
                 ))
             }
         }
-
-        #(#error_checks)*
     }
+}
+
+/// Every identifier in the argument, reply and error types.
+fn idents_in(svc: &Service) -> Vec<String> {
+    fn walk(tokens: TokenStream, out: &mut Vec<String>) {
+        for tt in tokens {
+            match tt {
+                proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+                proc_macro2::TokenTree::Group(g) => walk(g.stream(), out),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for m in &svc.methods {
+        for (_, ty) in &m.args {
+            walk(ty.to_token_stream(), &mut out);
+        }
+        walk(m.ok.to_token_stream(), &mut out);
+        walk(m.err.to_token_stream(), &mut out);
+    }
+    out
+}
+
+fn free_ident(used: &[String], candidates: &[&str]) -> syn::Ident {
+    let name = candidates
+        .iter()
+        .find(|c| !used.iter().any(|u| u == *c))
+        .copied()
+        .unwrap_or("__RpcGeneric");
+    format_ident!("{}", name)
 }
 
 /// `async fn m(&self, ..) -> R` becomes `fn m(&self, ..) -> impl Future<Output = R> + Send`, so
@@ -303,7 +330,13 @@ fn codecs_of(ty: &TokenStream, unit: bool) -> TokenStream {
     }
 }
 
-fn client_method(svc: &Service, trait_ident: &syn::Ident, index: usize, m: &Method) -> TokenStream {
+fn client_method(
+    svc: &Service,
+    trait_ident: &syn::Ident,
+    s: &syn::Ident,
+    index: usize,
+    m: &Method,
+) -> TokenStream {
     let ident = &m.ident;
     let ok = &m.ok;
     let err = &m.err;
@@ -344,7 +377,7 @@ fn client_method(svc: &Service, trait_ident: &syn::Ident, index: usize, m: &Meth
     }
     quote! {
         #[doc = #doc]
-        pub fn #ident(&self, #(#params),*) -> ::rpc_core::client::UnaryCall<S, #req_ty, #ok, #err> {
+        pub fn #ident(&self, #(#params),*) -> ::rpc_core::client::UnaryCall<#s, #req_ty, #ok, #err> {
             ::rpc_core::client::UnaryCall::new(
                 ::core::clone::Clone::clone(&self.inner),
                 &Self::DESCRIPTOR.methods[#index],
@@ -357,7 +390,7 @@ fn client_method(svc: &Service, trait_ident: &syn::Ident, index: usize, m: &Meth
     }
 }
 
-fn route_arm(trait_ident: &syn::Ident, index: usize, m: &Method) -> TokenStream {
+fn route_arm(trait_ident: &syn::Ident, t: &syn::Ident, index: usize, m: &Method) -> TokenStream {
     let wire = &m.wire_name;
     let ident = &m.ident;
     let req_ty = request_type(trait_ident, m);
@@ -375,6 +408,11 @@ fn route_arm(trait_ident: &syn::Ident, index: usize, m: &Method) -> TokenStream 
         ),
     };
     let names: Vec<&syn::Ident> = m.args.iter().map(|(n, _)| n).collect();
+    // Spanned at the error type, so that an error type that is not a `ServiceError` is reported
+    // there.
+    let encode = quote_spanned! {m.err.span()=>
+        ::rpc_core::__private::encode_reply(#resp_codecs, __rpc_codec, __rpc_result)
+    };
     let decode = match m.args.len() {
         0 => quote!(let _ = __rpc_body;),
         1 => {
@@ -398,8 +436,8 @@ fn route_arm(trait_ident: &syn::Ident, index: usize, m: &Method) -> TokenStream 
         #wire => {
             #split
             #decode
-            let __rpc_result = <T as #trait_ident>::#ident(&*__rpc_inner, #ctx_arg #(#names),*).await;
-            ::rpc_core::__private::encode_reply(#resp_codecs, __rpc_codec, __rpc_result)
+            let __rpc_result = <#t as #trait_ident>::#ident(&*__rpc_inner, #ctx_arg #(#names),*).await;
+            #encode
         }
     }
 }

@@ -33,6 +33,11 @@ impl Errors {
         self.push(syn::Error::new(span, msg));
     }
 
+    /// An error underlining all of `node` (a span of several tokens cannot be joined on stable).
+    fn on(&mut self, node: impl quote::ToTokens, msg: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(node, msg));
+    }
+
     pub(crate) fn finish(self) -> Result<(), syn::Error> {
         self.all.map_or(Ok(()), Err)
     }
@@ -135,8 +140,8 @@ pub(crate) struct Service {
 pub(crate) fn parse(args: ServiceArgs, item: &mut ItemTrait) -> syn::Result<Service> {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.at(
-            item.generics.span(),
+        errors.on(
+            &item.generics,
             "`#[service]` traits cannot be generic: each method has one concrete type on the wire",
         );
     }
@@ -147,8 +152,8 @@ pub(crate) fn parse(args: ServiceArgs, item: &mut ItemTrait) -> syn::Result<Serv
     let mut wire_names: HashMap<String, Ident> = HashMap::new();
     for trait_item in &mut item.items {
         let TraitItem::Fn(f) = trait_item else {
-            errors.at(
-                trait_item.span(),
+            errors.on(
+                &*trait_item,
                 "a `#[service]` trait holds only `async fn` methods",
             );
             continue;
@@ -278,8 +283,8 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
         errors.at(u.span(), "`#[service]` methods cannot be `unsafe`");
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.at(
-            sig.generics.span(),
+        errors.on(
+            &sig.generics,
             format!(
                 "`{ident}` cannot be generic: each argument and result needs one concrete type \
                  on the wire"
@@ -298,10 +303,9 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
 
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
-        Some(FnArg::Receiver(r))
-            if r.reference.is_some() && r.mutability.is_none() && r.colon_token.is_none() => {}
-        Some(FnArg::Receiver(r)) => errors.at(
-            r.span(),
+        Some(FnArg::Receiver(r)) if is_shared_self(&r.ty) => {}
+        Some(FnArg::Receiver(r)) => errors.on(
+            r,
             format!(
                 "`{ident}` must take `&self`: one service value handles concurrent calls \
                  (keep mutable state behind a lock or an atomic)"
@@ -322,8 +326,8 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
             if i == 0 {
                 context = kind;
             } else {
-                errors.at(
-                    pt.ty.span(),
+                errors.on(
+                    &pt.ty,
                     "the call's `Context` must be the first argument after `&self`",
                 );
             }
@@ -332,16 +336,16 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
         let name = match &*pt.pat {
             Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => pi.ident.clone(),
             other => {
-                errors.at(
-                    other.span(),
+                errors.on(
+                    other,
                     "arguments of `#[service]` methods must be plain names",
                 );
                 continue;
             }
         };
         if let Type::Reference(r) = &*pt.ty {
-            errors.at(
-                r.span(),
+            errors.on(
+                r,
                 "arguments are decoded from the wire and must be owned (e.g. `String` rather than `&str`)",
             );
             continue;
@@ -360,12 +364,15 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
         ReturnType::Type(_, ty) => match result_parts(ty) {
             Some(parts) => parts,
             None => {
-                errors.at(ty.span(), RETURN_MSG);
+                errors.on(ty, RETURN_MSG);
                 return None;
             }
         },
         ReturnType::Default => {
-            errors.at(sig.paren_token.span.join(), RETURN_MSG);
+            errors.at(
+                ident.span(),
+                format!("`{ident}` has no return type: {RETURN_MSG}"),
+            );
             return None;
         }
     };
@@ -399,6 +406,13 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
 
 const RETURN_MSG: &str = "`#[service]` methods return `Result<T, E>`, where `E` is \
     `rpc_core::Status` or implements `rpc_core::ServiceError`";
+
+/// `&Self`: the type of `&self` and of `self: &Self`.
+fn is_shared_self(ty: &Type) -> bool {
+    matches!(ty, Type::Reference(r)
+        if r.mutability.is_none()
+            && matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self")))
+}
 
 /// `Context`, `&Context` or a path ending in `Context`.
 fn context_kind(ty: &Type) -> ContextArg {

@@ -1,0 +1,10 @@
+use rpc_core::service;
+
+pub struct MyErr;
+
+#[service]
+pub trait Counter {
+    async fn count(&self) -> Result<u32, MyErr>;
+}
+
+fn main() {}
