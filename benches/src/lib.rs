@@ -39,7 +39,7 @@ pub struct Order {
     pub note: Option<String>,
 }
 
-rpc_core::codec::impl_message!(Order);
+rpc_core::codec::impl_message!(Order, Item);
 
 /// An order with `items` lines: 1 line is about 64 bytes in Protobuf, 80 lines about 4 KiB,
 /// 1300 lines about 64 KiB.

@@ -21,15 +21,40 @@ use crate::typed::{choose_codec, CallOptions};
 ///
 /// Generated clients return one from every method, so options never need a second set of methods:
 ///
-/// ```ignore
-/// let stock = inventory.check("A-1".into())
+/// ```
+/// # use rpc_core::transport::memory::MemoryListener;
+/// use std::time::Duration;
+/// use rpc_core::{service, CodecId, Endpoint, Server, Status};
+///
+/// /// Stock levels.
+/// #[service(name = "shop.Inventory")]
+/// pub trait Inventory {
+///     /// Units of `sku` left.
+///     async fn check(&self, sku: String) -> Result<u32, Status>;
+/// }
+/// # struct Shop;
+/// # impl Inventory for Shop {
+/// #     async fn check(&self, sku: String) -> Result<u32, Status> { Ok(sku.len() as u32) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Status> {
+/// # tokio::spawn(Server::builder().add_service(InventoryServer::new(Shop))
+/// #     .serve(MemoryListener::bind("call-doc").unwrap()));
+///
+/// let inventory = InventoryClient::new(Endpoint::memory("call-doc").connect_lazy());
+/// // Awaited as is...
+/// let left = inventory.check("A-1".into()).await?;
+/// // ...or with options for this call only.
+/// let left_json = inventory
+///     .check("A-1".into())
 ///     .timeout(Duration::from_millis(100))
 ///     .codec(CodecId::JSON)
 ///     .metadata("caller", "gateway")
 ///     .await?;
+/// assert_eq!(left, left_json);
+/// # Ok(())
+/// # }
 /// ```
-///
-/// Without options it is awaited as is: `inventory.check(sku).await?`.
 #[must_use = "a call does nothing until awaited"]
 pub struct UnaryCall<S, Req, Resp, E = Status> {
     service: S,
