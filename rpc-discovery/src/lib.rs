@@ -1,9 +1,33 @@
-//! Service discovery for `rpc-core`.
-//!
-//! Registries (static, in-process, etcd) and balancers arrive with the discovery work; this crate is a
-//! placeholder so that the workspace layout is stable.
+//! Service discovery for `rpc-core`: registries where servers register themselves, watched
+//! endpoint sets, and a balanced channel that spreads calls over the live instances.
 //!
 //! ```
-//! // The crate builds on rpc-core's Channel.
-//! let _ = std::any::type_name::<rpc_core::Channel>();
+//! use rpc_discovery::{Instance, MemoryRegistry, Query, Registry};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rpc_discovery::DiscoveryError> {
+//! let registry = MemoryRegistry::global();
+//! let _reg = registry.register(Instance::new("shop.Orders", "127.0.0.1:7001")).await?;
+//! let watch = registry.watch(Query::new("shop.Orders")).await?;
+//! assert_eq!(watch.current().instances()[0].addr, "127.0.0.1:7001");
+//! # Ok(())
+//! # }
 //! ```
+
+#![forbid(unsafe_code)]
+
+mod balance;
+#[cfg(feature = "etcd")]
+mod etcd;
+mod instance;
+mod memory;
+mod registry;
+mod serve;
+
+pub use balance::{BalanceConfig, BalancedChannel, EndpointStats, Strategy, HASH_KEY, ROUTE_TAG};
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdConfig, EtcdRegistry};
+pub use instance::{EndpointSet, Instance, Query, DEFAULT};
+pub use memory::{MemoryRegistry, StaticRegistry};
+pub use registry::{DiscoveryError, Registration, Registry, Watch};
+pub use serve::{dial_addr, serve_registered};
