@@ -1,6 +1,10 @@
 //! Service discovery for `rpc-core`: registries where servers register themselves, watched
 //! endpoint sets, and a balanced channel that spreads calls over the live instances.
 //!
+//! Registries: [`MemoryRegistry`] (in-process, needs nothing), [`StaticRegistry`] (a fixed list)
+//! and, with the `etcd` feature (on by default), `EtcdRegistry`. Servers use
+//! [`serve_registered`]; clients wrap a [`Watch`] in a [`BalancedChannel`].
+//!
 //! ```
 //! use rpc_discovery::{Instance, MemoryRegistry, Query, Registry};
 //!

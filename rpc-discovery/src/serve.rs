@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use rpc_core::transport::{Listener, PeerAddr};
 use rpc_core::Server;
@@ -25,9 +26,12 @@ pub fn dial_addr(local: &PeerAddr) -> Option<String> {
 /// bound. An instance with an empty address, or one ending in `:0`, takes the listener's.
 ///
 /// When `signal` completes, the instance is deregistered first, so that clients stop picking this
-/// server, and only then does the server send go-away and drain its calls.
+/// server; the server keeps answering for `grace` (time for clients to see the change: the
+/// in-process registry is immediate, etcd takes milliseconds), and only then sends go-away and
+/// drains its calls.
 ///
 /// ```
+/// use std::time::Duration;
 /// use rpc_core::{server::RawService, transport::memory::MemoryListener, Server};
 /// use rpc_discovery::{serve_registered, Instance, MemoryRegistry, Query, Registry};
 ///
@@ -42,7 +46,8 @@ pub fn dial_addr(local: &PeerAddr) -> Option<String> {
 ///     async move {
 ///         let listener = MemoryListener::bind("serve-doc")?;
 ///         let signal = async { stopped.await.ok(); };
-///         serve_registered(server, listener, &registry, Instance::new("demo.Echo", ""), signal).await
+///         let instance = Instance::new("demo.Echo", "");
+///         serve_registered(server, listener, &registry, instance, Duration::ZERO, signal).await
 ///     }
 /// });
 /// # let mut watch = watch;
@@ -62,6 +67,7 @@ pub async fn serve_registered<L, R, F>(
     listener: L,
     registry: &R,
     mut instance: Instance,
+    grace: Duration,
     signal: F,
 ) -> io::Result<()>
 where
@@ -88,7 +94,8 @@ where
             signal.await;
             let addr = registration.instance().addr.clone();
             registration.deregister().await;
-            tracing::info!(%addr, "deregistered; draining");
+            tracing::info!(%addr, "deregistered");
+            tokio::time::sleep(grace).await;
         })
         .await
 }

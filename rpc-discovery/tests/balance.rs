@@ -484,6 +484,7 @@ async fn servers_deregister_before_draining() {
                 listener,
                 &registry,
                 Instance::new(SVC, ""),
+                Duration::ZERO,
                 async {
                     let _ = stopped.await;
                 },
