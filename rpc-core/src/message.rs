@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::context::Context;
 use crate::describe::MethodDescriptor;
+use crate::extensions::Extensions;
 use crate::metadata::Metadata;
 
 /// One call: the method path, codec, deadline, metadata and the encoded body.
@@ -32,6 +33,7 @@ pub struct Request {
     one_way: bool,
     idempotent: bool,
     descriptor: Option<&'static MethodDescriptor>,
+    extensions: Extensions,
     context: Context,
     body: Bytes,
 }
@@ -49,6 +51,7 @@ impl Request {
             one_way: false,
             idempotent: false,
             descriptor: None,
+            extensions: Extensions::new(),
             context: Context::new(),
             body: body.into(),
         }
@@ -68,6 +71,7 @@ impl Request {
             one_way,
             idempotent: false,
             descriptor: None,
+            extensions: Extensions::new(),
             context,
             body,
         }
@@ -145,6 +149,16 @@ impl Request {
         self.descriptor = Some(descriptor);
         self.idempotent = descriptor.idempotent;
         self
+    }
+
+    /// Local values for middleware (never sent).
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// Mutable local values for middleware.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
     }
 
     /// The call context: deadline and metadata, plus peer and call id on the server.

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use rpc_core::middleware::{Attempts, BreakerConfig, BreakerState, CircuitBreaker, Stats};
 use rpc_core::transport::BoxFuture;
 use rpc_core::{Channel, Code, Delivery, Endpoint, Request, Response, Status};
 use tokio::time::Instant;
@@ -54,6 +56,7 @@ pub struct BalanceConfig {
     ewma_decay: Duration,
     default_rtt: Duration,
     endpoint: MakeEndpoint,
+    breaker: Option<(BreakerConfig, Arc<Stats>)>,
 }
 
 impl fmt::Debug for BalanceConfig {
@@ -77,6 +80,7 @@ impl Default for BalanceConfig {
             eject_max: Duration::from_secs(30),
             ewma_decay: Duration::from_secs(10),
             default_rtt: Duration::from_millis(1),
+            breaker: None,
             endpoint: Arc::new(|i: &Instance| {
                 Endpoint::from_uri(&i.addr)
                     .map(|e| e.connect_timeout(Duration::from_secs(1)))
@@ -115,6 +119,15 @@ impl BalanceConfig {
         self
     }
 
+    /// A circuit breaker per endpoint: an endpoint whose breaker is open gets no calls until it
+    /// half-opens; its probe calls decide. Off by default (ejection already covers failures in a
+    /// row; a breaker adds the failure rate over a window).
+    #[must_use]
+    pub fn breaker(mut self, config: BreakerConfig, stats: Arc<Stats>) -> Self {
+        self.breaker = Some((config, stats));
+        self
+    }
+
     /// How each instance is reached: a function from the instance to an [`Endpoint`] (to set
     /// timeouts, codecs, keepalive). Default: `Endpoint::from_uri(addr)` with a 1 s connect timeout.
     #[must_use]
@@ -138,6 +151,7 @@ struct Node {
     health: Mutex<Health>,
     probing: AtomicBool,
     picks: AtomicUsize,
+    breaker: Option<CircuitBreaker>,
 }
 
 #[derive(Debug, Default)]
@@ -147,8 +161,12 @@ struct Health {
 }
 
 impl Node {
-    fn new(instance: Instance, channel: Channel, default_rtt: Duration) -> Node {
+    fn new(instance: Instance, channel: Channel, config: &BalanceConfig) -> Node {
+        let default_rtt = config.default_rtt;
         Node {
+            breaker: config.breaker.as_ref().map(|(c, stats)| {
+                CircuitBreaker::new(instance.addr.clone(), c.clone(), stats.clone())
+            }),
             instance,
             channel,
             outstanding: AtomicU32::new(0),
@@ -163,6 +181,13 @@ impl Node {
     /// `Some(true)`: takes calls; `Some(false)`: its ejection is over and it may take one probe
     /// call; `None`: ejected.
     fn availability(&self, now: Instant) -> Option<bool> {
+        if self
+            .breaker
+            .as_ref()
+            .is_some_and(|b| b.state() == BreakerState::Open)
+        {
+            return None;
+        }
         let h = lock(&self.health);
         match h.ejected_until {
             None => Some(true),
@@ -394,6 +419,17 @@ impl BalancedChannel {
         if healthy.is_empty() {
             return None;
         }
+        if let Some(attempts) = req.extensions().get::<Arc<Attempts>>() {
+            // A retry or hedge goes to an endpoint this call has not tried, when there is one.
+            let untried: Vec<usize> = healthy
+                .iter()
+                .copied()
+                .filter(|&i| !attempts.tried(&snap.nodes[i].instance.addr))
+                .collect();
+            if !untried.is_empty() {
+                healthy = untried;
+            }
+        }
         let idx = match self.shared.config.strategy {
             Strategy::RoundRobin => {
                 healthy[self.shared.rr.fetch_add(1, Ordering::Relaxed) % healthy.len()]
@@ -468,23 +504,146 @@ impl BalancedChannel {
     pub async fn unary(&self, req: Request) -> Result<Response, Status> {
         let snap = self.snapshot();
         let Some(node) = self.choose(&snap, &req) else {
-            return Err(Status::unavailable(format!(
-                "no live endpoint for {:?} ({} known, all ejected or none registered)",
-                self.shared.name,
-                snap.nodes.len()
-            ))
-            .with_delivery(Delivery::NotSent));
+            return Err(self.no_endpoint(snap.nodes.len()));
         };
         drop(snap);
+        self.send(&node, req).await
+    }
+
+    async fn send(&self, node: &Node, req: Request) -> Result<Response, Status> {
+        if let Some(attempts) = req.extensions().get::<Arc<Attempts>>() {
+            attempts.record(&node.instance.addr);
+        }
+        let admission = match &node.breaker {
+            Some(b) => Some(b.admit()?),
+            None => None,
+        };
         let config = &self.shared.config;
         node.picks.fetch_add(1, Ordering::Relaxed);
         node.outstanding.fetch_add(1, Ordering::Relaxed);
-        let guard = Outstanding(&node);
+        let guard = Outstanding(node);
         let started = Instant::now();
         let result = node.channel.unary(req).await;
         drop(guard);
-        record(&node, config, started.elapsed(), &result);
+        if let (Some(b), Some(a)) = (&node.breaker, admission) {
+            b.record_result(a, &result);
+        }
+        record(node, config, started.elapsed(), &result);
         result
+    }
+
+    /// The healthy endpoints `req` may go to (canary routing applied), in random order.
+    fn live_nodes(&self, req: &Request) -> Vec<Arc<Node>> {
+        let snap = self.snapshot();
+        let now = Instant::now();
+        let tag = req
+            .metadata()
+            .get_str(ROUTE_TAG)
+            .and_then(|t| t.split_once('='));
+        let mut healthy = Vec::new();
+        let mut probe = None;
+        candidates(&snap, now, tag, &mut healthy, &mut probe);
+        if healthy.is_empty() && tag.is_some() {
+            candidates(&snap, now, None, &mut healthy, &mut probe);
+        }
+        fastrand::shuffle(&mut healthy);
+        healthy.into_iter().map(|i| snap.nodes[i].clone()).collect()
+    }
+
+    /// Dubbo's forking mode: sends `req` to up to `n` endpoints at once and returns the first
+    /// success; the other attempts are cancelled. Fails only if all fail (with the last error).
+    ///
+    /// # Errors
+    /// `Unavailable` (not sent) when no endpoint is live; otherwise the last failure.
+    pub async fn fork(&self, req: Request, n: usize) -> Result<Response, Status> {
+        let nodes: Vec<Arc<Node>> = self.live_nodes(&req).into_iter().take(n.max(1)).collect();
+        if nodes.is_empty() {
+            return Err(self.no_endpoint(0));
+        }
+        let mut calls: Vec<_> = nodes
+            .iter()
+            .map(|node| Box::pin(self.send(node, req.clone())))
+            .collect();
+        let mut last_err = None;
+        std::future::poll_fn(|cx| {
+            let mut i = 0;
+            while i < calls.len() {
+                match calls[i].as_mut().poll(cx) {
+                    Poll::Ready(Ok(resp)) => return Poll::Ready(Ok(resp)),
+                    Poll::Ready(Err(e)) => {
+                        last_err = Some(e);
+                        drop(calls.swap_remove(i));
+                    }
+                    Poll::Pending => i += 1,
+                }
+            }
+            if calls.is_empty() {
+                Poll::Ready(Err(last_err
+                    .take()
+                    .unwrap_or_else(|| Status::internal("no attempt finished"))))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Dubbo's broadcast mode: sends `req` to every live endpoint and returns every answer, by
+    /// address; fails if any endpoint fails (naming it).
+    ///
+    /// # Errors
+    /// `Unavailable` (not sent) when no endpoint is live; otherwise the first failure.
+    pub async fn broadcast(&self, req: Request) -> Result<Vec<(String, Response)>, Status> {
+        let mut nodes = self.live_nodes(&req);
+        if nodes.is_empty() {
+            return Err(self.no_endpoint(0));
+        }
+        nodes.sort_by(|a, b| a.instance.addr.cmp(&b.instance.addr));
+        let mut calls: Vec<_> = nodes
+            .iter()
+            .map(|node| Some(Box::pin(self.send(node, req.clone()))))
+            .collect();
+        let mut out: Vec<Option<Response>> = vec![None; nodes.len()];
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, slot) in calls.iter_mut().enumerate() {
+                let Some(call) = slot else { continue };
+                match call.as_mut().poll(cx) {
+                    Poll::Ready(Ok(resp)) => {
+                        out[i] = Some(resp);
+                        *slot = None;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        let addr = &nodes[i].instance.addr;
+                        return Poll::Ready(Err(Status::new(
+                            e.code(),
+                            format!("broadcast to {addr} failed: {}", e.message()),
+                        )
+                        .with_delivery(e.delivery())));
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        })
+        .await?;
+        Ok(nodes
+            .iter()
+            .zip(out)
+            .filter_map(|(n, r)| r.map(|r| (n.instance.addr.clone(), r)))
+            .collect())
+    }
+
+    fn no_endpoint(&self, known: usize) -> Status {
+        Status::unavailable(format!(
+            "no live endpoint for {:?} ({known} known, all ejected or none registered)",
+            self.shared.name
+        ))
+        .with_delivery(Delivery::NotSent)
     }
 }
 
@@ -584,13 +743,13 @@ fn apply(shared: &Shared, set: &EndpointSet) {
             Some(n) => nodes.push(Arc::new(Node::new(
                 inst.clone(),
                 n.channel.clone(),
-                shared.config.default_rtt,
+                &shared.config,
             ))),
             None => match (shared.config.endpoint)(inst) {
                 Ok(ep) => nodes.push(Arc::new(Node::new(
                     inst.clone(),
                     ep.connect_lazy(),
-                    shared.config.default_rtt,
+                    &shared.config,
                 ))),
                 Err(e) => tracing::warn!(addr = %inst.addr, error = %e, "skipping instance"),
             },

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod balance;
+mod cluster;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod instance;
@@ -29,6 +30,7 @@ mod registry;
 mod serve;
 
 pub use balance::{BalanceConfig, BalancedChannel, EndpointStats, Strategy, HASH_KEY, ROUTE_TAG};
+pub use cluster::{Cluster, ClusterChannel};
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdConfig, EtcdRegistry};
 pub use instance::{EndpointSet, Instance, Query, DEFAULT};
