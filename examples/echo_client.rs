@@ -10,6 +10,11 @@
 //! to `demo.Echo/Echo`. `--lz4 MIN_BYTES` compresses requests of at least that size when the
 //! server reads LZ4. The last line is always
 //! `requests=N errors=E qps=Q p50_us=A p99_us=B p999_us=C`.
+//!
+//! Several `--connect` flags balance the calls over those servers (a static registry and a
+//! `BalancedChannel`, P2C) with failover retries. `--idempotent` marks the calls idempotent, so
+//! that calls in flight on a server that dies are retried on another: with three servers, killing
+//! one with SIGKILL mid-run still ends with `errors=0`. The middleware counters go to stderr.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,11 +23,15 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use examples::EchoMessage;
 use hdrhistogram::Histogram;
-use rpc_core::codec::Compression;
-use rpc_core::{CallOptions, CodecId, Endpoint, Request};
+use rpc_core::codec::{Compression, Message};
+use rpc_core::middleware::{Retry, RetryLayer, Stats};
+use rpc_core::{Channel, CodecId, Endpoint, Request, Response, Status};
+use rpc_discovery::{BalanceConfig, BalancedChannel, Query, Registry, StaticRegistry};
+use tower::{Layer, Service};
 
 struct Args {
-    connect: String,
+    connect: Vec<String>,
+    idempotent: bool,
     requests: u64,
     concurrency: u64,
     payload: usize,
@@ -33,7 +42,8 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        connect: String::new(),
+        connect: Vec::new(),
+        idempotent: false,
         requests: 10_000,
         concurrency: 1,
         payload: 64,
@@ -46,19 +56,20 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         let num = |v: String| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
-            "--connect" => args.connect = value()?,
+            "--connect" => args.connect.push(value()?),
+            "--idempotent" => args.idempotent = true,
             "--requests" => args.requests = num(value()?)?,
             "--concurrency" => args.concurrency = num(value()?)?.max(1),
             "--payload" => args.payload = num(value()?)? as usize,
             "--threads" => args.threads = num(value()?)? as usize,
             "--codec" => args.codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
             "--lz4" => args.lz4 = Some(num(value()?)? as usize),
-            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES]".into()),
+            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--connect HOST:PORT ...] [--idempotent] [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES]".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.connect.is_empty() {
-        return Err("--connect HOST:PORT is required".into());
+        return Err("--connect HOST:PORT is required (once per server)".into());
     }
     Ok(args)
 }
@@ -78,28 +89,79 @@ struct Outcome {
     errors: u64,
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let mut endpoint = Endpoint::from_uri(&args.connect)
-        .map_err(|e| e.to_string())?
-        .max_concurrent_calls(args.concurrency as usize);
-    if let Some(threshold) = args.lz4 {
-        endpoint = endpoint.compression(Compression::Lz4, threshold);
+/// One server over one connection, or several balanced with failover retries.
+#[derive(Clone)]
+enum Client {
+    Single(Channel),
+    Balanced(Retry<BalancedChannel>),
+}
+
+impl Client {
+    async fn call(&self, req: Request) -> Result<Response, Status> {
+        match self {
+            Client::Single(channel) => channel.unary(req).await,
+            Client::Balanced(svc) => {
+                let mut svc = svc.clone();
+                std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
+                svc.call(req).await
+            }
+        }
     }
-    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+}
+
+async fn connect(args: &Args, stats: &Arc<Stats>) -> Result<Client, String> {
+    let concurrency = args.concurrency as usize;
+    let lz4 = args.lz4;
+    let endpoint = move |addr: &str| {
+        Endpoint::from_uri(addr).map(|mut e| {
+            e = e.max_concurrent_calls(concurrency);
+            if let Some(threshold) = lz4 {
+                e = e.compression(Compression::Lz4, threshold);
+            }
+            e
+        })
+    };
+    if let [only] = args.connect.as_slice() {
+        if !args.idempotent {
+            let channel = endpoint(only).map_err(|e| e.to_string())?;
+            return Ok(Client::Single(
+                channel.connect().await.map_err(|e| e.to_string())?,
+            ));
+        }
+    }
+    let registry = StaticRegistry::new("demo.Echo", args.connect.iter().cloned());
+    let watch = registry
+        .watch(Query::new("demo.Echo"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = BalanceConfig::new().endpoint(move |inst| {
+        endpoint(&inst.addr).map_err(|e| Status::invalid_argument(e.to_string()))
+    });
+    let balanced = BalancedChannel::with_config(watch, config);
+    Ok(Client::Balanced(
+        RetryLayer::new().stats(stats.clone()).layer(balanced),
+    ))
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let stats = Stats::new();
+    let client = connect(&args, &stats).await?;
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(args.requests.max(1)) {
-        let channel = channel.clone();
+        let client = client.clone();
         let next = next.clone();
         let total = args.requests;
         let codec = args.codec;
+        let idempotent = args.idempotent;
         let template: Vec<u8> = (0..args.payload).map(|i| (i % 251) as u8).collect();
         workers.push(tokio::spawn(async move {
             let mut out = Outcome {
                 histogram: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
                 errors: 0,
             };
+            let codecs = EchoMessage::codecs();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {
@@ -108,25 +170,31 @@ async fn run(args: Args) -> Result<(), String> {
                 let body = payload(&template, i);
                 let t0 = Instant::now();
                 let result = match codec {
-                    None => channel
-                        .unary(Request::new("demo.Echo/Echo", body.clone()))
-                        .await
-                        .map(|reply| *reply.body() == body),
+                    None => {
+                        let req = Request::new("demo.Echo/Echo", body.clone())
+                            .with_idempotent(idempotent);
+                        client.call(req).await.map(|reply| *reply.body() == body)
+                    }
                     Some(codec) => {
                         let msg = EchoMessage {
                             id: i,
                             payload: body,
                             note: String::new(),
                         };
-                        let opts = CallOptions::new().codec(codec);
-                        channel
-                            .typed_with::<EchoMessage, EchoMessage>(
-                                "demo.Echo/EchoMessage",
-                                &msg,
-                                opts,
-                            )
-                            .await
-                            .map(|reply| reply == msg)
+                        match codecs.encode_to_bytes(codec, &msg) {
+                            Err(e) => Err(Status::from(e)),
+                            Ok(encoded) => {
+                                let req = Request::new("demo.Echo/EchoMessage", encoded)
+                                    .with_codec(codec)
+                                    .with_idempotent(idempotent);
+                                client.call(req).await.and_then(|reply| {
+                                    codecs
+                                        .decode(codec, reply.into_body())
+                                        .map(|reply| reply == msg)
+                                        .map_err(Status::from)
+                                })
+                            }
+                        }
                     }
                 };
                 let us = t0.elapsed().as_micros() as u64;
@@ -158,6 +226,9 @@ async fn run(args: Args) -> Result<(), String> {
         errors += out.errors;
     }
     let secs = started.elapsed().as_secs_f64();
+    if let Client::Balanced(_) = client {
+        eprintln!("echo_client: middleware: {}", stats.snapshot());
+    }
     let qps = if secs > 0.0 {
         args.requests as f64 / secs
     } else {

@@ -4,6 +4,10 @@ use std::fmt;
 
 use crate::metadata::Metadata;
 
+/// The status metadata key by which a server says it refused a call without running it (shed,
+/// rate-limited, unknown method…); clients read it as [`Delivery::Unprocessed`].
+pub const NOT_PROCESSED_KEY: &str = "rpc-not-processed";
+
 /// Status codes, numbered as in gRPC so that operators read them the same way.
 ///
 /// On the wire a code is one byte. A value this version does not know decodes as [`Code::Unknown`].

@@ -550,9 +550,16 @@ fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
         };
         Ok(Response::with_metadata(body, r.metadata))
     } else {
+        let mut metadata = r.metadata;
+        let delivery = if metadata.remove(crate::status::NOT_PROCESSED_KEY).is_some() {
+            Delivery::Unprocessed
+        } else {
+            Delivery::Sent
+        };
         Err(
             Status::new(code, String::from_utf8_lossy(&r.message).into_owned())
-                .with_metadata(r.metadata),
+                .with_metadata(metadata)
+                .with_delivery(delivery),
         )
     }
 }

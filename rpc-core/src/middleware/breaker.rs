@@ -277,17 +277,17 @@ impl CircuitBreaker {
     }
 }
 
-/// Whether a status counts against a breaker: the service is unwell or too slow, as opposed to
-/// refusing a bad request.
+/// Whether a status counts against a breaker: the service is unreachable, unwell or too slow, as
+/// opposed to refusing a bad request. `Unavailable` counts even when nothing was sent (a refused
+/// connection says the service is down); other codes only for calls that reached it.
 pub(crate) fn is_failure(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::Internal
-            | Code::Unknown
-            | Code::DataLoss
-            | Code::DeadlineExceeded
-    ) && status.delivery() == Delivery::Sent
+    match status.code() {
+        Code::Unavailable => true,
+        Code::Internal | Code::Unknown | Code::DataLoss | Code::DeadlineExceeded => {
+            status.delivery() == Delivery::Sent
+        }
+        _ => false,
+    }
 }
 
 /// A circuit breaker per service (by the request's service name): opens on failures in a row or a

@@ -34,13 +34,13 @@ impl Bucket {
         }
     }
 
-    /// Takes a token, or says how long until one is there.
-    fn take(&mut self, now: Instant) -> Result<(), Duration> {
+    /// Adds the tokens earned since the last look; then `Ok` if one is there, or how long until
+    /// one is. Takes nothing.
+    fn check(&mut self, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
@@ -154,33 +154,37 @@ named!(RateLimit);
 const MAX_CALLERS: usize = 100_000;
 
 impl Limits {
+    /// Admits a call only if every bucket that applies has a token, and then takes one from each,
+    /// so that a call refused by one limit spends nothing of the others.
     fn check(&self, req: &Request) -> Result<(), Status> {
         let now = Instant::now();
         let caller = req.metadata().get_str(&self.caller_key).unwrap_or("");
+        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bucket = None;
         if let Some((rate, burst)) = self.per_caller {
-            let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
             if callers.len() >= MAX_CALLERS && !callers.contains_key(caller) {
                 // Forget callers whose buckets refilled: they are as good as new.
                 callers.retain(|_, b| !b.is_full(now));
             }
-            let bucket = callers
+            let b = callers
                 .entry(caller.to_owned())
                 .or_insert_with(|| Bucket::new(rate, burst));
-            if let Err(wait) = bucket.take(now) {
-                return Err(self.refuse(
-                    req,
-                    format!("caller {caller:?} is over its quota of {rate}/s"),
-                    wait,
-                ));
+            if let Err(wait) = b.check(now) {
+                let why = format!("caller {caller:?} is over its quota of {rate}/s");
+                return Err(self.refuse(req, why, wait));
             }
+            bucket = Some(b);
         }
         if let Some(global) = &self.global {
             let mut g = global.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(wait) = g.take(now) {
-                let rate = g.rate;
-                drop(g);
-                return Err(self.refuse(req, format!("rate limit of {rate}/s reached"), wait));
+            if let Err(wait) = g.check(now) {
+                let why = format!("rate limit of {}/s reached", g.rate);
+                return Err(self.refuse(req, why, wait));
             }
+            g.tokens -= 1.0;
+        }
+        if let Some(b) = bucket {
+            b.tokens -= 1.0;
         }
         Ok(())
     }

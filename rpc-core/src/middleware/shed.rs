@@ -50,17 +50,25 @@ impl State {
         }
     }
 
-    fn adjust(&self, latency: Duration, result: &Result<Response, Status>) {
+    fn adjust(&self, latency: Duration, result: Option<&Result<Response, Status>>) {
         let ShedLimit::Aimd {
             min, max, target, ..
         } = self.mode
         else {
             return;
         };
-        let overloaded = latency > target
-            || result.as_ref().err().is_some_and(|s| {
-                matches!(s.code(), Code::DeadlineExceeded | Code::ResourceExhausted)
-            });
+        let overloaded = match result {
+            // The call ended without an answer (its deadline passed, or the caller gave up): a
+            // sign of overload if it had run longer than the target.
+            None if latency <= target => return,
+            None => true,
+            Some(result) => {
+                latency > target
+                    || result.as_ref().err().is_some_and(|s| {
+                        matches!(s.code(), Code::DeadlineExceeded | Code::ResourceExhausted)
+                    })
+            }
+        };
         let mut l = self.limit.lock().unwrap_or_else(|e| e.into_inner());
         let next = if overloaded {
             *l * 0.9
@@ -140,11 +148,19 @@ impl<S> LoadShed<S> {
     }
 }
 
-struct Slot(Arc<State>);
+/// A call's place under the limit; gives it back when dropped, and tells AIMD about calls that
+/// were dropped unanswered.
+struct Slot {
+    state: Arc<State>,
+    started: Option<Instant>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Some(started) = self.started {
+            self.state.adjust(started.elapsed(), None);
+        }
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -164,7 +180,10 @@ where
     fn call(&mut self, req: Request) -> MiddlewareFuture {
         let limit = self.state.limit();
         let before = self.state.in_flight.fetch_add(1, Ordering::AcqRel);
-        let slot = Slot(self.state.clone());
+        let mut slot = Slot {
+            state: self.state.clone(),
+            started: None,
+        };
         if before >= limit {
             drop(slot);
             Stats::bump(&self.state.stats.shed);
@@ -176,10 +195,12 @@ where
             return Box::pin(std::future::ready(Err(status)));
         }
         let fut = self.inner.call(req);
+        let started = Instant::now();
+        slot.started = Some(started);
         Box::pin(async move {
-            let started = Instant::now();
             let result = fut.await;
-            slot.0.adjust(started.elapsed(), &result);
+            slot.started = None;
+            slot.state.adjust(started.elapsed(), Some(&result));
             drop(slot);
             result
         })

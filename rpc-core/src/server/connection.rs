@@ -26,7 +26,7 @@ use crate::metadata::Metadata;
 use crate::protocol::{
     self, encode_goaway, encode_pong, Frame, GoAwayCode, ProtocolError, RequestFrame, Settings,
 };
-use crate::status::{Code, Status};
+use crate::status::{Code, Delivery, Status};
 use crate::transport::PeerAddr;
 
 /// Limits and identity shared by every connection of a server.
@@ -175,7 +175,11 @@ impl ServerDriver {
             let msg =
                 format!("this server does not accept the {codec} codec; it accepts: {accepted}");
             tracing::debug!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(id, one_way, Status::unimplemented(msg));
+            self.respond_now(
+                id,
+                one_way,
+                Status::unimplemented(msg).with_delivery(Delivery::Unprocessed),
+            );
             return Ok(());
         }
         let body = if r.flags & protocol::flags::COMPRESSED != 0 {
@@ -197,13 +201,21 @@ impl ServerDriver {
                 self.shared.local.max_concurrent_calls
             );
             tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(id, one_way, Status::resource_exhausted(msg));
+            self.respond_now(
+                id,
+                one_way,
+                Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed),
+            );
             return Ok(());
         }
         let Some(svc) = self.shared.router.get(service) else {
             let msg = format!("unknown service {service:?}");
             tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(id, one_way, Status::unimplemented(msg));
+            self.respond_now(
+                id,
+                one_way,
+                Status::unimplemented(msg).with_delivery(Delivery::Unprocessed),
+            );
             return Ok(());
         };
         if self.shared.in_flight.fetch_add(1, Ordering::AcqRel) >= self.shared.max_calls {
@@ -213,7 +225,11 @@ impl ServerDriver {
                 self.shared.max_calls
             );
             tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(id, one_way, Status::resource_exhausted(msg));
+            self.respond_now(
+                id,
+                one_way,
+                Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed),
+            );
             return Ok(());
         }
         let slot = GlobalSlot(self.shared.clone());
@@ -482,7 +498,16 @@ fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, rules: &ReplyRules) {
                 cut -= 1;
             }
             let msg = &text.as_bytes()[..cut];
-            let md = status.metadata();
+            // A call the server refused before running it says so, so that clients may retry it.
+            let flagged;
+            let md = if status.delivery() == Delivery::Sent {
+                status.metadata()
+            } else {
+                let mut m = status.metadata().clone();
+                m.insert(crate::status::NOT_PROCESSED_KEY, "1");
+                flagged = m;
+                &flagged
+            };
             let fits = md.encoded_len() <= peer.max_metadata_size as usize
                 && md
                     .entries()
