@@ -360,3 +360,38 @@ async fn cluster_modes() {
         call(&failover, echo(i, true)).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_endpoint_breaker_stops_calls_to_a_failing_endpoint() {
+    let good = start(Behaviour::Echo, None);
+    let bad = start(Behaviour::Echo, None);
+    bad.failing.store(true, Ordering::SeqCst);
+    let stats = Stats::new();
+    let balanced = BalancedChannel::with_config(
+        watch_of(&[&good, &bad]),
+        BalanceConfig::new()
+            .strategy(Strategy::RoundRobin)
+            // Leave failures to the breaker alone.
+            .eject_after(u32::MAX)
+            .breaker(
+                rpc_core::middleware::BreakerConfig::new()
+                    .consecutive_failures(2)
+                    .open_for(Duration::from_secs(60)),
+                stats.clone(),
+            ),
+    );
+    let mut failures = 0;
+    for i in 0..100 {
+        if call(&balanced, echo(i, false)).await.is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 2, "two failures open the endpoint's breaker");
+    assert_eq!(bad.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(good.calls.load(Ordering::SeqCst), 98);
+    assert_eq!(stats.snapshot().breaker_opened, 1);
+    assert!(balanced
+        .endpoints()
+        .iter()
+        .any(|e| e.ejected && e.addr == bad.addr.to_string()));
+}
