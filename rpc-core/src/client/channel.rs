@@ -258,7 +258,12 @@ impl Channel {
     /// (a message over the server's size limits).
     pub async fn unary(&self, request: Request) -> Result<Response, Status> {
         let permit = self.handle.shared.limiter.acquire().await;
-        start(&self.handle, None, request, permit).await
+        // The live connection, if any: a call on it needs no connecting state (nor its box).
+        let conn = match &*self.handle.shared.lock() {
+            Slot::Ready(c) if c.is_usable() => Some(c.clone()),
+            _ => None,
+        };
+        start(&self.handle, conn.as_ref(), request, permit).await
     }
 
     /// Waits until a connection is up.
