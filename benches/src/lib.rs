@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod systems;
+
 /// An order line.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
 pub struct Item {

@@ -1,0 +1,13 @@
+//! Generates the tonic echo service (`proto/echo.proto`) used by `src/systems/tonic_echo.rs`.
+//! Needs `protoc` (and its well-known includes) on the build machine.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/echo.proto");
+    tonic_prost_build::configure()
+        // `bytes payload` fields become `bytes::Bytes`, so decoding slices instead of copying.
+        .bytes(".")
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["proto/echo.proto"], &["proto"])?;
+    Ok(())
+}

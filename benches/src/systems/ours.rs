@@ -1,0 +1,89 @@
+//! This framework: `bench.Echo/Echo` echoes raw bytes; `bench.Echo/Message` decodes and re-encodes
+//! an [`EchoMessage`] in the codec of the request.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rpc_core::codec::{impl_message, Message};
+use rpc_core::server::RawService;
+use rpc_core::{Channel, CodecId, Endpoint, Request, Response, Server};
+
+/// The structured message of the codec runs: the payload as a bytes field.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct EchoMessage {
+    /// The payload.
+    #[prost(bytes = "bytes", tag = "1")]
+    pub payload: Bytes,
+}
+
+impl_message!(EchoMessage);
+
+/// Serves the echo service.
+///
+/// # Errors
+/// The listener's failure.
+pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
+    let svc = RawService::new("bench.Echo")
+        .method("Echo", |req: Request| async move {
+            Ok(Response::new(req.into_body()))
+        })
+        .typed("Message", |m: EchoMessage, _ctx| async move { Ok(m) });
+    Server::builder()
+        .max_concurrent_calls_per_connection(100_000)
+        .add_service(svc)
+        .serve(listener)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A client: one connection; raw bytes, or an [`EchoMessage`] in a codec.
+#[derive(Clone, Debug)]
+pub struct Client {
+    channel: Channel,
+    codec: Option<CodecId>,
+}
+
+impl Client {
+    /// Connects.
+    ///
+    /// # Errors
+    /// The connection failure.
+    pub async fn connect(addr: SocketAddr, codec: Option<CodecId>) -> Result<Client, String> {
+        let channel = Endpoint::tcp(addr)
+            .max_concurrent_calls(100_000)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Client { channel, codec })
+    }
+
+    /// One call.
+    ///
+    /// # Errors
+    /// The call's status, as text.
+    pub async fn echo(&self, payload: Bytes) -> Result<Bytes, String> {
+        match self.codec {
+            None => self
+                .channel
+                .unary(Request::new("bench.Echo/Echo", payload))
+                .await
+                .map(Response::into_body)
+                .map_err(|e| e.to_string()),
+            Some(codec) => {
+                let codecs = EchoMessage::codecs();
+                let body = codecs
+                    .encode_to_bytes(codec, &EchoMessage { payload })
+                    .map_err(|e| e.to_string())?;
+                let reply = self
+                    .channel
+                    .unary(Request::new("bench.Echo/Message", body).with_codec(codec))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                codecs
+                    .decode(codec, reply.into_body())
+                    .map(|m| m.payload)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
