@@ -528,9 +528,9 @@ fn type_text(ty: &Type) -> String {
 
 fn human_duration(nanos: u64) -> String {
     match nanos {
-        n if n % 1_000_000_000 == 0 => format!("{} s", n / 1_000_000_000),
-        n if n % 1_000_000 == 0 => format!("{} ms", n / 1_000_000),
-        n if n % 1_000 == 0 => format!("{} µs", n / 1_000),
+        n if n.is_multiple_of(1_000_000_000) => format!("{} s", n / 1_000_000_000),
+        n if n.is_multiple_of(1_000_000) => format!("{} ms", n / 1_000_000),
+        n if n.is_multiple_of(1_000) => format!("{} µs", n / 1_000),
         n => format!("{n} ns"),
     }
 }

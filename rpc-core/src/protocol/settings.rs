@@ -53,7 +53,7 @@ impl Settings {
     /// Decodes a SETTINGS payload. Unknown identifiers are ignored so that newer peers can add
     /// settings; a missing setting keeps the protocol default.
     pub(crate) fn decode_payload(mut payload: &[u8]) -> Result<Settings, ProtocolError> {
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(ProtocolError::Malformed(
                 "SETTINGS payload is not a whole number of 6-byte entries",
             ));
