@@ -235,7 +235,7 @@ async fn breaker_opens_on_failure_rate() {
         move |_req| {
             let n = calls.fetch_add(1, Ordering::SeqCst);
             async move {
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     Ok(Response::new("ok"))
                 } else {
                     Err(Status::unavailable("every other call fails"))
