@@ -333,8 +333,9 @@ impl BalancedChannel {
         BalancedChannel::with_config(watch, BalanceConfig::default())
     }
 
-    /// Balances over `watch`. A background task follows the watch; it ends when the last clone
-    /// of the channel is dropped. When the watch stops (its registry is gone) the last set stays.
+    /// Balances over `watch`. A background task (so: call it within a tokio runtime) follows the
+    /// watch; it ends when the last clone of the channel is dropped. When the watch stops (its
+    /// registry is gone) the last set stays.
     pub fn with_config(watch: Watch, config: BalanceConfig) -> BalancedChannel {
         let first = watch.current();
         let name = first

@@ -68,7 +68,8 @@ impl Watch {
         Watch { rx }
     }
 
-    /// A watch of a set that never changes.
+    /// A watch of a set that never changes. Call it within a tokio runtime: a small task keeps the
+    /// set published while any receiver lives.
     pub fn fixed(set: EndpointSet) -> Watch {
         let (tx, rx) = watch::channel(set);
         // Keep the sender alive for as long as any receiver: dropping it would end the watch.
