@@ -385,16 +385,12 @@ impl ClientDriver {
             if !st.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 st.writer = Some(cx.waker().clone());
             }
-        } else {
-            let wbuf = self.io.wbuf();
-            if wbuf.is_empty() {
-                std::mem::swap(wbuf, &mut st.out);
-            } else {
-                wbuf.extend_from_slice(&st.out);
-                st.out.clear();
-            }
+        } else if self.io.write_pending() == 0 {
+            std::mem::swap(self.io.wbuf(), &mut st.out);
             st.taken_upto = st.appended_upto;
         }
+        // Otherwise the socket is still taking the previous batch: this one is taken (swapped,
+        // not copied) once that is written, which the driver is woken for.
         matches!(st.phase, Phase::Draining) && st.pending.is_empty() && st.out.is_empty()
     }
 

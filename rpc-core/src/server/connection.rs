@@ -314,12 +314,10 @@ impl ServerDriver {
             }
             return;
         }
-        let wbuf = self.io.wbuf();
-        if wbuf.is_empty() {
-            std::mem::swap(wbuf, &mut ob.out);
-        } else {
-            wbuf.extend_from_slice(&ob.out);
-            ob.out.clear();
+        // While the socket is still taking the previous batch, this one waits to be swapped in
+        // whole rather than copied behind it; the driver is woken when the socket drains.
+        if self.io.write_pending() == 0 {
+            std::mem::swap(self.io.wbuf(), &mut ob.out);
         }
     }
 
@@ -345,7 +343,9 @@ impl ServerDriver {
             if let Poll::Ready(wrote) = self.io.poll_write(cx)? {
                 progress |= wrote;
             }
-            let idle = self.running.is_empty() && self.io.write_pending() == 0;
+            let idle = self.running.is_empty()
+                && self.io.write_pending() == 0
+                && self.outbox.lock().out.is_empty();
             if (self.goaway_sent || self.read_closed) && idle {
                 let _ = self.io.poll_shutdown(cx);
                 return Poll::Ready(Ok(()));
