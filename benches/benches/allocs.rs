@@ -30,7 +30,7 @@ use std::alloc::System;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use benches::Item;
+use benches::{item, EchoClient, EchoServer, Echoer, Item};
 use bytes::{BufMut, BytesMut};
 use rpc_core::codec::{message_codecs, CodecId, Message};
 use rpc_core::protocol::{
@@ -38,7 +38,7 @@ use rpc_core::protocol::{
 };
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
-use rpc_core::{service, Channel, Endpoint, Metadata, Request, Response, Server, Status};
+use rpc_core::{Channel, Endpoint, Metadata, Request, Response, Server, Status};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -50,29 +50,6 @@ const CALLS: usize = 20_000;
 const RAW_ECHO: &str = "bench.Raw/Echo";
 /// Body of the raw calls.
 const RAW_BODY: [u8; 64] = [7; 64];
-
-/// Echoes an item.
-#[service(name = "bench.Echo")]
-pub trait Echo {
-    /// Returns the item.
-    async fn echo(&self, item: Item) -> Result<Item, Status>;
-}
-
-struct Echoer;
-
-impl Echo for Echoer {
-    async fn echo(&self, item: Item) -> Result<Item, Status> {
-        Ok(item)
-    }
-}
-
-fn item() -> Item {
-    Item {
-        sku: "sku-00012345".into(),
-        quantity: 3,
-        price_cents: 1999,
-    }
-}
 
 /// The server of every measurement: a raw echo, a typed echo and the generated `Echo`.
 fn server() -> Server {
@@ -100,6 +77,27 @@ where
         call().await;
     }
     region.change().allocations as f64 / CALLS as f64
+}
+
+/// Allocations per raw `Channel::unary` echo of [`RAW_BODY`].
+async fn raw_call(channel: &Channel) -> f64 {
+    let body = bytes::Bytes::from_static(&RAW_BODY);
+    per_call(|| {
+        let body = body.clone();
+        async move {
+            let r = channel.unary(Request::new(RAW_ECHO, body)).await;
+            std::hint::black_box(r.unwrap());
+        }
+    })
+    .await
+}
+
+/// Allocations per call through the generated client (the caller's `item()` included).
+async fn generated_call(client: &EchoClient) -> f64 {
+    per_call(|| async move {
+        std::hint::black_box(client.echo(item()).await.unwrap());
+    })
+    .await
 }
 
 /// Allocations per call of a blocking `call`, after a warm-up.
@@ -294,17 +292,8 @@ fn in_memory_totals(rt: &tokio::runtime::Runtime, codec_only: f64, make_item: f6
         let channel: Channel = Endpoint::memory("allocs").connect_lazy();
         channel.ready().await.expect("connects");
         let client = EchoClient::new(channel.clone());
-        let body = bytes::Bytes::from_static(&RAW_BODY);
 
-        let raw = per_call(|| {
-            let channel = &channel;
-            let body = body.clone();
-            async move {
-                let r = channel.unary(Request::new(RAW_ECHO, body)).await;
-                std::hint::black_box(r.unwrap());
-            }
-        })
-        .await;
+        let raw = raw_call(&channel).await;
         let typed = per_call(|| {
             let channel = &channel;
             async move {
@@ -313,13 +302,7 @@ fn in_memory_totals(rt: &tokio::runtime::Runtime, codec_only: f64, make_item: f6
             }
         })
         .await;
-        let generated = per_call(|| {
-            let client = &client;
-            async move {
-                std::hint::black_box(client.echo(item()).await.unwrap());
-            }
-        })
-        .await;
+        let generated = generated_call(&client).await;
 
         println!(
             "allocations per unary call, client + server on one runtime, in-memory transport:"
@@ -362,23 +345,8 @@ fn main() {
         let channel: Channel = Endpoint::tcp(addr).connect_lazy();
         channel.ready().await.expect("connects");
         let client = EchoClient::new(channel.clone());
-        let body = bytes::Bytes::from_static(&RAW_BODY);
-        let raw = per_call(|| {
-            let channel = &channel;
-            let body = body.clone();
-            async move {
-                let r = channel.unary(Request::new(RAW_ECHO, body)).await;
-                std::hint::black_box(r.unwrap());
-            }
-        })
-        .await;
-        let generated = per_call(|| {
-            let client = &client;
-            async move {
-                std::hint::black_box(client.echo(item()).await.unwrap());
-            }
-        })
-        .await;
+        let raw = raw_call(&channel).await;
+        let generated = generated_call(&client).await;
         (raw, generated - make_item)
     });
 

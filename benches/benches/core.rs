@@ -11,41 +11,18 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use benches::Item;
+use benches::{item, EchoClient, EchoServer, Echoer};
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rpc_core::protocol::{encode_request, FrameDecoder, Settings};
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
-use rpc_core::{service, Channel, Endpoint, Metadata, Request, Response, Server, Status};
+use rpc_core::{Channel, Endpoint, Metadata, Request, Response, Server};
 
 /// Body sizes of the frame and raw-call benchmarks.
 const BODIES: [(&str, usize); 2] = [("64B", 64), ("4KiB", 4096)];
 /// The method path written in the frames.
 const PATH: &str = "bench.Raw/Echo";
-
-/// Echoes an item.
-#[service(name = "bench.Echo")]
-pub trait Echo {
-    /// Returns the item.
-    async fn echo(&self, item: Item) -> Result<Item, Status>;
-}
-
-struct Echoer;
-
-impl Echo for Echoer {
-    async fn echo(&self, item: Item) -> Result<Item, Status> {
-        Ok(item)
-    }
-}
-
-fn item() -> Item {
-    Item {
-        sku: "sku-00012345".into(),
-        quantity: 3,
-        price_cents: 1999,
-    }
-}
 
 fn frames(c: &mut Criterion) {
     let metadata = Metadata::new();

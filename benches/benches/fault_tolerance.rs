@@ -20,7 +20,7 @@ use rpc_core::middleware::{
 use rpc_core::server::RawService;
 use rpc_core::{Endpoint, Request, Response, Server, Status};
 use rpc_discovery::{BalanceConfig, BalancedChannel, EndpointSet, Instance, Strategy, Watch};
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 /// Starts an echo server on its own runtime thread; `slow` answers 50 ms late on 10% of calls.
 fn server(slow: bool) -> SocketAddr {
@@ -51,9 +51,7 @@ async fn call<S>(svc: &S, req: Request) -> Result<Response, Status>
 where
     S: Service<Request, Response = Response, Error = Status> + Clone,
 {
-    let mut svc = svc.clone();
-    std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-    svc.call(req).await
+    svc.clone().oneshot(req).await
 }
 
 struct Run {

@@ -43,6 +43,32 @@ pub struct Order {
 
 rpc_core::codec::impl_message!(Order, Item);
 
+/// An echo service of [`Item`]s, for the call and allocation benchmarks.
+#[rpc_core::service(name = "bench.Echo")]
+pub trait Echo {
+    /// Returns the item.
+    async fn echo(&self, item: Item) -> Result<Item, rpc_core::Status>;
+}
+
+/// The [`Echo`] implementation: returns what it is given.
+#[derive(Debug)]
+pub struct Echoer;
+
+impl Echo for Echoer {
+    async fn echo(&self, item: Item) -> Result<Item, rpc_core::Status> {
+        Ok(item)
+    }
+}
+
+/// The item the benchmarks send: one short string and two numbers.
+pub fn item() -> Item {
+    Item {
+        sku: "sku-00012345".into(),
+        quantity: 3,
+        price_cents: 1999,
+    }
+}
+
 /// An order with `items` lines: 1 line is about 64 bytes in Protobuf, 80 lines about 4 KiB,
 /// 1300 lines about 64 KiB.
 pub fn order(items: usize) -> Order {

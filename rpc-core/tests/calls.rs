@@ -14,37 +14,11 @@ use rpc_core::{
     Channel, Code, Context, Delivery, Endpoint, Metadata, Request, Response, Server, Status,
 };
 use tokio::sync::{mpsc, oneshot, Barrier};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// A served server and the means to stop it.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    join: JoinHandle<std::io::Result<()>>,
-}
+mod support;
 
-impl Running {
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.join
-            .await
-            .expect("server task")
-            .expect("server result");
-    }
-}
-
-fn serve(server: Server, listener: impl Listener) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let join = tokio::spawn(server.serve_with_shutdown(listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        stop: Some(stop),
-        join,
-    }
-}
+use support::{serve, Running};
 
 fn echo() -> RawService {
     RawService::new("demo.Echo").method(

@@ -10,12 +10,11 @@ use rpc_core::codec::{impl_message, Compression};
 use rpc_core::protocol::{self, flags, Frame, FrameDecoder, ResponseFrame, Settings};
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::{MemoryConnector, MemoryListener};
-use rpc_core::transport::{BoxIo, Connector, Listener};
+use rpc_core::transport::{BoxIo, Connector};
 use rpc_core::{
     CallOptions, Code, CodecId, CodecSet, Delivery, Endpoint, Metadata, Request, Response, Server,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 
 /// Works in every codec: derives prost and serde.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
@@ -37,25 +36,9 @@ pub struct Note {
 
 impl_message!(Order, Note);
 
-struct Running {
-    stop: oneshot::Sender<()>,
-    join: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+mod support;
 
-fn serve(server: Server, listener: impl Listener) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let join = tokio::spawn(server.serve_with_shutdown(listener, async {
-        let _ = stopped.await;
-    }));
-    Running { stop, join }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        self.join.await.unwrap().unwrap();
-    }
-}
+use support::serve;
 
 fn shop() -> RawService {
     RawService::new("shop.Orders")

@@ -19,43 +19,16 @@ use rpc_core::middleware::{
 };
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
-use rpc_core::transport::Listener;
 use rpc_core::{
     service, Channel, Code, CodecId, Context, Delivery, Endpoint, Request, Response, Server, Status,
 };
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
-/// A served server and the means to stop it.
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    join: JoinHandle<std::io::Result<()>>,
-}
+mod support;
 
-impl Running {
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.join)
-            .await
-            .expect("server task")
-            .expect("server result");
-    }
-}
-
-fn serve(server: Server, listener: impl Listener) -> Running {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let join = tokio::spawn(server.serve_with_shutdown(listener, async {
-        let _ = stopped.await;
-    }));
-    Running {
-        stop: Some(stop),
-        join,
-    }
-}
+use support::{serve, Running};
 
 /// Serves on a fresh port of 127.0.0.1.
 async fn serve_tcp(server: Server) -> (SocketAddr, Running) {

@@ -149,6 +149,8 @@ struct Node {
     ewma: Mutex<(f64, Instant)>,
     failures: AtomicU32,
     health: Mutex<Health>,
+    /// `health.ejected_until.is_some()`, readable without the lock on every pick.
+    ejected: AtomicBool,
     probing: AtomicBool,
     picks: AtomicUsize,
     breaker: Option<CircuitBreaker>,
@@ -173,6 +175,7 @@ impl Node {
             ewma: Mutex::new((default_rtt.as_nanos() as f64, Instant::now())),
             failures: AtomicU32::new(0),
             health: Mutex::new(Health::default()),
+            ejected: AtomicBool::new(false),
             probing: AtomicBool::new(false),
             picks: AtomicUsize::new(0),
         }
@@ -187,6 +190,9 @@ impl Node {
             .is_some_and(|b| b.state() == BreakerState::Open)
         {
             return None;
+        }
+        if !self.ejected.load(Ordering::Acquire) {
+            return Some(true);
         }
         let h = lock(&self.health);
         match h.ejected_until {
@@ -693,7 +699,7 @@ fn record(node: &Node, config: &BalanceConfig, rtt: Duration, result: &Result<Re
     let failed = result.as_ref().err().is_some_and(endpoint_failed);
     if failed {
         let n = node.failures.fetch_add(1, Ordering::AcqRel) + 1;
-        let was_probe = lock(&node.health).ejected_until.is_some();
+        let was_probe = node.ejected.load(Ordering::Acquire);
         let connection_lost =
             node.channel.state() == rpc_core::client::ChannelState::TransientFailure;
         if n >= config.eject_after || was_probe || connection_lost {
@@ -705,6 +711,7 @@ fn record(node: &Node, config: &BalanceConfig, rtt: Duration, result: &Result<Re
                 .min(config.eject_max);
             h.ejected_until = Some(Instant::now() + period);
             h.ejections = h.ejections.saturating_add(1);
+            node.ejected.store(true, Ordering::Release);
             node.failures.store(0, Ordering::Release);
             tracing::warn!(
                 addr = %node.instance.addr,
@@ -715,12 +722,15 @@ fn record(node: &Node, config: &BalanceConfig, rtt: Duration, result: &Result<Re
         }
     } else {
         node.failures.store(0, Ordering::Release);
-        let mut h = lock(&node.health);
-        if h.ejected_until.take().is_some() {
-            h.ejections = 0;
-            tracing::info!(addr = %node.instance.addr, "endpoint back after a successful probe");
+        // Only an ejected endpoint's probe needs the health lock.
+        if node.ejected.load(Ordering::Acquire) {
+            let mut h = lock(&node.health);
+            if h.ejected_until.take().is_some() {
+                h.ejections = 0;
+                node.ejected.store(false, Ordering::Release);
+                tracing::info!(addr = %node.instance.addr, "endpoint back after a successful probe");
+            }
         }
-        drop(h);
         node.observe(rtt, config.ewma_decay);
     }
 }

@@ -20,7 +20,7 @@ use rpc_core::{Code, Delivery, Request, Response, Server, Status};
 use rpc_discovery::{
     BalanceConfig, BalancedChannel, Cluster, EndpointSet, Instance, Strategy, Watch,
 };
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 const SVC: &str = "demo.Echo";
 
@@ -123,9 +123,7 @@ async fn call<S>(svc: &S, req: Request) -> Result<Response, Status>
 where
     S: Service<Request, Response = Response, Error = Status> + Clone,
 {
-    let mut svc = svc.clone();
-    std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-    svc.call(req).await
+    svc.clone().oneshot(req).await
 }
 
 /// Runs `total` calls from `workers` tasks; kills `victim` once `kill_after` calls completed.

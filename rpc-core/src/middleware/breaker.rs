@@ -349,15 +349,16 @@ impl<S> CircuitBreakerService<S> {
     /// The breaker of `service`, created closed on first use.
     pub fn breaker(&self, service: &str) -> Arc<CircuitBreaker> {
         let mut map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(service.to_owned())
-            .or_insert_with(|| {
-                Arc::new(CircuitBreaker::new(
-                    service,
-                    self.config.clone(),
-                    self.stats.clone(),
-                ))
-            })
-            .clone()
+        if let Some(b) = map.get(service) {
+            return b.clone();
+        }
+        let b = Arc::new(CircuitBreaker::new(
+            service,
+            self.config.clone(),
+            self.stats.clone(),
+        ));
+        map.insert(service.to_owned(), b.clone());
+        b
     }
 }
 

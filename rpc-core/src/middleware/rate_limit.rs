@@ -159,21 +159,26 @@ impl Limits {
     fn check(&self, req: &Request) -> Result<(), Status> {
         let now = Instant::now();
         let caller = req.metadata().get_str(&self.caller_key).unwrap_or("");
-        let mut callers = self.callers.lock().unwrap_or_else(|e| e.into_inner());
+        // The caller table is locked only when there are quotas to check.
+        let mut callers = self
+            .per_caller
+            .map(|_| self.callers.lock().unwrap_or_else(|e| e.into_inner()));
         let mut bucket = None;
-        if let Some((rate, burst)) = self.per_caller {
-            if callers.len() >= MAX_CALLERS && !callers.contains_key(caller) {
-                // Forget callers whose buckets refilled: they are as good as new.
-                callers.retain(|_, b| !b.is_full(now));
+        if let (Some((rate, burst)), Some(callers)) = (self.per_caller, callers.as_mut()) {
+            if !callers.contains_key(caller) {
+                if callers.len() >= MAX_CALLERS {
+                    // Forget callers whose buckets refilled: they are as good as new.
+                    callers.retain(|_, b| !b.is_full(now));
+                }
+                callers.insert(caller.to_owned(), Bucket::new(rate, burst));
             }
-            let b = callers
-                .entry(caller.to_owned())
-                .or_insert_with(|| Bucket::new(rate, burst));
-            if let Err(wait) = b.check(now) {
-                let why = format!("caller {caller:?} is over its quota of {rate}/s");
-                return Err(self.refuse(req, why, wait));
+            if let Some(b) = callers.get_mut(caller) {
+                if let Err(wait) = b.check(now) {
+                    let why = format!("caller {caller:?} is over its quota of {rate}/s");
+                    return Err(self.refuse(req, why, wait));
+                }
+                bucket = Some(b);
             }
-            bucket = Some(b);
         }
         if let Some(global) = &self.global {
             let mut g = global.lock().unwrap_or_else(|e| e.into_inner());

@@ -199,13 +199,16 @@ where
             }
             let mut attempt = 1;
             loop {
-                let last = attempt >= policy.max_attempts;
+                if attempt >= policy.max_attempts {
+                    // The last attempt: nothing to keep the request for.
+                    return ready_call(inner, req).await;
+                }
                 let result = ready_call(inner.clone(), req.clone()).await;
                 let status = match result {
                     Ok(resp) => return Ok(resp),
                     Err(status) => status,
                 };
-                if last || !may_retry(&req, &status) {
+                if !may_retry(&req, &status) {
                     return Err(status);
                 }
                 let wait = policy.backoff_for(attempt - 1);

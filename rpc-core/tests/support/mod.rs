@@ -1,0 +1,37 @@
+//! What the integration tests share: a served server and the means to stop it.
+
+use rpc_core::transport::Listener;
+use rpc_core::Server;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A served server and the means to stop it.
+pub(crate) struct Running {
+    pub(crate) stop: Option<oneshot::Sender<()>>,
+    pub(crate) join: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Shuts the server down gracefully and waits until it has stopped.
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.join)
+            .await
+            .expect("server task")
+            .expect("server result");
+    }
+}
+
+/// Serves `server` on `listener` until [`Running::shutdown`].
+pub(crate) fn serve(server: Server, listener: impl Listener) -> Running {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let join = tokio::spawn(server.serve_with_shutdown(listener, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        stop: Some(stop),
+        join,
+    }
+}
