@@ -3,9 +3,12 @@
 //! then draining) and every call still succeeds.
 //!
 //! ```text
-//! cargo run --release --example discovery                                  # in-process registry
-//! cargo run --release --example discovery -- --etcd http://127.0.0.1:2379  # etcd
+//! cargo run --release --example discovery                        # in-process registry
+//! cargo run --release --example discovery --features etcd \
+//!     -- --etcd http://127.0.0.1:2379                             # etcd
 //! ```
+//!
+//! The `etcd` feature (off by default, as in `rpc-discovery`) needs `protoc` to build.
 //!
 //! Also `--calls N` (default 6000) and `--concurrency N` (default 16).
 
@@ -14,10 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::{service, Server, Status};
-use rpc_discovery::{
-    serve_registered, BalancedChannel, EtcdConfig, EtcdRegistry, Instance, MemoryRegistry, Query,
-    Registry,
-};
+use rpc_discovery::{serve_registered, BalancedChannel, Instance, MemoryRegistry, Query, Registry};
+#[cfg(feature = "etcd")]
+use rpc_discovery::{EtcdConfig, EtcdRegistry};
 use tokio::sync::oneshot;
 
 /// Says which server answered.
@@ -82,10 +84,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let registry: Arc<dyn Registry> = match &args.etcd {
+        #[cfg(feature = "etcd")]
         Some(url) => {
             println!("registry: etcd at {url}");
             let config = EtcdConfig::new().ttl(Duration::from_secs(5));
             Arc::new(EtcdRegistry::connect([url.as_str()], config).await?)
+        }
+        #[cfg(not(feature = "etcd"))]
+        Some(_) => {
+            eprintln!(
+                "--etcd needs the etcd feature: cargo run --example discovery --features etcd"
+            );
+            std::process::exit(2);
         }
         None => {
             println!("registry: in-process");

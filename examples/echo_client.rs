@@ -27,7 +27,7 @@ use rpc_core::codec::{Compression, Message};
 use rpc_core::middleware::{Retry, RetryLayer, Stats};
 use rpc_core::{Channel, CodecId, Endpoint, Request, Response, Status};
 use rpc_discovery::{BalanceConfig, BalancedChannel, Query, Registry, StaticRegistry};
-use tower::{Layer, Service};
+use tower::{Layer, ServiceExt};
 
 struct Args {
     connect: Vec<String>,
@@ -100,11 +100,7 @@ impl Client {
     async fn call(&self, req: Request) -> Result<Response, Status> {
         match self {
             Client::Single(channel) => channel.unary(req).await,
-            Client::Balanced(svc) => {
-                let mut svc = svc.clone();
-                std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-                svc.call(req).await
-            }
+            Client::Balanced(svc) => svc.clone().oneshot(req).await,
         }
     }
 }

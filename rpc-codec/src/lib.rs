@@ -36,7 +36,10 @@ mod compression;
 mod error;
 mod id;
 mod json;
+mod message;
 mod msgpack;
+#[doc(hidden)]
+pub mod probe;
 mod protobuf;
 mod table;
 
@@ -44,14 +47,15 @@ pub use compression::{decompress, Compression, DecompressError};
 pub use error::CodecError;
 pub use id::{CodecId, CodecSet, UnknownCodec};
 pub use json::Json;
+pub use message::Message;
 pub use msgpack::MsgPack;
 pub use protobuf::Protobuf;
-pub use table::{Entry, Message, MessageCodecs};
+pub use table::{Entry, MessageCodecs};
 
 /// Support for the macros; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::table::probe;
+    pub use crate::probe;
 }
 
 impl_message!(bytes::Bytes);

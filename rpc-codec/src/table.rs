@@ -1,17 +1,18 @@
+//! [`MessageCodecs`]: the table of codecs one message type supports.
+
 use std::fmt;
-use std::marker::PhantomData;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{CodecError, CodecId, CodecSet, Json, MsgPack, Protobuf};
+use crate::{CodecError, CodecId, CodecSet};
 
 type EncodeFn<T> = fn(&T, &mut BytesMut) -> Result<(), CodecError>;
 type DecodeFn<T> = fn(Bytes) -> Result<T, CodecError>;
 
 /// How to write and read one message type in one codec.
 pub struct Entry<T> {
-    encode: EncodeFn<T>,
-    decode: DecodeFn<T>,
+    pub(crate) encode: EncodeFn<T>,
+    pub(crate) decode: DecodeFn<T>,
 }
 
 impl<T> Clone for Entry<T> {
@@ -156,144 +157,4 @@ impl<T> MessageCodecs<T> {
     pub fn decode(&self, codec: CodecId, src: Bytes) -> Result<T, CodecError> {
         (self.entry(codec)?.decode)(src)
     }
-}
-
-/// A message type and its codecs. Implement it with [`impl_message!`](crate::impl_message).
-pub trait Message: Sized + Send + 'static {
-    /// The codecs this type supports.
-    fn codecs() -> MessageCodecs<Self>;
-}
-
-/// Probes used by [`message_codecs!`](crate::message_codecs) to find, for a concrete type, which
-/// codecs apply ("autoref specialization": an impl on `Probe<T>` with bounds wins over the
-/// fallback impl on `&Probe<T>` when the bounds hold).
-#[doc(hidden)]
-pub mod probe {
-    use super::*;
-
-    #[derive(Debug)]
-    pub struct Probe<T>(PhantomData<fn() -> T>);
-
-    impl<T> Probe<T> {
-        #[allow(clippy::new_without_default)]
-        pub const fn new() -> Probe<T> {
-            Probe(PhantomData)
-        }
-    }
-
-    pub trait ProtobufYes<T> {
-        fn protobuf_entry(&self) -> Option<Entry<T>>;
-    }
-    impl<T: prost::Message + Default> ProtobufYes<T> for Probe<T> {
-        fn protobuf_entry(&self) -> Option<Entry<T>> {
-            Some(Entry {
-                encode: Protobuf::encode::<T>,
-                decode: Protobuf::decode::<T>,
-            })
-        }
-    }
-    pub trait ProtobufNo<T> {
-        fn protobuf_entry(&self) -> Option<Entry<T>>;
-    }
-    impl<T> ProtobufNo<T> for &Probe<T> {
-        fn protobuf_entry(&self) -> Option<Entry<T>> {
-            None
-        }
-    }
-
-    pub trait SerdeYes<T> {
-        fn serde_entries(&self) -> Option<(Entry<T>, Entry<T>)>;
-    }
-    impl<T: serde::Serialize + serde::de::DeserializeOwned> SerdeYes<T> for Probe<T> {
-        fn serde_entries(&self) -> Option<(Entry<T>, Entry<T>)> {
-            Some((
-                Entry {
-                    encode: Json::encode::<T>,
-                    decode: Json::decode::<T>,
-                },
-                Entry {
-                    encode: MsgPack::encode::<T>,
-                    decode: MsgPack::decode::<T>,
-                },
-            ))
-        }
-    }
-    pub trait SerdeNo<T> {
-        fn serde_entries(&self) -> Option<(Entry<T>, Entry<T>)>;
-    }
-    impl<T> SerdeNo<T> for &Probe<T> {
-        fn serde_entries(&self) -> Option<(Entry<T>, Entry<T>)> {
-            None
-        }
-    }
-
-    pub trait RawYes<T> {
-        fn raw_entry(&self) -> Option<Entry<T>>;
-    }
-    impl RawYes<Bytes> for Probe<Bytes> {
-        fn raw_entry(&self) -> Option<Entry<Bytes>> {
-            Some(Entry {
-                encode: |value, dst| {
-                    dst.extend_from_slice(value);
-                    Ok(())
-                },
-                decode: Ok,
-            })
-        }
-    }
-    pub trait RawNo<T> {
-        fn raw_entry(&self) -> Option<Entry<T>>;
-    }
-    impl<T> RawNo<T> for &Probe<T> {
-        fn raw_entry(&self) -> Option<Entry<T>> {
-            None
-        }
-    }
-}
-
-/// Builds the [`MessageCodecs`] of a concrete type: Protobuf if it implements `prost::Message`,
-/// JSON and MessagePack if it implements serde's `Serialize` and `DeserializeOwned`, raw if it is
-/// `bytes::Bytes`.
-///
-/// The type must be concrete at the call site (the probing happens at compile time there).
-#[macro_export]
-macro_rules! message_codecs {
-    ($t:ty) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::probe::{
-            ProtobufNo as _, ProtobufYes as _, RawNo as _, RawYes as _, SerdeNo as _, SerdeYes as _,
-        };
-        let probe = $crate::__private::probe::Probe::<$t>::new();
-        $crate::MessageCodecs::<$t>::__from_probes(
-            (&probe).raw_entry(),
-            (&probe).protobuf_entry(),
-            (&probe).serde_entries(),
-        )
-    }};
-}
-
-/// Implements [`Message`] for concrete types, with the codecs [`message_codecs!`] finds.
-///
-/// ```
-/// #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
-/// pub struct Order {
-///     #[prost(uint64, tag = "1")]
-///     pub id: u64,
-/// }
-/// rpc_codec::impl_message!(Order);
-///
-/// use rpc_codec::{CodecSet, Message};
-/// assert_eq!(Order::codecs().supported().to_string(), "protobuf, json, msgpack");
-/// ```
-#[macro_export]
-macro_rules! impl_message {
-    ($($t:ty),+ $(,)?) => {
-        $(
-            impl $crate::Message for $t {
-                fn codecs() -> $crate::MessageCodecs<Self> {
-                    $crate::message_codecs!($t)
-                }
-            }
-        )+
-    };
 }

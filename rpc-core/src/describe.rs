@@ -34,11 +34,11 @@
 
 use std::fmt::Write as _;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde_json::{json, Value};
-use tower::Service;
+use tower::{Service, ServiceExt};
 
+pub use crate::descriptor::{MethodDescriptor, ServiceDescriptor};
 use crate::message::{Request, Response};
 use crate::status::Status;
 
@@ -50,73 +50,6 @@ pub const DESCRIBE_PATH: &str = "rpc.Server/Describe";
 
 /// The service name of the built-in methods.
 pub const BUILTIN_SERVICE: &str = "rpc.Server";
-
-/// A service as `#[service]` describes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServiceDescriptor {
-    /// The fully qualified name calls are routed by (`shop.OrderService`).
-    pub name: &'static str,
-    /// The version given on the trait (`"1"` when none was given).
-    pub version: &'static str,
-    /// The name of the Rust trait.
-    pub rust_name: &'static str,
-    /// The trait's doc comment.
-    pub docs: &'static str,
-    /// The methods, in declaration order.
-    pub methods: &'static [MethodDescriptor],
-}
-
-/// One method of a [`ServiceDescriptor`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MethodDescriptor {
-    /// The wire name (`PlaceOrder`).
-    pub name: &'static str,
-    /// The Rust method name (`place_order`).
-    pub rust_name: &'static str,
-    /// `service/method`, as sent on the wire.
-    pub path: &'static str,
-    /// The method's doc comment.
-    pub docs: &'static str,
-    /// The arguments after `&self` (and the context, if any): name and type.
-    pub args: &'static [(&'static str, &'static str)],
-    /// The request message type: the single argument's type, a generated message for several
-    /// arguments, or `()` for none.
-    pub request: &'static str,
-    /// The type of a successful reply.
-    pub response: &'static str,
-    /// The error type.
-    pub error: &'static str,
-    /// The server sends no response.
-    pub one_way: bool,
-    /// Calling twice has the same effect as once, so retries and hedging may repeat it.
-    pub idempotent: bool,
-    /// The default timeout of a call.
-    pub timeout: Option<Duration>,
-}
-
-impl ServiceDescriptor {
-    /// The method with this wire name.
-    pub fn method(&self, name: &str) -> Option<&'static MethodDescriptor> {
-        self.methods.iter().find(|m| m.name == name)
-    }
-}
-
-impl MethodDescriptor {
-    /// The attributes, as written in `#[rpc(...)]`: `one_way`, `idempotent`, `timeout = "…"`.
-    pub fn attributes(&self) -> Vec<String> {
-        let mut attrs = Vec::new();
-        if self.one_way {
-            attrs.push("one_way".to_owned());
-        }
-        if self.idempotent {
-            attrs.push("idempotent".to_owned());
-        }
-        if let Some(t) = self.timeout {
-            attrs.push(format!("timeout = \"{}\"", format_duration(t)));
-        }
-        attrs
-    }
-}
 
 /// A document format of [`to_json`] or [`to_markdown`], as asked of the built-in describe method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -240,20 +173,6 @@ fn render_service(out: &mut String, s: &ServiceDescriptor) {
     }
 }
 
-/// Formats a duration the way `timeout = "…"` accepts it: `250ms`, `2s`, `1500us`.
-fn format_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos.is_multiple_of(1_000_000_000) {
-        format!("{}s", nanos / 1_000_000_000)
-    } else if nanos.is_multiple_of(1_000_000) {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos.is_multiple_of(1_000) {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
-}
-
 /// Renders a server's description in `format`.
 pub(crate) fn render_hosted(hosted: &[(Box<str>, Hosted)], format: Format) -> String {
     let described: Vec<&ServiceDescriptor> = hosted
@@ -306,13 +225,12 @@ pub(crate) fn render_hosted(hosted: &[(Box<str>, Hosted)], format: Format) -> St
 ///
 /// # Errors
 /// The call's status; `Internal` if the answer is not UTF-8.
-pub async fn fetch<S>(mut service: S, format: Format) -> Result<String, Status>
+pub async fn fetch<S>(service: S, format: Format) -> Result<String, Status>
 where
     S: Service<Request, Response = Response, Error = Status>,
 {
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
     let reply = service
-        .call(Request::new(DESCRIBE_PATH, format.as_str()))
+        .oneshot(Request::new(DESCRIBE_PATH, format.as_str()))
         .await?;
     String::from_utf8(reply.into_body().to_vec())
         .map_err(|_| Status::internal("the server's description is not UTF-8"))
@@ -321,14 +239,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_render_in_their_largest_exact_unit() {
-        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
-        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
-        assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
-        assert_eq!(format_duration(Duration::from_nanos(7)), "7ns");
-    }
 
     #[test]
     fn formats_parse() {

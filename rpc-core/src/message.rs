@@ -8,7 +8,7 @@ use rpc_codec::CodecId;
 use tokio::time::Instant;
 
 use crate::context::Context;
-use crate::describe::MethodDescriptor;
+use crate::descriptor::MethodDescriptor;
 use crate::extensions::Extensions;
 use crate::metadata::Metadata;
 

@@ -1,12 +1,13 @@
 //! The outcome of a call: a [`Code`], a message and metadata, carried unchanged across the wire.
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
 
+use rpc_codec::{CodecError, CodecId};
+
+use crate::descriptor::MethodDescriptor;
 use crate::metadata::Metadata;
-
-/// The status metadata key by which a server says it refused a call without running it (shed,
-/// rate-limited, unknown method…); clients read it as [`Delivery::Unprocessed`].
-pub const NOT_PROCESSED_KEY: &str = "rpc-not-processed";
 
 /// Status codes, numbered as in gRPC so that operators read them the same way.
 ///
@@ -153,6 +154,8 @@ struct Inner {
     message: String,
     metadata: Metadata,
     delivery: Delivery,
+    /// The local error behind this status, if any (never sent on the wire).
+    source: Option<Arc<dyn Error + Send + Sync + 'static>>,
 }
 
 macro_rules! constructors {
@@ -174,6 +177,7 @@ impl Status {
             message: message.into(),
             metadata: Metadata::new(),
             delivery: Delivery::Sent,
+            source: None,
         }))
     }
 
@@ -250,6 +254,55 @@ impl Status {
         self.0.delivery = delivery;
         self
     }
+
+    /// Keeps the local error that caused this status, for [`Error::source`] chains (a connect
+    /// failure's `io::Error`, a codec error). Local only: the wire carries the code and message.
+    ///
+    /// ```
+    /// use std::error::Error;
+    /// use rpc_core::Status;
+    ///
+    /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let status = Status::unavailable("cannot connect to 127.0.0.1:1").with_source(io);
+    /// let source = status.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
+    /// assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// ```
+    #[must_use]
+    pub fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> Status {
+        self.0.source = Some(Arc::new(source));
+        self
+    }
+
+    /// A codec error as the status a caller or server reports, keeping the error as its source.
+    /// With `method`, a Protobuf call of a method with several arguments gets a message that says
+    /// why it cannot work.
+    pub(crate) fn from_codec_error(method: Option<&MethodDescriptor>, e: CodecError) -> Status {
+        let status = match (&e, method) {
+            (CodecError::Unsupported { codec, .. }, Some(m))
+                if *codec == CodecId::PROTOBUF && m.args.len() != 1 =>
+            {
+                Status::unimplemented(format!(
+                    "{} takes {} arguments, which are carried as one message in JSON and \
+                     MessagePack only; Protobuf needs a single prost message argument",
+                    m.path,
+                    m.args.len()
+                ))
+            }
+            (CodecError::Unsupported { .. }, _) => Status::unimplemented(e.to_string()),
+            (CodecError::Decode { .. }, _) => Status::invalid_argument(e.to_string()),
+            _ => Status::internal(e.to_string()),
+        };
+        status.with_source(e)
+    }
+}
+
+/// Codec errors as statuses: a codec the type cannot use is `Unimplemented`, undecodable bytes
+/// are `InvalidArgument`, an unencodable value is `Internal`. The codec error is kept as the
+/// status's [`source`](Error::source).
+impl From<CodecError> for Status {
+    fn from(e: CodecError) -> Status {
+        Status::from_codec_error(None, e)
+    }
 }
 
 impl fmt::Debug for Status {
@@ -262,6 +315,9 @@ impl fmt::Debug for Status {
         }
         if self.0.delivery != Delivery::Sent {
             d.field("delivery", &self.0.delivery);
+        }
+        if let Some(source) = &self.0.source {
+            d.field("source", source);
         }
         d.finish()
     }
@@ -277,7 +333,14 @@ impl fmt::Display for Status {
     }
 }
 
-impl std::error::Error for Status {}
+impl Error for Status {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

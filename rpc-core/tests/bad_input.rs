@@ -9,11 +9,15 @@
 //! server's logs, and a thread-local counter see panics of server tasks.
 //!
 //! Every read is bounded by [`TIMEOUT`], so a bug shows as a failure, not a hang.
+//!
+//! This file holds what the tests share: the panic counter, log capture, the server under test
+//! and the raw protocol peer. The tests themselves are in `bad_input/`, by concept; their section
+//! headings keep the case numbers.
 
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -31,6 +35,12 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Upper bound for every single read, connect, write and call.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[path = "support/poll.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod poll;
+
+use poll::eventually;
 
 // ---------------------------------------------------------------------------------------------
 // Panics of server tasks
@@ -97,7 +107,15 @@ impl<'a> MakeWriter<'a> for LogCapture {
 }
 
 /// A subscriber for this thread only (the current-thread runtime runs the server here too).
+///
+/// While exactly one `Dispatch` exists in the process, tracing-core decides a callsite's interest
+/// by asking the subscriber of whichever thread hits it first (tokio-rs/tracing#3611). A test
+/// without a subscriber that first hits, say, the "protocol error" log would then make it
+/// "never" for the test capturing it, which finds no log. A second `Dispatch`, never enabled and
+/// alive for the whole process, makes tracing ask every subscriber instead.
 fn capture_logs() -> (LogCapture, tracing::subscriber::DefaultGuard) {
+    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
     let capture = LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(capture.clone())
@@ -177,18 +195,6 @@ async fn assert_echo(channel: &rpc_core::Channel, body: &'static str) {
         .expect("echo call hung")
         .unwrap_or_else(|s| panic!("echo call failed: {s:?}"));
     assert_eq!(&reply.body()[..], body.as_bytes());
-}
-
-/// Polls `cond` until it holds, failing after [`TIMEOUT`].
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,486 +414,15 @@ fn responses_to<'a>(frames: &'a [Frame], ids: &[u32]) -> Vec<&'a ResponseFrame> 
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// 1. Garbage instead of a preface
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn garbage_preface_is_closed_without_a_reply() {
-    let server = TestServer::start(Server::builder()).await;
-
-    let mut conn = RawConn::connect(server.addr).await;
-    conn.send(b"GET / HTTP/1.1\r\n\r\n").await;
-    // Spec section 2: wrong magic, close without writing anything.
-    while conn.read_more().await {}
-    assert!(
-        conn.rbuf.is_empty(),
-        "server wrote {} bytes to a peer with a wrong magic: {:?}",
-        conn.rbuf.len(),
-        &conn.rbuf[..]
-    );
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 2. Wrong major version
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn wrong_major_version_gets_goaway_unsupported_version() {
-    let server = TestServer::start(Server::builder()).await;
-
-    let mut conn = RawConn::connect(server.addr).await;
-    let mut out = BytesMut::new();
-    let mut v2 = PREFACE;
-    v2[4] = 2;
-    out.put_slice(&v2);
-    encode_settings(&mut out, &Settings::protocol_default());
-    conn.send(&out).await;
-
-    let preface = conn
-        .read_preface()
-        .await
-        .expect("closed before the server's preface");
-    assert_eq!(preface, PREFACE, "the server answers with its own preface");
-    let goaway = single_goaway(conn.frames_until_eof().await);
-    assert_eq!(goaway.code, GoAwayCode::UnsupportedVersion);
-    assert_eq!(goaway.last_call_id, 0);
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 3. Frame larger than the server's max frame size
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn oversized_frame_gets_goaway_frame_too_large_from_the_header_alone() {
-    let (logs, _guard) = capture_logs();
-    let server = TestServer::start(Server::builder().max_frame_size(16 * 1024)).await;
-
-    let (mut conn, settings) = RawConn::handshake(server.addr).await;
-    assert_eq!(settings.max_frame_size, 16 * 1024);
-    // Only the header of a 1 MiB REQUEST: the server must decide without the payload.
-    conn.send(&header(1 << 20, frame_type::REQUEST, 0, 1)).await;
-
-    let goaway = single_goaway(conn.frames_until_eof().await);
-    assert_eq!(goaway.code, GoAwayCode::FrameTooLarge);
-    assert_eq!(goaway.last_call_id, 0);
-
-    let text = logs.text();
-    assert!(
-        text.contains("protocol error"),
-        "not logged; captured logs:\n{text}"
-    );
-    assert!(
-        text.contains("exceeds the maximum frame size"),
-        "the log does not say why; captured logs:\n{text}"
-    );
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 4. Truncated frame, then end of stream
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn truncated_frame_then_eof_closes_only_that_connection() {
-    let server = TestServer::start(Server::builder()).await;
-
-    // A connection that is already up before the bad one, and must stay up.
-    let bystander = Endpoint::tcp(server.addr).connect_lazy();
-    assert_echo(&bystander, "before").await;
-
-    let (mut conn, _) = RawConn::handshake(server.addr).await;
-    let full = request(1, "demo.Echo/Echo", b"0123456789abcdef");
-    conn.send(&full[..full.len() / 2]).await;
-    conn.shutdown_write().await;
-
-    // The connection is dead (section 10): the server closes it and answers nothing. A GOAWAY
-    // telling why is allowed.
-    let frames = conn.frames_until_eof().await;
-    assert!(
-        frames.iter().all(|f| matches!(f, Frame::GoAway(_))),
-        "only a GOAWAY may come back for a truncated frame, got {frames:?}"
-    );
-
-    assert_echo(&bystander, "after").await;
-    server.assert_serves_fresh_channel().await;
-    drop(bystander);
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 5. Metadata over the server's limit
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn oversized_metadata_gets_goaway_metadata_too_large() {
-    let (logs, _guard) = capture_logs();
-    let server = TestServer::start(Server::builder().max_metadata_size(64)).await;
-
-    let (mut conn, settings) = RawConn::handshake(server.addr).await;
-    assert_eq!(settings.max_metadata_size, 64);
-    let mut md = Metadata::new();
-    md.insert("k", "v".repeat(195)); // 2 + 1 + 2 + 195 = 200 bytes of metadata block
-    assert_eq!(md.encoded_len(), 200);
-    let mut out = BytesMut::new();
-    encode_request(&mut out, 1, 0, b"demo.Echo/Echo", 0, 0, &md, b"x");
-    conn.send(&out).await;
-
-    let goaway = single_goaway(conn.frames_until_eof().await);
-    assert_eq!(goaway.code, GoAwayCode::MetadataTooLarge);
-
-    let text = logs.text();
-    assert!(
-        text.contains("protocol error"),
-        "not logged; captured logs:\n{text}"
-    );
-    assert!(
-        text.contains("metadata block of 200 bytes"),
-        "the log does not say why; captured logs:\n{text}"
-    );
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 6. Unknown frame type
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn unknown_frame_type_gets_goaway_protocol_error() {
-    let (logs, _guard) = capture_logs();
-    let server = TestServer::start(Server::builder()).await;
-
-    let (mut conn, _) = RawConn::handshake(server.addr).await;
-    // Announces a payload that never comes: the type is rejected from the header alone.
-    conn.send(&header(100, 0x42, 0, 0)).await;
-
-    let goaway = single_goaway(conn.frames_until_eof().await);
-    assert_eq!(goaway.code, GoAwayCode::ProtocolError);
-
-    let text = logs.text();
-    assert!(
-        text.contains("protocol error"),
-        "not logged; captured logs:\n{text}"
-    );
-    assert!(
-        text.contains("unknown frame type 0x42"),
-        "the log does not say why; captured logs:\n{text}"
-    );
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 7. Unknown service, unknown method
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn unknown_service_and_method_are_unimplemented_and_the_connection_stays_usable() {
-    let server = TestServer::start(Server::builder()).await;
-
-    // Raw.
-    let (mut conn, _) = RawConn::handshake(server.addr).await;
-    let mut out = request(1, "nope.Missing/Echo", b"a");
-    out.extend_from_slice(&request(2, "demo.Echo/Missing", b"b"));
-    out.extend_from_slice(&request(3, "demo.Echo/Echo", b"still here"));
-    conn.send(&out).await;
-    let mut seen = Vec::new();
-    for id in [1, 2] {
-        let r = conn.response_for(id, &mut seen).await;
-        assert_eq!(
-            Code::from_u8(r.code),
-            Code::Unimplemented,
-            "call {id}: {r:?}"
-        );
-        assert!(r.body.is_empty(), "an error response has no body");
-    }
-    let r = conn.response_for(3, &mut seen).await;
-    assert_ok_echo(&r, b"still here");
-    assert!(seen.is_empty(), "unexpected frames: {seen:?}");
-
-    // Through a Channel.
-    let channel = Endpoint::tcp(server.addr).connect_lazy();
-    for path in ["nope.Missing/Echo", "demo.Echo/Missing"] {
-        let status = tokio::time::timeout(TIMEOUT, channel.unary(Request::new(path, "x")))
-            .await
-            .expect("call hung")
-            .expect_err("an unknown method cannot succeed");
-        assert_eq!(status.code(), Code::Unimplemented, "{path}: {status:?}");
-    }
-    assert_echo(&channel, "same channel").await;
-
-    server.assert_serves_fresh_channel().await;
-    drop(conn);
-    drop(channel);
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 8. More calls in flight than allowed
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn calls_over_the_connection_limit_get_resource_exhausted() {
-    let server = TestServer::start(Server::builder().max_concurrent_calls_per_connection(4)).await;
-
-    let (mut conn, settings) = RawConn::handshake(server.addr).await;
-    assert_eq!(settings.max_concurrent_calls, 4);
-    let mut out = BytesMut::new();
-    for id in 1..=5 {
-        out.extend_from_slice(&request(id, "demo.Echo/Slow", b""));
-    }
-    out.extend_from_slice(&request(6, "demo.Echo/Echo", b"six"));
-    conn.send(&out).await;
-
-    // Calls 1-4 run (Slow sleeps for an hour). Call 5 is the fifth in flight and is refused at
-    // once; so is call 6, which is also over the limit while 1-4 run (section 10: "that call is
-    // answered with RESOURCE_EXHAUSTED; the connection stays open").
-    let mut seen = Vec::new();
-    let r5 = conn.response_for(5, &mut seen).await;
-    assert_eq!(Code::from_u8(r5.code), Code::ResourceExhausted, "{r5:?}");
-    let r6 = conn.response_for(6, &mut seen).await;
-    assert_eq!(Code::from_u8(r6.code), Code::ResourceExhausted, "{r6:?}");
-    conn.ping_sync(1, &mut seen).await;
-    assert!(
-        responses_to(&seen, &[1, 2, 3, 4]).is_empty(),
-        "calls 1-4 should still be running: {seen:?}"
-    );
-
-    // Cancel the four slow calls; the slots are free again.
-    let mut out = BytesMut::new();
-    for id in 1..=4 {
-        encode_cancel(&mut out, id);
-    }
-    out.extend_from_slice(&request(7, "demo.Echo/Echo", b"seven"));
-    conn.send(&out).await;
-    let r7 = conn.response_for(7, &mut seen).await;
-    assert_ok_echo(&r7, b"seven");
-    conn.ping_sync(2, &mut seen).await;
-    assert!(
-        responses_to(&seen, &[1, 2, 3, 4]).is_empty(),
-        "cancelled calls must not be answered: {seen:?}"
-    );
-
-    server.assert_serves_fresh_channel().await;
-    drop(conn);
-    server.stop().await;
-}
-
-#[tokio::test]
-async fn channel_applies_backpressure_at_the_servers_limit() {
-    let server = TestServer::start(Server::builder().max_concurrent_calls_per_connection(2)).await;
-
-    let channel = Endpoint::tcp(server.addr).connect_lazy();
-    tokio::time::timeout(TIMEOUT, channel.ready())
-        .await
-        .expect("connect hung")
-        .expect("connect failed");
-    assert_eq!(
-        channel.max_in_flight(),
-        2,
-        "the channel adopts the server's limit"
-    );
-
-    let calls: Vec<JoinHandle<_>> = (0..2)
-        .map(|_| {
-            let ch = channel.clone();
-            tokio::spawn(async move { ch.unary(Request::new("demo.Echo/Slow", "")).await })
-        })
-        .collect();
-    wait_until("two calls in flight", || channel.in_flight() == 2).await;
-
-    let mut probe = channel.clone();
-    let mut cx = Context::from_waker(Waker::noop());
-    let ready = tower::Service::<Request>::poll_ready(&mut probe, &mut cx);
-    assert!(ready.is_pending(), "poll_ready at the limit: {ready:?}");
-    assert!(
-        calls.iter().all(|c| !c.is_finished()),
-        "slow calls finished early"
-    );
-
-    // Dropping one call frees its slot.
-    calls[0].abort();
-    wait_until("poll_ready to become ready after a call ended", || {
-        let mut cx = Context::from_waker(Waker::noop());
-        matches!(
-            tower::Service::<Request>::poll_ready(&mut probe, &mut cx),
-            Poll::Ready(Ok(()))
-        )
-    })
-    .await;
-    drop(probe);
-    calls[1].abort();
-    for call in calls {
-        let joined = tokio::time::timeout(TIMEOUT, call)
-            .await
-            .expect("abort hung");
-        assert!(joined.is_err_and(|e| e.is_cancelled()));
-    }
-    wait_until("no calls in flight", || channel.in_flight() == 0).await;
-
-    assert_echo(&channel, "after backpressure").await;
-    server.assert_serves_fresh_channel().await;
-    drop(channel);
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 9. A peer that vanishes mid-call
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn server_vanishing_mid_call_fails_the_call_unavailable_sent() {
-    let panics = panic_baseline();
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
-    let (got_request, request_seen) = oneshot::channel::<RequestFrame>();
-
-    // A fake server: handshake, read one REQUEST, then drop the socket.
-    let fake = tokio::spawn(async move {
-        let (stream, _) = tokio::time::timeout(TIMEOUT, listener.accept())
-            .await
-            .expect("no client came")
-            .expect("accept");
-        let mut conn = RawConn::from_stream(stream);
-        let preface = conn
-            .read_preface()
-            .await
-            .expect("client closed before its preface");
-        assert_eq!(preface, PREFACE);
-        match conn.next_frame().await {
-            Some(Frame::Settings(_)) => {}
-            other => panic!("expected the client's SETTINGS, got {other:?}"),
-        }
-        let mut out = BytesMut::new();
-        out.put_slice(&PREFACE);
-        encode_settings(&mut out, &Settings::protocol_default());
-        conn.send(&out).await;
-        match conn.next_frame().await {
-            Some(Frame::Request(r)) => {
-                got_request.send(r).ok();
-            }
-            other => panic!("expected a REQUEST, got {other:?}"),
-        }
-        drop(conn);
-    });
-
-    let channel = Endpoint::tcp(addr).connect_lazy();
-    let status = tokio::time::timeout(TIMEOUT, channel.unary(Request::new("demo.Echo/Echo", "x")))
-        .await
-        .expect("the call hung after the server vanished")
-        .expect_err("nobody answered this call");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert_eq!(status.delivery(), Delivery::Sent, "{status:?}");
-
-    let req = tokio::time::timeout(TIMEOUT, request_seen)
-        .await
-        .expect("fake server hung")
-        .expect("fake server did not see the request");
-    assert_eq!(&req.path[..], b"demo.Echo/Echo");
-    tokio::time::timeout(TIMEOUT, fake)
-        .await
-        .expect("fake server hung")
-        .expect("fake server failed");
-    assert_no_new_panics(panics);
-}
-
-// ---------------------------------------------------------------------------------------------
-// 10. Call ids that do not increase
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn decreasing_call_id_gets_goaway_protocol_error() {
-    let server = TestServer::start(Server::builder()).await;
-
-    let (mut conn, _) = RawConn::handshake(server.addr).await;
-    let mut out = request(5, "demo.Echo/Echo", b"five");
-    out.extend_from_slice(&request(3, "demo.Echo/Echo", b"three"));
-    conn.send(&out).await;
-
-    let mut frames = conn.frames_until_eof().await;
-    let Some(Frame::GoAway(goaway)) = frames.pop() else {
-        panic!("expected a GOAWAY last, got {frames:?}");
-    };
-    assert_eq!(goaway.code, GoAwayCode::ProtocolError);
-    assert_eq!(goaway.last_call_id, 5, "call 5 was processed");
-    // Call 5 was valid; if its answer came, it is the echo. Call 3 is never answered.
-    match &frames[..] {
-        [] => {}
-        [Frame::Response(r)] if r.call_id == 5 => assert_ok_echo(r, b"five"),
-        other => panic!("unexpected frames before the GOAWAY: {other:?}"),
-    }
-
-    server.assert_serves_fresh_channel().await;
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 11. PING
-// ---------------------------------------------------------------------------------------------
-
-#[tokio::test]
-async fn ping_gets_pong_with_the_same_value() {
-    let server = TestServer::start(Server::builder()).await;
-
-    let (mut conn, _) = RawConn::handshake(server.addr).await;
-    let value = 0xdead_beef_0123_4567;
-    let mut out = BytesMut::new();
-    encode_ping(&mut out, value);
-    conn.send(&out).await;
-    match conn.next_frame().await {
-        Some(Frame::Pong(v)) => assert_eq!(v, value),
-        other => panic!("expected PONG({value:#x}), got {other:?}"),
-    }
-    // And the connection still works.
-    conn.send(&request(1, "demo.Echo/Echo", b"after ping"))
-        .await;
-    let r = conn.response_for(1, &mut Vec::new()).await;
-    assert_ok_echo(&r, b"after ping");
-
-    server.assert_serves_fresh_channel().await;
-    drop(conn);
-    server.stop().await;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Extra: frames that arrive in the same read as the client's SETTINGS
-// ---------------------------------------------------------------------------------------------
-
-/// Not one of the bad-input cases: legal input that a byte stream may deliver in any
-/// segmentation. The client sends its preface, waits for the server's SETTINGS (section 2, rule 6),
-/// then sends its SETTINGS and a REQUEST in one write, so the server reads both at once while it
-/// is still in the handshake.
-#[tokio::test]
-async fn request_in_the_same_segment_as_client_settings_is_answered() {
-    let server = TestServer::start(Server::builder()).await;
-
-    let mut conn = RawConn::connect(server.addr).await;
-    conn.send(&PREFACE).await;
-    assert_eq!(conn.read_preface().await, Some(PREFACE));
-    match conn.next_frame().await {
-        Some(Frame::Settings(_)) => {}
-        other => panic!("expected the server's SETTINGS, got {other:?}"),
-    }
-    let mut out = BytesMut::new();
-    encode_settings(&mut out, &Settings::protocol_default());
-    out.extend_from_slice(&request(1, "demo.Echo/Echo", b"coalesced"));
-    conn.send(&out).await;
-
-    let r = conn.response_for(1, &mut Vec::new()).await;
-    assert_ok_echo(&r, b"coalesced");
-
-    server.assert_serves_fresh_channel().await;
-    drop(conn);
-    server.stop().await;
-}
+// The tests, by concept. (`#[path]`: this file is a test crate's root, and a file directly in
+// `tests/` would be a test crate of its own.)
+#[path = "bad_input/frames.rs"]
+mod frames;
+#[path = "bad_input/handshake.rs"]
+mod handshake;
+#[path = "bad_input/limits.rs"]
+mod limits;
+#[path = "bad_input/routing.rs"]
+mod routing;
+#[path = "bad_input/vanishing_peer.rs"]
+mod vanishing_peer;

@@ -160,11 +160,53 @@ async fn channel_default_codec_and_per_call_override() {
         .typed("shop.Orders/WhichCodec", &probe)
         .await
         .unwrap();
+    // Issue 11 fixed one order for every typed call: Protobuf when the types have it, else JSON.
     assert_eq!(
-        seen.text, "msgpack",
-        "protobuf is not possible for Note; msgpack is next"
+        seen.text, "json",
+        "protobuf is not possible for Note; json is next"
     );
     drop((json_channel, proto_channel));
+    server.shutdown().await;
+}
+
+/// The client side of `shop()`'s `WhichCodec`, generated.
+#[rpc_core::service(name = "shop.Orders")]
+pub trait Orders {
+    /// Answers with the codec the request arrived in.
+    #[rpc(name = "WhichCodec")]
+    async fn which_codec(&self, probe: Note) -> Result<Note, rpc_core::Status>;
+}
+
+#[tokio::test]
+async fn generated_clients_choose_the_codec_in_the_same_order() {
+    let server = serve(
+        Server::builder().add_service(shop()),
+        MemoryListener::bind("codec-order").unwrap(),
+    );
+    let probe = || Note {
+        text: String::new(),
+        stars: 0,
+    };
+    let msgpack_endpoint = OrdersClient::new(
+        Endpoint::memory("codec-order")
+            .codec(CodecId::MSGPACK)
+            .connect_lazy(),
+    );
+    let seen = msgpack_endpoint.which_codec(probe()).await.unwrap();
+    assert_eq!(seen.text, "msgpack", "the channel's Endpoint::codec");
+    let per_client = msgpack_endpoint.clone().with_codec(CodecId::JSON);
+    let seen = per_client.which_codec(probe()).await.unwrap();
+    assert_eq!(seen.text, "json", "the client's codec over the channel's");
+    let seen = per_client
+        .which_codec(probe())
+        .codec(CodecId::MSGPACK)
+        .await
+        .unwrap();
+    assert_eq!(seen.text, "msgpack", "the call's codec over the client's");
+    let default = OrdersClient::new(Endpoint::memory("codec-order").connect_lazy());
+    let seen = default.which_codec(probe()).await.unwrap();
+    assert_eq!(seen.text, "json", "no Protobuf for Note: JSON is next");
+    drop((msgpack_endpoint, per_client, default));
     server.shutdown().await;
 }
 

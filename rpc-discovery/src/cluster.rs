@@ -1,9 +1,12 @@
-//! Cluster modes, as Dubbo users know them, over a balanced channel.
+//! Cluster modes, as Dubbo users know them, over a balanced channel: failover, failfast,
+//! failsafe, forking and broadcast.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rpc_core::middleware::{Failsafe, FailsafeLayer, Retry, RetryLayer};
-use rpc_core::transport::BoxFuture;
+use rpc_core::BoxFuture;
 use rpc_core::{Request, Response, Status};
 use tower::{Layer, Service};
 
@@ -60,6 +63,94 @@ pub struct ClusterChannel {
 }
 
 impl BalancedChannel {
+    /// Dubbo's forking mode: sends `req` to up to `n` endpoints at once and returns the first
+    /// success; the other attempts are cancelled. Fails only if all fail (with the last error).
+    ///
+    /// # Errors
+    /// `Unavailable` (not sent) when no endpoint is live; otherwise the last failure.
+    pub async fn fork(&self, req: Request, n: usize) -> Result<Response, Status> {
+        let nodes: Vec<Arc<_>> = self.live_nodes(&req).into_iter().take(n.max(1)).collect();
+        if nodes.is_empty() {
+            return Err(self.no_endpoint(0));
+        }
+        let mut calls: Vec<_> = nodes
+            .iter()
+            .map(|node| Box::pin(self.send(node, req.clone())))
+            .collect();
+        let mut last_err = None;
+        std::future::poll_fn(|cx| {
+            let mut i = 0;
+            while i < calls.len() {
+                match calls[i].as_mut().poll(cx) {
+                    Poll::Ready(Ok(resp)) => return Poll::Ready(Ok(resp)),
+                    Poll::Ready(Err(e)) => {
+                        last_err = Some(e);
+                        drop(calls.swap_remove(i));
+                    }
+                    Poll::Pending => i += 1,
+                }
+            }
+            if calls.is_empty() {
+                Poll::Ready(Err(last_err
+                    .take()
+                    .unwrap_or_else(|| Status::internal("no attempt finished"))))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Dubbo's broadcast mode: sends `req` to every live endpoint and returns every answer, by
+    /// address; fails if any endpoint fails (naming it).
+    ///
+    /// # Errors
+    /// `Unavailable` (not sent) when no endpoint is live; otherwise the first failure.
+    pub async fn broadcast(&self, req: Request) -> Result<Vec<(String, Response)>, Status> {
+        let mut nodes = self.live_nodes(&req);
+        if nodes.is_empty() {
+            return Err(self.no_endpoint(0));
+        }
+        nodes.sort_by(|a, b| a.addr().cmp(b.addr()));
+        let mut calls: Vec<_> = nodes
+            .iter()
+            .map(|node| Some(Box::pin(self.send(node, req.clone()))))
+            .collect();
+        let mut out: Vec<Option<Response>> = vec![None; nodes.len()];
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, slot) in calls.iter_mut().enumerate() {
+                let Some(call) = slot else { continue };
+                match call.as_mut().poll(cx) {
+                    Poll::Ready(Ok(resp)) => {
+                        out[i] = Some(resp);
+                        *slot = None;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        let addr = nodes[i].addr();
+                        return Poll::Ready(Err(Status::new(
+                            e.code(),
+                            format!("broadcast to {addr} failed: {}", e.message()),
+                        )
+                        .with_delivery(e.delivery())));
+                    }
+                    Poll::Pending => pending = true,
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        })
+        .await?;
+        Ok(nodes
+            .iter()
+            .zip(out)
+            .filter_map(|(n, r)| r.map(|r| (n.addr().to_owned(), r)))
+            .collect())
+    }
+
     /// This channel under a cluster mode.
     pub fn cluster(self, cluster: Cluster) -> ClusterChannel {
         let mode = match cluster {

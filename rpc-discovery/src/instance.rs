@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DiscoveryError;
+
 /// One running copy of a service, as registered.
 ///
 /// Stored in etcd as JSON under `/{prefix}/{env}/{service}/{group}/{addr}`.
@@ -130,6 +132,26 @@ impl Instance {
     /// `true` if the instance carries tag `key` with `value`.
     pub fn has_tag(&self, key: &str, value: &str) -> bool {
         self.tags.get(key).is_some_and(|v| v == value)
+    }
+
+    /// Checks what every registry needs of an instance: a service, environment, group and
+    /// address, and no `/` in the first three (registries use them as path segments).
+    pub(crate) fn validate(&self) -> Result<(), DiscoveryError> {
+        let bad = |what: String| Err(DiscoveryError::InvalidInstance(what));
+        for (name, v) in [
+            ("service", &self.service),
+            ("env", &self.env),
+            ("group", &self.group),
+            ("addr", &self.addr),
+        ] {
+            if v.is_empty() {
+                return bad(format!("{name} is empty"));
+            }
+            if name != "addr" && v.contains('/') {
+                return bad(format!("{name} {v:?} contains '/'"));
+            }
+        }
+        Ok(())
     }
 }
 

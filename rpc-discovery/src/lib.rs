@@ -2,8 +2,8 @@
 //! endpoint sets, and a balanced channel that spreads calls over the live instances.
 //!
 //! Registries: [`MemoryRegistry`] (in-process, needs nothing), [`StaticRegistry`] (a fixed list)
-//! and, with the `etcd` feature (on by default), `EtcdRegistry`. Servers use
-//! [`serve_registered`]; clients wrap a [`Watch`] in a [`BalancedChannel`].
+//! and, with the `etcd` feature, `EtcdRegistry`. Servers use [`serve_registered`]; clients wrap a
+//! [`Watch`] in a [`BalancedChannel`], optionally under a [`Cluster`] mode.
 //!
 //! ```
 //! use rpc_discovery::{Instance, MemoryRegistry, Query, Registry};
@@ -17,23 +17,34 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Feature flags
+//!
+//! No feature is on by default: the default build needs nothing but cargo.
+//!
+//! - `etcd`: the etcd registry, `EtcdRegistry` and `EtcdConfig`. It pulls in `etcd-client` (and
+//!   through it tonic), whose build script needs `protoc` on the machine.
 
 #![forbid(unsafe_code)]
 
 mod balance;
 mod cluster;
+mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod instance;
 mod memory;
 mod registry;
 mod serve;
+mod static_registry;
 
 pub use balance::{BalanceConfig, BalancedChannel, EndpointStats, Strategy, HASH_KEY, ROUTE_TAG};
 pub use cluster::{Cluster, ClusterChannel};
+pub use error::DiscoveryError;
 #[cfg(feature = "etcd")]
 pub use etcd::{EtcdConfig, EtcdRegistry};
 pub use instance::{EndpointSet, Instance, Query, DEFAULT};
-pub use memory::{MemoryRegistry, StaticRegistry};
-pub use registry::{DiscoveryError, Registration, Registry, Watch};
+pub use memory::MemoryRegistry;
+pub use registry::{Registration, Registry, Watch};
 pub use serve::{dial_addr, serve_registered};
+pub use static_registry::StaticRegistry;

@@ -1,14 +1,15 @@
-//! Registries that need nothing outside the process: in-process and static.
+//! The in-process registry: needs nothing outside the process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use rpc_core::transport::BoxFuture;
+use rpc_core::BoxFuture;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::DiscoveryError;
 use crate::instance::{EndpointSet, Instance, Query};
-use crate::registry::{DiscoveryError, Registration, Registry, Watch};
+use crate::registry::{Registration, Registry, Watch};
 
 type Key = (String, String, String, String);
 
@@ -109,7 +110,7 @@ impl MemoryRegistry {
 impl Registry for MemoryRegistry {
     fn register(&self, instance: Instance) -> BoxFuture<'_, Result<Registration, DiscoveryError>> {
         Box::pin(async move {
-            validate(&instance)?;
+            instance.validate()?;
             let key = key_of(&instance);
             {
                 let mut state = self.lock();
@@ -139,81 +140,5 @@ impl Registry for MemoryRegistry {
             state.watchers.insert(query, tx);
             Ok(Watch::new(rx))
         })
-    }
-}
-
-/// Checks what every registry needs of an instance.
-pub(crate) fn validate(i: &Instance) -> Result<(), DiscoveryError> {
-    let bad = |what: &str| Err(DiscoveryError::InvalidInstance(what.to_owned()));
-    for (name, v) in [
-        ("service", &i.service),
-        ("env", &i.env),
-        ("group", &i.group),
-        ("addr", &i.addr),
-    ] {
-        if v.is_empty() {
-            return bad(&format!("{name} is empty"));
-        }
-        if name != "addr" && v.contains('/') {
-            return bad(&format!("{name} {v:?} contains '/'"));
-        }
-    }
-    Ok(())
-}
-
-/// A fixed list of addresses: no registration, no changes.
-///
-/// ```
-/// use rpc_discovery::{Query, Registry, StaticRegistry};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), rpc_discovery::DiscoveryError> {
-/// let registry = StaticRegistry::new("shop.Inventory", ["10.0.0.1:7001", "10.0.0.2:7001"]);
-/// let watch = registry.watch(Query::new("shop.Inventory")).await?;
-/// assert_eq!(watch.current().len(), 2);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct StaticRegistry {
-    instances: Vec<Instance>,
-}
-
-impl StaticRegistry {
-    /// Instances of `service` at `addrs`, in the default environment and group.
-    pub fn new<A: Into<String>>(
-        service: impl Into<String>,
-        addrs: impl IntoIterator<Item = A>,
-    ) -> StaticRegistry {
-        let service = service.into();
-        StaticRegistry {
-            instances: addrs
-                .into_iter()
-                .map(|a| Instance::new(service.clone(), a))
-                .collect(),
-        }
-    }
-
-    /// These instances.
-    pub fn from_instances(instances: impl IntoIterator<Item = Instance>) -> StaticRegistry {
-        StaticRegistry {
-            instances: instances.into_iter().collect(),
-        }
-    }
-}
-
-impl Registry for StaticRegistry {
-    fn register(&self, _instance: Instance) -> BoxFuture<'_, Result<Registration, DiscoveryError>> {
-        Box::pin(async {
-            Err(DiscoveryError::Unsupported {
-                backend: "static",
-                what: "registration",
-            })
-        })
-    }
-
-    fn watch(&self, query: Query) -> BoxFuture<'_, Result<Watch, DiscoveryError>> {
-        let set = EndpointSet::new(self.instances.iter().filter(|i| query.matches(i)).cloned());
-        Box::pin(async move { Ok(Watch::fixed(set)) })
     }
 }

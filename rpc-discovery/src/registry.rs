@@ -2,40 +2,13 @@
 
 use std::fmt;
 
-use rpc_core::transport::BoxFuture;
+use rpc_core::BoxFuture;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::DiscoveryError;
 use crate::instance::{EndpointSet, Instance, Query};
-
-/// What can go wrong talking to a registry.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DiscoveryError {
-    /// The backend cannot do this (e.g. registering in a static registry).
-    #[error("{backend} registry does not support {what}")]
-    Unsupported {
-        /// The backend.
-        backend: &'static str,
-        /// The operation.
-        what: &'static str,
-    },
-    /// The instance is not valid for this registry.
-    #[error("invalid instance: {0}")]
-    InvalidInstance(String),
-    /// The backend failed or is unreachable.
-    #[error("{backend} registry: {message}")]
-    Backend {
-        /// The backend.
-        backend: &'static str,
-        /// What it said.
-        message: String,
-    },
-    /// The watch ended: its registry was dropped.
-    #[error("the watch ended")]
-    Closed,
-}
 
 /// A service registry: where servers register and clients watch.
 ///

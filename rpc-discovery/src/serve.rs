@@ -7,8 +7,9 @@ use std::time::Duration;
 use rpc_core::transport::{Listener, PeerAddr};
 use rpc_core::Server;
 
+use crate::error::DiscoveryError;
 use crate::instance::Instance;
-use crate::registry::{DiscoveryError, Registry};
+use crate::registry::Registry;
 
 /// The address clients should dial for a listener: `host:port` for TCP, `unix:PATH`,
 /// `memory://NAME`.

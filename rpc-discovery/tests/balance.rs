@@ -3,6 +3,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use rpc_discovery::{
     BalanceConfig, BalancedChannel, EndpointSet, Instance, MemoryRegistry, Query, Registration,
     Registry, StaticRegistry, Strategy, Watch, HASH_KEY, ROUTE_TAG,
 };
+use support::eventually;
 
 const SVC: &str = "test.Who";
 
@@ -76,16 +79,11 @@ async fn name_of(ch: &BalancedChannel, req: Request) -> Result<String, Status> {
 
 /// Polls until the channel knows `n` endpoints (the watch is applied in a background task).
 async fn wait_for_endpoints(ch: &BalancedChannel, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ch.endpoints().len() != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never saw {n} endpoints: {:?}",
-            ch.endpoints()
-        );
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let what = format!("{n} endpoints");
+    eventually(Duration::from_secs(5), &what, move || async move {
+        ch.endpoints().len() == n
+    })
+    .await;
 }
 
 #[tokio::test]

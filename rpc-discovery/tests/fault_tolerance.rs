@@ -6,6 +6,8 @@
 
 #![allow(missing_docs)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use rpc_core::{Code, Delivery, Request, Response, Server, Status};
 use rpc_discovery::{
     BalanceConfig, BalancedChannel, Cluster, EndpointSet, Instance, Strategy, Watch,
 };
+use support::eventually;
 use tower::{Layer, Service, ServiceExt};
 
 const SVC: &str = "demo.Echo";
@@ -299,14 +302,13 @@ async fn hedging_answers_from_the_fast_endpoint_and_cancels_the_stalled_one() {
     let s = stats.snapshot();
     assert_eq!((s.hedges, s.hedge_wins), (1, 1), "{s}");
     // The loser was cancelled: the stalled handler is dropped on its server.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !dropped.load(Ordering::SeqCst) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled call was never cancelled"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let dropped = &dropped;
+    eventually(
+        Duration::from_secs(5),
+        "the stalled call to be cancelled",
+        move || async move { dropped.load(Ordering::SeqCst) },
+    )
+    .await;
     // A call that is not idempotent is never hedged.
     call(&client, echo(7, false)).await.unwrap();
     assert_eq!(stats.snapshot().hedges, 1);

@@ -69,9 +69,9 @@
 //!
 //! # The trait
 //! - Every method is an `async fn` taking `&self` (one value serves concurrent calls), then
-//!   optionally the call's `Context` (by reference or by value), then its arguments, and returns
-//!   `Result<T, E>` where `E` is `rpc_core::Status` or implements `rpc_core::ServiceError` (a
-//!   typed error that crosses the wire).
+//!   optionally the call's `Context` (by reference or by value, see [below](#the-call-context)),
+//!   then its arguments, and returns `Result<T, E>` where `E` is `rpc_core::Status` or
+//!   implements `rpc_core::ServiceError` (a typed error that crosses the wire).
 //! - One argument is the request message itself. Several are carried as one generated message,
 //!   which JSON and MessagePack can encode but Protobuf cannot: Protobuf needs a single prost
 //!   message (calls in it fail with a clear `Unimplemented`). No argument and a `()` reply are
@@ -81,12 +81,46 @@
 //!   `impl Future + Send` so servers may run handlers on any thread.
 //!
 //! # Attributes
-//! - On the trait: `#[service(name = "pkg.Service", version = "1")]`. The name defaults to the
-//!   trait's, the version to `"1"`.
+//! - On the trait: `#[service(name = "pkg.Service", version = "1", crate = "rpc_core")]`. The
+//!   name defaults to the trait's, the version to `"1"`; `crate` is for a runtime that is not
+//!   reachable as `::rpc_core` (see [below](#paths)).
 //! - On a method: `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms")]`. The wire
 //!   name defaults to the method name in UpperCamelCase (`place_order` is `PlaceOrder`); a
 //!   one-way method returns `Result<(), E>` and its caller gets no reply; `idempotent` lets
 //!   retries and hedging repeat the call; `timeout` is the default deadline of a call.
+//! - On an argument: `#[rpc(context)]` makes it the call's context.
+//!
+//! # The call context
+//! A macro sees tokens, not imports, so the context is recognised by how its type is written.
+//! The first argument after `&self` is the call's context when its type is `&Context` or
+//! `Context` written
+//! - as the bare name `Context` (as after `use rpc_core::Context`),
+//! - as `rpc_core::Context` or `::rpc_core::Context`, or through the `crate` path
+//!   (`renamed_rpc::Context`),
+//! - or whatever its path, when the argument is marked `#[rpc(context)]`
+//!   (`#[rpc(context)] ctx: &Ctx` with `type Ctx = rpc_core::Context`).
+//!
+//! Any other path ending in `Context` (`crate::Context`, `model::Context`) is an ordinary
+//! argument, so a message type of your own named `Context` is passed by writing its path. The
+//! generated server checks at compile time that the argument it takes for the context is
+//! `rpc_core::Context`: a type of your own imported as `Context` and written bare is one error at
+//! that argument, saying to write its path.
+//!
+//! # Paths
+//! The generated code names the runtime by absolute paths, `::rpc_core::...` by default, and the
+//! standard library as `::core::...` and `::std::...`: it compiles in a `#![no_implicit_prelude]`
+//! module and needs no dependency other than the runtime (serde, tower and the codecs are reached
+//! through it). When the runtime has another name, say so with `crate = "..."`: a bare name is a
+//! crate (`crate = "renamed_rpc"` for `renamed_rpc = { package = "rpc-core", .. }` in
+//! `Cargo.toml`, used as `::renamed_rpc`); a longer path is used as written, for a runtime
+//! re-exported by another crate (`crate = "::platform::rpc"`) or by this one
+//! (`crate = "crate::rpc"`).
+//!
+//! # Errors
+//! Errors point at the offending tokens, and every error in a trait is reported at once. The
+//! macro then still defines the trait (without its `#[rpc]` attributes) and stubs of
+//! `{Trait}Client` and `{Trait}Server` with the same names and methods, so that the code that
+//! uses them adds no errors of its own: a mistake in a service is one error, not a cascade.
 //!
 //! # What is generated, for a trait `Inventory`
 //! - `InventoryClient<S = Channel>`: a method per trait method returning a
@@ -101,46 +135,116 @@
 
 use proc_macro::TokenStream;
 
+mod attr;
+mod errors;
 mod expand;
+mod fallback;
 mod parse;
 
 /// Generates a client, a server and a description from a trait of `async fn`s. See the
 /// [crate documentation](crate) for the rules and an example.
+///
+/// - `#[service(name = "pkg.Service", version = "1", crate = "renamed_rpc")]`: all optional;
+///   `crate` names the runtime when it is not the dependency `rpc_core` (a bare name is a crate,
+///   a longer path such as `"crate::rpc"` is used as written).
+/// - `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms")]` on a method.
+/// - The call's context is the first argument after `&self` typed `&Context` or `Context`, where
+///   the type is written as the bare name `Context` or as `rpc_core::Context` (or through the
+///   `crate` path); `#[rpc(context)]` marks it whatever the path. A type of your own named
+///   `Context` is an ordinary argument when written with its path (`crate::Context`). The
+///   generated code checks the context's type, so a mistake is one error at the argument.
+/// - On invalid input the macro reports its errors and still defines the trait and stubs of the
+///   client and server, so that code using them adds no errors of its own.
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let original = proc_macro2::TokenStream::from(item.clone());
-    let mut item = match syn::parse::<syn::ItemTrait>(item) {
-        Ok(item) => item,
+    service2(attr.into(), item.into()).into()
+}
+
+/// [`service`] on `proc_macro2` tokens, which unit tests can call.
+fn service2(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let mut item = match syn::parse2::<syn::ItemTrait>(item.clone()) {
+        Ok(parsed) => parsed,
         Err(_) => {
             let mut out = syn::Error::new(
                 proc_macro2::Span::call_site(),
                 "`#[service]` goes on a trait of `async fn`s",
             )
             .to_compile_error();
-            out.extend(original);
-            return out.into();
+            out.extend(item);
+            return out;
         }
     };
-    let args = match parse::ServiceArgs::parse(attr.into()) {
-        Ok(args) => args,
-        Err(e) => return with_trait(e, &item),
-    };
-    match parse::parse(args, &mut item) {
-        Ok(svc) => expand::expand(&svc, item).into(),
-        Err(e) => with_trait(e, &item),
+    let written = item.clone();
+    let mut errors = errors::Errors::default();
+    let args = attr::ServiceArgs::parse(attr, &mut errors);
+    let krate = args.krate.clone();
+    match parse::parse(args, &mut item, errors) {
+        Ok(svc) => expand::expand(&svc, item),
+        Err(e) => fallback::expand(e, &krate, written),
     }
 }
 
-/// The errors, plus the trait as written (without `#[rpc]`), so that code using the trait does not
-/// add errors of its own.
-fn with_trait(e: syn::Error, item: &syn::ItemTrait) -> TokenStream {
-    let mut item = item.clone();
-    for trait_item in &mut item.items {
-        if let syn::TraitItem::Fn(f) = trait_item {
-            f.attrs.retain(|a| !a.path().is_ident("rpc"));
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use super::service2;
+
+    fn trait_with(method: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+        quote! {
+            pub trait Echo {
+                async fn echo(&self, ctx: &renamed_rpc::Context, text: String)
+                    -> Result<String, renamed_rpc::Status>;
+                async fn join(&self, parts: Vec<String>, separator: String)
+                    -> Result<String, renamed_rpc::Status>;
+                #method
+            }
         }
     }
-    let mut out = e.to_compile_error();
-    quote::ToTokens::to_tokens(&item, &mut out);
-    out.into()
+
+    /// The hygiene test compiles with `::rpc_core` in scope too; this is what shows the
+    /// generated code does not lean on it.
+    #[test]
+    fn renamed_crate_leaves_no_default_path() {
+        let attr = quote!(name = "x.Echo", crate = "renamed_rpc");
+        let valid = service2(attr.clone(), trait_with(quote!()));
+        let invalid = service2(
+            attr,
+            trait_with(quote!(
+                async fn bad(&self, s: &str) -> u32;
+            )),
+        );
+        for out in [valid, invalid] {
+            let text = out.to_string();
+            assert!(text.contains(":: renamed_rpc :: __private"), "{text}");
+            // As tokens, `rpc_core :: x`; error messages may still say `rpc_core::Status`.
+            assert!(!text.contains("rpc_core ::"), "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_input_still_defines_client_and_server() {
+        let out = service2(
+            quote!(namespace = "x", crate = "renamed_rpc"),
+            trait_with(quote!(
+                #[rpc(context)]
+                async fn bad(&self, s: &str) -> u32;
+            )),
+        )
+        .to_string();
+        assert!(out.contains("compile_error"), "{out}");
+        for item in [
+            "pub struct EchoClient",
+            "pub struct EchoServer",
+            "pub trait Echo",
+            "pub fn echo (& self , _ : String)",
+            "pub fn bad (& self , _ : & str)",
+        ] {
+            assert!(out.contains(item), "no `{item}` in {out}");
+        }
+        assert!(!out.contains("# [rpc"), "{out}");
+    }
 }

@@ -1,116 +1,27 @@
-//! Reading a `#[service]` trait: attributes, methods, and every check that gives a clear error.
+//! Reading a `#[service]` trait: its methods, the call context, and every check that gives a
+//! clear error.
 
 use std::collections::HashMap;
 
-use proc_macro2::Span;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
-    Attribute, Expr, ExprLit, FnArg, GenericArgument, Ident, ItemTrait, Lit, LitStr, Pat,
-    PathArguments, ReturnType, TraitItem, TraitItemFn, Type, TypePath,
+    Attribute, Expr, ExprLit, FnArg, GenericArgument, Ident, ItemTrait, Lit, Pat, PathArguments,
+    ReturnType, TraitItem, TraitItemFn, Type, TypePath,
 };
 
+use crate::attr::{self, CratePath, ServiceArgs};
+use crate::errors::Errors;
+
 /// Names the generated client already uses for its own methods.
-const RESERVED: &[&str] = &["new", "with_codec", "get_ref", "into_inner"];
+pub(crate) const RESERVED: &[&str] = &["new", "with_codec", "get_ref", "into_inner"];
 
-/// Accumulates errors so that one compile shows all of them.
-#[derive(Default)]
-pub(crate) struct Errors {
-    all: Option<syn::Error>,
-    count: usize,
-}
-
-impl Errors {
-    pub(crate) fn push(&mut self, e: syn::Error) {
-        self.count += 1;
-        match &mut self.all {
-            Some(all) => all.combine(e),
-            None => self.all = Some(e),
-        }
-    }
-
-    fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, msg));
-    }
-
-    /// An error underlining all of `node` (a span of several tokens cannot be joined on stable).
-    fn on(&mut self, node: impl quote::ToTokens, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(node, msg));
-    }
-
-    pub(crate) fn finish(self) -> Result<(), syn::Error> {
-        self.all.map_or(Ok(()), Err)
-    }
-}
-
-/// The arguments of `#[service(...)]`.
-pub(crate) struct ServiceArgs {
-    pub(crate) name: Option<LitStr>,
-    pub(crate) version: Option<String>,
-}
-
-impl ServiceArgs {
-    pub(crate) fn parse(attr: proc_macro2::TokenStream) -> syn::Result<ServiceArgs> {
-        let mut args = ServiceArgs {
-            name: None,
-            version: None,
-        };
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("name") {
-                let lit: LitStr = meta.value()?.parse()?;
-                check_name(&lit, "service")?;
-                args.name = Some(lit);
-                Ok(())
-            } else if meta.path.is_ident("version") {
-                let lit: Lit = meta.value()?.parse()?;
-                args.version = Some(match lit {
-                    Lit::Str(s) => s.value(),
-                    Lit::Int(i) => i.base10_digits().to_owned(),
-                    other => {
-                        return Err(syn::Error::new(
-                            other.span(),
-                            "`version` takes a string or an integer, e.g. `version = \"1\"`",
-                        ))
-                    }
-                });
-                Ok(())
-            } else {
-                Err(meta.error(format!(
-                    "unknown `#[service]` attribute `{}`; expected `name = \"pkg.Service\"` or `version = \"1\"`",
-                    path_text(&meta.path)
-                )))
-            }
-        });
-        syn::parse::Parser::parse2(parser, attr)?;
-        Ok(args)
-    }
-}
-
-fn check_name(lit: &LitStr, what: &str) -> syn::Result<()> {
-    let v = lit.value();
-    if v.is_empty() || v.contains('/') || v.chars().any(char::is_whitespace) {
-        return Err(syn::Error::new(
-            lit.span(),
-            format!("a {what} name must be non-empty, without `/` or spaces"),
-        ));
-    }
-    Ok(())
-}
-
-fn path_text(path: &syn::Path) -> String {
-    path.segments
-        .iter()
-        .map(|s| s.ident.to_string())
-        .collect::<Vec<_>>()
-        .join("::")
-}
-
-/// How a handler receives the call's context.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ContextArg {
-    None,
-    ByRef,
-    ByValue,
+/// The argument that receives the call's context.
+pub(crate) struct ContextParam {
+    /// `&Context` rather than `Context`.
+    pub(crate) by_ref: bool,
+    /// Its type as written, without the `&`.
+    pub(crate) ty: Type,
 }
 
 /// One method of the trait.
@@ -121,7 +32,7 @@ pub(crate) struct Method {
     pub(crate) one_way: bool,
     pub(crate) idempotent: bool,
     pub(crate) timeout_nanos: Option<u64>,
-    pub(crate) context: ContextArg,
+    pub(crate) context: Option<ContextParam>,
     /// Arguments after `&self` and the context.
     pub(crate) args: Vec<(Ident, Type)>,
     pub(crate) ok: Type,
@@ -134,11 +45,17 @@ pub(crate) struct Service {
     pub(crate) version: String,
     pub(crate) docs: String,
     pub(crate) methods: Vec<Method>,
+    /// Where the generated code finds the runtime.
+    pub(crate) krate: CratePath,
 }
 
-/// Reads the trait, removing the `#[rpc]` attributes it consumes.
-pub(crate) fn parse(args: ServiceArgs, item: &mut ItemTrait) -> syn::Result<Service> {
-    let mut errors = Errors::default();
+/// Reads the trait, removing the `#[rpc]` attributes it consumes. `errors` holds those found in
+/// `args`; all are reported together.
+pub(crate) fn parse(
+    args: ServiceArgs,
+    item: &mut ItemTrait,
+    mut errors: Errors,
+) -> syn::Result<Service> {
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.on(
             &item.generics,
@@ -158,7 +75,7 @@ pub(crate) fn parse(args: ServiceArgs, item: &mut ItemTrait) -> syn::Result<Serv
             );
             continue;
         };
-        let Some(m) = parse_method(f, &mut errors) else {
+        let Some(m) = parse_method(f, &args.krate, &mut errors) else {
             continue;
         };
         if let Some(first) = wire_names.get(&m.wire_name) {
@@ -183,89 +100,27 @@ pub(crate) fn parse(args: ServiceArgs, item: &mut ItemTrait) -> syn::Result<Serv
         version: args.version.unwrap_or_else(|| "1".to_owned()),
         docs: docs_of(&item.attrs),
         methods,
+        krate: args.krate,
     })
 }
 
-/// The `#[rpc(...)]` settings of one method.
-#[derive(Default)]
-struct RpcAttrs {
-    name: Option<LitStr>,
-    one_way: bool,
-    idempotent: bool,
-    timeout_nanos: Option<u64>,
-}
-
-fn parse_rpc_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> RpcAttrs {
-    let mut out = RpcAttrs::default();
-    let mut seen: Vec<String> = Vec::new();
-    attrs.retain(|attr| {
-        if !attr.path().is_ident("rpc") {
-            return true;
-        }
-        let result = attr.parse_nested_meta(|meta| {
-            let key = path_text(&meta.path);
-            if seen.contains(&key) {
-                return Err(meta.error(format!("`{key}` is given twice")));
+fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> Option<Method> {
+    let before = errors.count();
+    let attrs = attr::method_attrs(&mut f.attrs, errors);
+    let marks: Vec<bool> = f
+        .sig
+        .inputs
+        .iter_mut()
+        .map(|input| match input {
+            FnArg::Typed(pt) => attr::param_attrs(&mut pt.attrs, errors),
+            FnArg::Receiver(r) => {
+                if attr::param_attrs(&mut r.attrs, errors) {
+                    errors.on(&*r, "`#[rpc(context)]` goes on the argument after `&self`");
+                }
+                false
             }
-            seen.push(key.clone());
-            match key.as_str() {
-                "one_way" => out.one_way = true,
-                "idempotent" => out.idempotent = true,
-                "name" => {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    check_name(&lit, "method")?;
-                    out.name = Some(lit);
-                }
-                "timeout" => {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    out.timeout_nanos = Some(parse_duration(&lit)?);
-                }
-                _ => {
-                    return Err(meta.error(format!(
-                        "unknown `#[rpc]` attribute `{key}`; expected `name = \"...\"`, \
-                         `one_way`, `idempotent` or `timeout = \"250ms\"`"
-                    )))
-                }
-            }
-            Ok(())
-        });
-        if let Err(e) = result {
-            errors.push(e);
-        }
-        false
-    });
-    out
-}
-
-/// `"250ms"`, `"2s"`, `"1m"`, `"500us"`, `"100ns"`.
-fn parse_duration(lit: &LitStr) -> syn::Result<u64> {
-    let text = lit.value();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        _ => 0,
-    };
-    match digits.parse::<u64>() {
-        Ok(n) if scale != 0 && n > 0 => n
-            .checked_mul(scale)
-            .ok_or_else(|| syn::Error::new(lit.span(), "this timeout is too long")),
-        _ => Err(syn::Error::new(
-            lit.span(),
-            "a timeout is a positive integer and a unit: ns, us, ms, s or m (e.g. \"250ms\")",
-        )),
-    }
-}
-
-fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
-    let before = errors.count;
-    let attrs = parse_rpc_attrs(&mut f.attrs, errors);
+        })
+        .collect();
     let sig = &f.sig;
     let ident = sig.ident.clone();
     if sig.asyncness.is_none() {
@@ -301,10 +156,10 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
         );
     }
 
-    let mut inputs = sig.inputs.iter();
+    let mut inputs = sig.inputs.iter().zip(marks);
     match inputs.next() {
-        Some(FnArg::Receiver(r)) if is_shared_self(&r.ty) => {}
-        Some(FnArg::Receiver(r)) => errors.on(
+        Some((FnArg::Receiver(r), _)) if is_shared_self(&r.ty) => {}
+        Some((FnArg::Receiver(r), _)) => errors.on(
             r,
             format!(
                 "`{ident}` must take `&self`: one service value handles concurrent calls \
@@ -317,14 +172,29 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
         ),
     }
 
-    let mut context = ContextArg::None;
+    let mut context = None;
     let mut args = Vec::new();
-    for (i, input) in inputs.enumerate() {
+    for (i, (input, marked)) in inputs.enumerate() {
         let FnArg::Typed(pt) = input else { continue };
-        let kind = context_kind(&pt.ty);
-        if kind != ContextArg::None {
+        if let (true, Type::Reference(r)) = (marked, &*pt.ty) {
+            if r.mutability.is_some() {
+                errors.on(
+                    r,
+                    "the call's context is taken by `&` or by value, not by `&mut`",
+                );
+                continue;
+            }
+        }
+        if let Some(c) = context_param(&pt.ty, marked, krate) {
             if i == 0 {
-                context = kind;
+                context = Some(c);
+            } else if !marked && is_bare_context(&c.ty) {
+                errors.on(
+                    &pt.ty,
+                    "the call's `Context` must be the first argument after `&self` (to pass a type \
+                     of your own named `Context` as an argument, write its path, e.g. \
+                     `crate::Context`)",
+                );
             } else {
                 errors.on(
                     &pt.ty,
@@ -384,7 +254,7 @@ fn parse_method(f: &mut TraitItemFn, errors: &mut Errors) -> Option<Method> {
             ),
         );
     }
-    if errors.count > before {
+    if errors.count() > before {
         return None;
     }
     let wire_name = attrs
@@ -414,24 +284,39 @@ fn is_shared_self(ty: &Type) -> bool {
             && matches!(&*r.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self")))
 }
 
-/// `Context`, `&Context` or a path ending in `Context`.
-fn context_kind(ty: &Type) -> ContextArg {
-    let is_ctx = |t: &Type| match t {
-        Type::Path(TypePath { qself: None, path }) => path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Context" && s.arguments.is_empty()),
+/// Whether an argument is the call's context, and how it takes it. The context is an argument
+/// typed `Context` or `&Context` where `Context` is the bare name (a macro cannot see imports:
+/// this is how every user writes it after `use rpc_core::Context`), `rpc_core::Context` or
+/// `<crate>::Context` (with or without a leading `::`), or any argument marked
+/// `#[rpc(context)]`. Every other path (`crate::Context`, `std::task::Context`) is an ordinary
+/// argument. The generated server hands the runtime's context over through
+/// `__private::CallContext`, which only `rpc_core::Context` implements, so a user type taken for
+/// the context is one compile error at the argument.
+pub(crate) fn context_param(ty: &Type, marked: bool, krate: &CratePath) -> Option<ContextParam> {
+    let (by_ref, elem) = match ty {
+        Type::Reference(r) if r.mutability.is_none() => (true, &*r.elem),
+        Type::Reference(_) => return None,
+        t => (false, t),
+    };
+    let named = match elem {
+        Type::Path(TypePath { qself: None, path }) => {
+            is_bare_context(elem) || krate.is_context(path)
+        }
         _ => false,
     };
-    match ty {
-        Type::Reference(r) if r.mutability.is_none() && is_ctx(&r.elem) => ContextArg::ByRef,
-        t if is_ctx(t) => ContextArg::ByValue,
-        _ => ContextArg::None,
-    }
+    (marked || named).then(|| ContextParam {
+        by_ref,
+        ty: elem.clone(),
+    })
+}
+
+/// `Context`, as a bare name.
+fn is_bare_context(ty: &Type) -> bool {
+    matches!(ty, Type::Path(TypePath { qself: None, path }) if path.is_ident("Context"))
 }
 
 /// The `T` and `E` of `Result<T, E>` (any path ending in `Result` with two type arguments).
-fn result_parts(ty: &Type) -> Option<(Type, Type)> {
+pub(crate) fn result_parts(ty: &Type) -> Option<(Type, Type)> {
     let Type::Path(TypePath { qself: None, path }) = ty else {
         return None;
     };
@@ -500,13 +385,20 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        let d = |s: &str| parse_duration(&LitStr::new(s, Span::call_site()));
-        assert_eq!(d("250ms").unwrap(), 250_000_000);
-        assert_eq!(d("2s").unwrap(), 2_000_000_000);
-        assert_eq!(d("1m").unwrap(), 60_000_000_000);
-        assert!(d("0s").is_err());
-        assert!(d("5 parsecs").is_err());
-        assert!(d("ms").is_err());
+    fn context_rule() {
+        let ctx = |s: &str, marked: bool| {
+            let ty = syn::parse_str::<Type>(s).unwrap();
+            context_param(&ty, marked, &CratePath::default()).map(|c| c.by_ref)
+        };
+        assert_eq!(ctx("&Context", false), Some(true));
+        assert_eq!(ctx("Context", false), Some(false));
+        assert_eq!(ctx("&rpc_core::Context", false), Some(true));
+        assert_eq!(ctx("::rpc_core::Context", false), Some(false));
+        assert_eq!(ctx("crate::Context", false), None);
+        assert_eq!(ctx("&my::Context", false), None);
+        assert_eq!(ctx("&mut Context", false), None);
+        assert_eq!(ctx("std::task::Context<'static>", false), None);
+        assert_eq!(ctx("&Ctx", true), Some(true));
+        assert_eq!(ctx("my::Ctx", true), Some(false));
     }
 }

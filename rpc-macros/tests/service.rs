@@ -312,7 +312,7 @@ async fn several_arguments_in_protobuf_are_a_clear_error() {
 #[tokio::test]
 async fn default_codec_falls_back_to_what_both_types_support() {
     let (running, client) = memory("svc-default-codec");
-    // No codec asked: Protobuf for prost types, MessagePack for the rest.
+    // No codec asked: Protobuf for prost types, JSON for the rest.
     assert_eq!(client.place(order(1)).await.unwrap().id, 1);
     assert_eq!(client.quote_price("AB".into(), 2).await.unwrap(), 4);
     let json_client = client.clone().with_codec(CodecId::JSON);

@@ -7,15 +7,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use rpc_codec::{CodecError, CodecId, MessageCodecs};
+use rpc_codec::{CodecId, MessageCodecs};
+use tower::util::Oneshot;
 use tower::Service;
 
-use crate::describe::MethodDescriptor;
+use super::typed::{decode_reply, prepare, Prepared};
+use super::CallOptions;
+use crate::descriptor::MethodDescriptor;
 use crate::message::{Request, Response};
 use crate::service_error::ServiceError;
-use crate::status::{Delivery, Status};
-use crate::typed::{choose_codec, CallOptions};
+use crate::status::Status;
 
 /// One typed call, not yet sent: set per-call options, then `.await` it.
 ///
@@ -78,8 +82,8 @@ impl<S, Req, Resp, E> fmt::Debug for UnaryCall<S, Req, Resp, E> {
 
 impl<S, Req, Resp, E> UnaryCall<S, Req, Resp, E> {
     /// A call of `method` through `service` (usually from generated code), with the codec tables
-    /// of its request and response types. `default_codec` is the client's; `None` lets
-    /// [`choose_codec`] prefer Protobuf.
+    /// of its request and response types. `default_codec` is the client's (or its channel's);
+    /// how it is used is [`choose_codec`](crate::choose_codec)'s order.
     pub fn new(
         service: S,
         method: &'static MethodDescriptor,
@@ -129,7 +133,7 @@ impl<S, Req, Resp, E> UnaryCall<S, Req, Resp, E> {
         self.method
     }
 
-    fn build_request(self) -> (S, Result<(Request, CodecId), Status>, MessageCodecs<Resp>) {
+    fn build_request(self) -> (S, Result<Prepared, Status>, MessageCodecs<Resp>) {
         let UnaryCall {
             service,
             method,
@@ -140,44 +144,15 @@ impl<S, Req, Resp, E> UnaryCall<S, Req, Resp, E> {
             options,
             ..
         } = self;
-        let prepared = choose_codec(
-            options.requested_codec(),
-            default_codec.unwrap_or(CodecId::PROTOBUF),
-            request_codecs.supported(),
-            response_codecs.supported(),
-        )
-        .and_then(|codec| {
-            let body = request_codecs
-                .encode_to_bytes(codec, &request)
-                .map_err(|e| codec_status(method, e).with_delivery(Delivery::NotSent))?;
-            let mut req = Request::new(method.path, body)
-                .with_codec(codec)
-                .with_descriptor(method)
-                .with_one_way(method.one_way);
-            if let (None, Some(t)) = (options.requested_timeout(), method.timeout) {
-                req = req.with_timeout(t);
-            }
-            Ok((options.apply(req), codec))
-        });
+        let prepared = prepare(
+            Cow::Borrowed(method.path),
+            Some(method),
+            &request,
+            (request_codecs, response_codecs.supported()),
+            &[default_codec],
+            options,
+        );
         (service, prepared, response_codecs)
-    }
-}
-
-/// A codec error as the status a caller or server reports: several arguments in Protobuf get a
-/// message that says why.
-pub(crate) fn codec_status(method: &MethodDescriptor, e: CodecError) -> Status {
-    match e {
-        CodecError::Unsupported { codec, .. }
-            if codec == CodecId::PROTOBUF && method.args.len() != 1 =>
-        {
-            Status::unimplemented(format!(
-                "{} takes {} arguments, which are carried as one message in JSON and MessagePack \
-                 only; Protobuf needs a single prost message argument",
-                method.path,
-                method.args.len()
-            ))
-        }
-        e => Status::from(e),
     }
 }
 
@@ -192,10 +167,9 @@ where
     fn into_future(self) -> UnaryFuture<S, Resp, E> {
         let (service, prepared, response_codecs) = self.build_request();
         let (state, codec) = match prepared {
-            Ok((req, codec)) => (
-                State::NotReady {
-                    service: Some(service),
-                    request: Some(req),
+            Ok(Prepared { request, codec }) => (
+                State::Running {
+                    fut: Oneshot::new(service, request),
                 },
                 codec,
             ),
@@ -218,8 +192,7 @@ where
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S: Service<Request>> {
-        NotReady { service: Option<S>, request: Option<Request> },
-        Running { #[pin] fut: S::Future },
+        Running { #[pin] fut: Oneshot<S, Request> },
         Failed { status: Option<Status> },
     }
 }
@@ -252,49 +225,17 @@ where
 {
     type Output = Result<Resp, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Resp, E>> {
-        loop {
-            let next = match self.as_mut().project().state.project() {
-                StateProj::Running { fut } => {
-                    let reply = std::task::ready!(fut.poll(cx));
-                    let this = self.as_mut().project();
-                    let result = reply.and_then(|r| {
-                        this.response_codecs
-                            .decode(*this.codec, r.into_body())
-                            .map_err(|e| {
-                                Status::internal(format!(
-                                    "the server's response could not be decoded: {e}"
-                                ))
-                            })
-                    });
-                    return Poll::Ready(result.map_err(E::from_status));
-                }
-                StateProj::Failed { status } => {
-                    let status = status
-                        .take()
-                        .unwrap_or_else(|| Status::internal("call polled after completion"));
-                    return Poll::Ready(Err(E::from_status(status)));
-                }
-                StateProj::NotReady { service, request } => {
-                    let Some(s) = service.as_mut() else {
-                        return Poll::Ready(Err(E::from_status(Status::internal(
-                            "call polled after completion",
-                        ))));
-                    };
-                    match std::task::ready!(s.poll_ready(cx)) {
-                        Err(status) => State::Failed {
-                            status: Some(status),
-                        },
-                        Ok(()) => match (service.take(), request.take()) {
-                            (Some(mut s), Some(r)) => State::Running { fut: s.call(r) },
-                            _ => State::Failed {
-                                status: Some(Status::internal("call polled after completion")),
-                            },
-                        },
-                    }
-                }
-            };
-            self.as_mut().project().state.set(next);
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Resp, E>> {
+        let this = self.project();
+        let result = match this.state.project() {
+            StateProj::Running { fut } => {
+                let reply = std::task::ready!(fut.poll(cx));
+                decode_reply(this.response_codecs, *this.codec, reply)
+            }
+            StateProj::Failed { status } => Err(status
+                .take()
+                .unwrap_or_else(|| Status::internal("call polled after completion"))),
+        };
+        Poll::Ready(result.map_err(E::from_status))
     }
 }

@@ -1,18 +1,17 @@
-//! One client connection: the state callers share with the driver task, and the driver itself.
+//! One client connection: the state callers share with the driver task ([`ClientConn`]), and
+//! the client's [`Role`] in the shared connection driver ([`ClientRole`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use rpc_codec::Compression;
 use tokio::sync::oneshot;
-use tokio::time::{Instant, Sleep};
 
-use crate::conn::{FrameIo, IdMap, DRIVER_SPINS, WRITE_HIGH_WATER};
+use crate::conn::{
+    check_frame, check_metadata, compress_if_smaller, CompressRule, Exceeded, FrameIo, IdMap,
+    Keepalive, Role, Take, WriteQueue, U16_MAX,
+};
 use crate::message::{Request, Response};
 use crate::protocol::{
     self, encode_cancel, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
@@ -22,9 +21,6 @@ use crate::status::{Code, Delivery, Status};
 use crate::transport::PeerAddr;
 
 pub(crate) type Reply = Result<Response, Status>;
-
-/// The largest length the protocol's u16 length fields can carry.
-const U16_MAX: usize = u16::MAX as usize;
 
 #[derive(Debug)]
 enum Phase {
@@ -38,9 +34,7 @@ enum Phase {
 
 struct State {
     /// Frames waiting for the driver, in call-id order.
-    out: BytesMut,
-    /// The driver's waker, left when it found nothing to write.
-    writer: Option<Waker>,
+    queue: WriteQueue,
     pending: IdMap<oneshot::Sender<Reply>>,
     next_id: u32,
     /// The highest call id whose request the driver took for writing.
@@ -57,7 +51,7 @@ pub(crate) struct ClientConn {
     peer: PeerAddr,
     peer_settings: Settings,
     /// Request compression, when configured and the server reads it.
-    compress: Option<(Compression, usize)>,
+    compress: CompressRule,
 }
 
 impl std::fmt::Debug for ClientConn {
@@ -81,12 +75,11 @@ impl ClientConn {
     pub(crate) fn new(
         peer: PeerAddr,
         peer_settings: Settings,
-        compress: Option<(Compression, usize)>,
+        compress: CompressRule,
     ) -> Arc<ClientConn> {
         Arc::new(ClientConn {
             state: Mutex::new(State {
-                out: BytesMut::with_capacity(16 * 1024),
-                writer: None,
+                queue: WriteQueue::with_capacity(16 * 1024),
                 pending: IdMap::default(),
                 next_id: 1,
                 taken_upto: 0,
@@ -137,37 +130,26 @@ impl ClientConn {
             );
         }
         let md = req.metadata();
-        if md
-            .entries()
-            .iter()
-            .any(|(k, v)| k.len() > U16_MAX || v.len() > U16_MAX)
-        {
-            return not_sent(
+        let peer = &self.peer_settings;
+        let checked = check_metadata(md, peer)
+            .and_then(|()| check_frame(protocol::request_len(path, md, body), peer));
+        match checked {
+            Ok(()) => Ok(()),
+            Err(Exceeded::MetadataEntry) => not_sent(
                 Code::InvalidArgument,
                 "metadata keys and values must be at most 65535 bytes".into(),
-            );
-        }
-        let md_len = md.encoded_len();
-        if md_len > self.peer_settings.max_metadata_size as usize {
-            return not_sent(
+            ),
+            Err(Exceeded::Metadata { len, max }) => not_sent(
+                Code::ResourceExhausted,
+                format!("request metadata of {len} bytes exceeds the server's limit of {max} bytes"),
+            ),
+            Err(Exceeded::Frame { len, max }) => not_sent(
                 Code::ResourceExhausted,
                 format!(
-                    "request metadata of {md_len} bytes exceeds the server's limit of {} bytes",
-                    self.peer_settings.max_metadata_size
+                    "request frame of {len} bytes exceeds the server's max frame size of {max} bytes"
                 ),
-            );
+            ),
         }
-        let len = protocol::request_len(path, md, body);
-        if len > self.peer_settings.max_frame_size as usize {
-            return not_sent(
-                Code::ResourceExhausted,
-                format!(
-                    "request frame of {len} bytes exceeds the server's max frame size of {} bytes",
-                    self.peer_settings.max_frame_size
-                ),
-            );
-        }
-        Ok(())
     }
 
     /// Queues a request. On error nothing was queued, and the status says so.
@@ -175,14 +157,7 @@ impl ClientConn {
         let one_way = req.is_one_way();
         let mut flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
         // Compress outside the lock; keep the result only when it is smaller.
-        let compressed = match self.compress {
-            Some((c, threshold)) if req.body().len() >= threshold => {
-                let mut out = BytesMut::new();
-                c.compress(req.body(), &mut out);
-                (out.len() < req.body().len()).then_some(out)
-            }
-            _ => None,
-        };
+        let compressed = compress_if_smaller(self.compress, req.body());
         let body: &[u8] = match &compressed {
             Some(c) => {
                 flags |= protocol::flags::COMPRESSED;
@@ -216,7 +191,7 @@ impl ClientConn {
             self.usable.store(false, Ordering::Release);
         }
         protocol::encode_request(
-            &mut st.out,
+            st.queue.buf(),
             id,
             flags,
             req.path_bytes(),
@@ -233,7 +208,7 @@ impl ClientConn {
             st.pending.insert(id, tx);
             Started::Waiting(id, rx)
         };
-        let waker = st.writer.take();
+        let waker = st.queue.writer();
         drop(st);
         if let Some(w) = waker {
             w.wake();
@@ -247,8 +222,8 @@ impl ClientConn {
         if st.pending.remove(&id).is_none() || matches!(st.phase, Phase::Closed(_)) {
             return;
         }
-        encode_cancel(&mut st.out, id);
-        let waker = st.writer.take();
+        encode_cancel(st.queue.buf(), id);
+        let waker = st.queue.writer();
         drop(st);
         if let Some(w) = waker {
             w.wake();
@@ -262,7 +237,7 @@ impl ClientConn {
             st.phase = Phase::Draining;
         }
         self.usable.store(false, Ordering::Release);
-        let waker = st.writer.take();
+        let waker = st.queue.writer();
         drop(st);
         if let Some(w) = waker {
             w.wake();
@@ -277,8 +252,7 @@ impl ClientConn {
             return;
         }
         st.phase = Phase::Closed(why.clone());
-        st.out.clear();
-        st.writer = None;
+        st.queue.clear();
         let taken = st.taken_upto;
         let pending = std::mem::take(&mut st.pending);
         drop(st);
@@ -293,60 +267,10 @@ impl ClientConn {
     }
 }
 
-/// Liveness probing of an otherwise quiet connection.
-pub(crate) struct Keepalive {
-    interval: Duration,
-    timeout: Duration,
-    timer: Pin<Box<Sleep>>,
-    /// Something arrived since the timer was last set.
-    heard: bool,
-    /// The value of the ping we are waiting to hear back.
-    awaiting: Option<u64>,
-    sent: u64,
-}
-
-impl Keepalive {
-    pub(crate) fn new(interval: Duration, timeout: Duration) -> Keepalive {
-        Keepalive {
-            interval,
-            timeout,
-            timer: Box::pin(tokio::time::sleep(interval)),
-            heard: false,
-            awaiting: None,
-            sent: 0,
-        }
-    }
-
-    /// Polls the timer: `Ok(Some(v))` asks for a PING with value `v`; an error means the peer
-    /// did not answer in time.
-    fn poll(&mut self, cx: &mut Context<'_>) -> Result<Option<u64>, ProtocolError> {
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return Ok(None);
-        }
-        let now = Instant::now();
-        if self.heard {
-            // The peer spoke during the last period: it is alive; probe only after a quiet one.
-            self.heard = false;
-            self.awaiting = None;
-            self.timer.as_mut().reset(now + self.interval);
-            let _ = self.timer.as_mut().poll(cx);
-            return Ok(None);
-        }
-        if self.awaiting.is_some() {
-            return Err(ProtocolError::KeepaliveTimeout(self.timeout));
-        }
-        self.sent = self.sent.wrapping_add(1);
-        self.awaiting = Some(self.sent);
-        self.timer.as_mut().reset(now + self.timeout);
-        let _ = self.timer.as_mut().poll(cx);
-        Ok(Some(self.sent))
-    }
-}
-
-/// Drives one connection: writes what callers queued, reads and routes responses.
-pub(crate) struct ClientDriver {
+/// The client's side of the connection driver: writes what callers queued, routes responses to
+/// them, answers pings and keeps the connection alive.
+pub(crate) struct ClientRole {
     conn: Arc<ClientConn>,
-    io: FrameIo,
     responses: Vec<ResponseFrame>,
     completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
     control: BytesMut,
@@ -355,16 +279,14 @@ pub(crate) struct ClientDriver {
     keepalive: Option<Keepalive>,
 }
 
-impl ClientDriver {
+impl ClientRole {
     pub(crate) fn new(
         conn: Arc<ClientConn>,
-        io: FrameIo,
         max_body: usize,
         keepalive: Option<Keepalive>,
-    ) -> ClientDriver {
-        ClientDriver {
+    ) -> ClientRole {
+        ClientRole {
             conn,
-            io,
             responses: Vec::new(),
             completions: Vec::new(),
             control: BytesMut::new(),
@@ -373,29 +295,8 @@ impl ClientDriver {
         }
     }
 
-    /// Moves queued frames into the write buffer; returns `true` when the connection is drained
-    /// (no calls left and nothing to write) and should close.
-    fn take_out(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut st = self.conn.lock();
-        if !self.control.is_empty() {
-            st.out.extend_from_slice(&self.control);
-            self.control.clear();
-        }
-        if st.out.is_empty() {
-            if !st.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                st.writer = Some(cx.waker().clone());
-            }
-        } else if self.io.write_pending() == 0 {
-            std::mem::swap(self.io.wbuf(), &mut st.out);
-            st.taken_upto = st.appended_upto;
-        }
-        // Otherwise the socket is still taking the previous batch: this one is taken (swapped,
-        // not copied) once that is written, which the driver is woken for.
-        matches!(st.phase, Phase::Draining) && st.pending.is_empty() && st.out.is_empty()
-    }
-
-    fn handle_frames(&mut self) -> Result<(), ProtocolError> {
-        while let Some(frame) = self.io.next_frame()? {
+    fn handle_frames(&mut self, io: &mut FrameIo) -> Result<(), ProtocolError> {
+        while let Some(frame) = io.next_frame()? {
             match frame {
                 Frame::Response(r) => self.responses.push(r),
                 Frame::Ping(v) => encode_pong(&mut self.control, v),
@@ -460,76 +361,72 @@ impl ClientDriver {
         }
         Ok(())
     }
-
-    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
-        if let Some(ka) = self.keepalive.as_mut() {
-            if let Some(value) = ka.poll(cx)? {
-                encode_ping(&mut self.control, value);
-            }
-        }
-        for _ in 0..DRIVER_SPINS {
-            let mut progress = false;
-            let drained = if self.io.write_pending() < WRITE_HIGH_WATER {
-                self.take_out(cx)
-            } else {
-                false
-            };
-            if let Poll::Ready(wrote) = self.io.poll_write(cx)? {
-                progress |= wrote;
-            }
-            if drained && self.io.write_pending() == 0 {
-                let _ = self.io.poll_shutdown(cx);
-                return Poll::Ready(Ok(()));
-            }
-            match self.io.poll_fill(cx)? {
-                Poll::Ready(true) => {
-                    progress = true;
-                    if let Some(ka) = self.keepalive.as_mut() {
-                        ka.heard = true;
-                    }
-                    self.handle_frames()?;
-                }
-                Poll::Ready(false) => {
-                    return Poll::Ready(Err(ProtocolError::Io(
-                        std::io::ErrorKind::UnexpectedEof.into(),
-                    )))
-                }
-                Poll::Pending => {}
-            }
-            if !progress {
-                return Poll::Pending;
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
 }
 
-impl Future for ClientDriver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        match this.poll_drive(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(())) => {
-                this.conn.close(Status::unavailable("connection closed"));
-                Poll::Ready(())
-            }
-            Poll::Ready(Err(e)) => {
-                let peer = &this.conn.peer;
-                match &e {
-                    ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        tracing::debug!(%peer, "server closed the connection");
-                    }
-                    _ => tracing::warn!(%peer, error = %e, "connection failed"),
-                }
-                this.conn.close(Status::unavailable(format!(
-                    "connection to {peer} lost: {e}"
-                )));
-                Poll::Ready(())
+impl Role for ClientRole {
+    fn poll_signals(
+        &mut self,
+        _io: &mut FrameIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ProtocolError>> {
+        if let Some(ka) = self.keepalive.as_mut() {
+            match ka.poll(cx) {
+                Ok(Some(value)) => encode_ping(&mut self.control, value),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
+        Poll::Pending
+    }
+
+    fn take_out(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> bool {
+        let mut st = self.conn.lock();
+        if !self.control.is_empty() {
+            st.queue.buf().extend_from_slice(&self.control);
+            self.control.clear();
+        }
+        if st.queue.take_into(io, cx) == Take::Taken {
+            st.taken_upto = st.appended_upto;
+        }
+        // Draining with no call left and nothing queued: the connection is done.
+        matches!(st.phase, Phase::Draining) && st.pending.is_empty() && st.queue.is_empty()
+    }
+
+    fn wants_read(&self, _io: &FrameIo) -> bool {
+        true
+    }
+
+    fn on_frames(&mut self, io: &mut FrameIo, _cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        if let Some(ka) = self.keepalive.as_mut() {
+            ka.heard();
+        }
+        self.handle_frames(io)
+    }
+
+    fn on_eof(&mut self) -> Result<(), ProtocolError> {
+        Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+    }
+
+    fn finish(
+        &mut self,
+        _io: &mut FrameIo,
+        _cx: &mut Context<'_>,
+        result: Result<(), ProtocolError>,
+    ) {
+        let e = match result {
+            Ok(()) => return self.conn.close(Status::unavailable("connection closed")),
+            Err(e) => e,
+        };
+        let peer = &self.conn.peer;
+        match &e {
+            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(%peer, "server closed the connection");
+            }
+            _ => tracing::warn!(%peer, error = %e, "connection failed"),
+        }
+        self.conn.close(Status::unavailable(format!(
+            "connection to {peer} lost: {e}"
+        )));
     }
 }
 
@@ -547,7 +444,7 @@ fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
         Ok(Response::with_metadata(body, r.metadata))
     } else {
         let mut metadata = r.metadata;
-        let delivery = if metadata.remove(crate::status::NOT_PROCESSED_KEY).is_some() {
+        let delivery = if metadata.remove(protocol::NOT_PROCESSED_KEY).is_some() {
             Delivery::Unprocessed
         } else {
             Delivery::Sent

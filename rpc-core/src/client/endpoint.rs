@@ -7,11 +7,15 @@ use std::time::Duration;
 use rpc_codec::{CodecId, CodecSet, Compression};
 
 use super::Channel;
+use crate::backoff::Backoff;
 use crate::protocol::Settings;
 use crate::status::Status;
 use crate::transport::memory::MemoryConnector;
 use crate::transport::tcp::TcpConnector;
 use crate::transport::Connector;
+
+/// The share of each reconnect wait that is random (see [`Backoff::jitter`]).
+const RECONNECT_JITTER: f64 = 0.2;
 
 /// An address string [`Endpoint::from_uri`] could not read.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +32,7 @@ pub(crate) struct ChannelConfig {
     pub(crate) max_concurrent_calls: usize,
     pub(crate) max_frame_size: u32,
     pub(crate) max_metadata_size: u32,
-    pub(crate) backoff_initial: Duration,
-    pub(crate) backoff_max: Duration,
+    pub(crate) backoff: Backoff,
     pub(crate) codec: CodecId,
     pub(crate) compression: Option<Compression>,
     pub(crate) compression_threshold: usize,
@@ -54,14 +57,10 @@ impl ChannelConfig {
             .map(|c| (c, self.compression_threshold))
     }
 
-    /// The wait before reconnect attempt `failures + 1`: exponential, capped, with ±20% jitter so
+    /// The wait before reconnect attempt `failures + 1`: exponential, capped, with 20% jitter so
     /// that many clients of one restarted server do not reconnect in lockstep.
     pub(crate) fn backoff(&self, failures: u32) -> Duration {
-        let base = self
-            .backoff_initial
-            .saturating_mul(1u32 << failures.min(16))
-            .min(self.backoff_max);
-        base.mul_f64(0.8 + 0.4 * fastrand::f64())
+        self.backoff.delay(failures)
     }
 }
 
@@ -98,8 +97,8 @@ impl Endpoint {
                 max_concurrent_calls: 1024,
                 max_frame_size: Settings::protocol_default().max_frame_size,
                 max_metadata_size: Settings::protocol_default().max_metadata_size,
-                backoff_initial: Duration::from_millis(100),
-                backoff_max: Duration::from_secs(10),
+                backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+                    .jitter(RECONNECT_JITTER),
                 codec: CodecId::PROTOBUF,
                 compression: None,
                 compression_threshold: 1024,
@@ -222,8 +221,9 @@ impl Endpoint {
         self
     }
 
-    /// Reconnect backoff: the first wait and the cap. Waits double per failed attempt, with ±20%
-    /// jitter. Defaults 100 ms and 10 s.
+    /// Reconnect backoff: the first wait and the cap. Waits double per failed attempt, each cut
+    /// by up to 20% at random ([`Backoff`](crate::backoff::Backoff) with `jitter(0.2)`).
+    /// Defaults 100 ms and 10 s.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -232,8 +232,7 @@ impl Endpoint {
     /// ```
     #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Endpoint {
-        self.config.backoff_initial = initial;
-        self.config.backoff_max = max.max(initial);
+        self.config.backoff = Backoff::new(initial, max).jitter(RECONNECT_JITTER);
         self
     }
 

@@ -4,8 +4,15 @@ mod call;
 mod channel;
 mod connection;
 mod endpoint;
+mod future;
+mod options;
+mod reconnect;
+mod typed;
 
-pub(crate) use call::codec_status;
 pub use call::{UnaryCall, UnaryFuture};
-pub use channel::{Channel, ChannelState, ResponseFuture};
+pub use channel::Channel;
 pub use endpoint::{Endpoint, InvalidUri};
+pub use future::ResponseFuture;
+pub use options::CallOptions;
+pub use reconnect::{ChannelState, ConnectError};
+pub use typed::choose_codec;

@@ -1,14 +1,24 @@
-//! What both ends of a connection share: the framed stream, the handshake and the write queue.
+//! What both ends of a connection share: the framed stream ([`FrameIo`]), the handshake, the
+//! driver loop ([`Driver`] over a side's [`Role`]), the queue other tasks encode frames into
+//! ([`WriteQueue`]), the checks against the peer's limits, body compression and keepalive.
+//!
+//! The client (`client::connection`) and the server (`server::connection`) each implement
+//! [`Role`]; what they hold in common lives here once.
 
+mod compress;
+mod driver;
 mod frame_io;
 mod handshake;
 mod id_map;
+mod keepalive;
+mod limits;
+mod write_queue;
 
+pub(crate) use compress::{compress_if_smaller, CompressRule};
+pub(crate) use driver::{Driver, Role, WRITE_HIGH_WATER};
 pub(crate) use frame_io::FrameIo;
 pub(crate) use handshake::{client_handshake, server_handshake};
 pub(crate) use id_map::IdMap;
-
-/// How many passes a driver makes over read and write before it yields to other tasks.
-pub(crate) const DRIVER_SPINS: usize = 32;
-/// Bytes queued for the transport above which a driver stops taking more work.
-pub(crate) const WRITE_HIGH_WATER: usize = 1 << 20;
+pub(crate) use keepalive::Keepalive;
+pub(crate) use limits::{check_frame, check_metadata, Exceeded, U16_MAX};
+pub(crate) use write_queue::{Take, WriteQueue};

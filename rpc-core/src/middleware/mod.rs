@@ -33,20 +33,47 @@
 //! # let _ = client;
 //! # }
 //! ```
+//!
+//! # Layout and readiness
+//!
+//! Each middleware follows tower's conventions: a module `foo` holding the service `Foo` (with
+//! `get_ref`, `get_mut` and `into_inner`), its `FooLayer`, and `foo::future::ResponseFuture` when
+//! the service has a future of its own. Every service and layer is also re-exported here.
+//!
+//! | service | `poll_ready` | future |
+//! |---|---|---|
+//! | [`Deadline`] | the inner service's | the inner service's |
+//! | [`RateLimit`] | the inner service's | [`rate_limit::future::ResponseFuture`] |
+//! | [`LoadShed`] | the inner service's | [`shed::future::ResponseFuture`] |
+//! | [`Failsafe`] | the inner service's | [`MiddlewareFuture`] |
+//! | [`CircuitBreakerService`] | always ready | [`breaker::future::ResponseFuture`] |
+//! | [`Retry`] | always ready | [`MiddlewareFuture`] |
+//! | [`Hedge`] | always ready | [`MiddlewareFuture`] |
+//!
+//! The services that are always ready cannot apply backpressure: each call drives its own clone
+//! of the inner service, waiting for that clone's readiness before sending (with
+//! [`tower::util::Oneshot`]). Retries and hedges need this because one call becomes several
+//! attempts, and a breaker because it must refuse calls at once while open, without waiting for an
+//! inner service that may never become ready. Put a load-shedding or limiting layer inside them
+//! (or rely on the [`Channel`](crate::Channel)'s in-flight limit, which each attempt waits for).
+//!
+//! None of these services reserves anything in `poll_ready` itself: a rate limit or a load shed
+//! refuses an over-limit call in `call` rather than making it wait. Those that propagate the inner
+//! readiness clone the inner service with its own `Clone`, which for a `Channel` does not copy a
+//! slot reserved by `poll_ready`.
 
-mod breaker;
-mod deadline;
-mod failsafe;
-mod hedge;
-mod rate_limit;
-mod retry;
-mod shed;
+mod attempts;
+pub mod breaker;
+pub mod deadline;
+pub mod failsafe;
+pub mod hedge;
+mod per_method;
+pub mod rate_limit;
+pub mod retry;
+pub mod shed;
+mod stats;
 
-use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
+pub use attempts::Attempts;
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer,
     CircuitBreakerService,
@@ -54,207 +81,25 @@ pub use breaker::{
 pub use deadline::{Deadline, DeadlineLayer};
 pub use failsafe::{Failsafe, FailsafeLayer};
 pub use hedge::{Hedge, HedgeDelay, HedgeLayer};
-pub use rate_limit::{RateLimit, RateLimitFuture, RateLimitLayer, RETRY_AFTER_MS};
+pub use per_method::PerMethod;
+pub use rate_limit::future::ResponseFuture as RateLimitFuture;
+pub use rate_limit::{RateLimit, RateLimitLayer, RETRY_AFTER_MS};
 pub use retry::{Retry, RetryBudget, RetryLayer, RetryPolicy};
 pub use shed::{LoadShed, LoadShedLayer, ShedLimit};
+pub use stats::{Stats, StatsSnapshot};
 
-use crate::message::{Request, Response};
+use crate::message::Response;
 use crate::status::Status;
-use crate::transport::BoxFuture;
+use crate::BoxFuture;
 
-/// The future of every middleware service here.
+/// The boxed future of the middleware whose calls are an async sequence of steps: [`Retry`]
+/// (attempts, backoff sleeps), [`Hedge`] (two racing attempts and a timer) and [`Failsafe`].
+///
+/// A named future would have to spell out those steps as a hand-written state machine, and
+/// would give each of these services a different future type; one boxed type lets a caller
+/// choose among them at run time and store the result as one type (rpc-discovery's cluster
+/// modes do). The cost is one allocation per call, on calls that already allocate per attempt.
 pub type MiddlewareFuture = BoxFuture<'static, Result<Response, Status>>;
-
-/// A setting with overrides per service (`shop.Orders`) and per method (`shop.Orders/Place`).
-///
-/// ```
-/// use rpc_core::middleware::PerMethod;
-/// use rpc_core::Request;
-///
-/// let limits = PerMethod::new(100).service("shop.Orders", 50).method("shop.Orders/Place", 10);
-/// assert_eq!(*limits.get(&Request::new("shop.Orders/Place", "")), 10);
-/// assert_eq!(*limits.get(&Request::new("shop.Orders/Get", "")), 50);
-/// assert_eq!(*limits.get(&Request::new("shop.Users/Get", "")), 100);
-/// ```
-#[derive(Debug, Clone)]
-pub struct PerMethod<T> {
-    default: T,
-    services: HashMap<String, T>,
-    methods: HashMap<String, T>,
-}
-
-impl<T> PerMethod<T> {
-    /// `default` for every call.
-    pub fn new(default: T) -> PerMethod<T> {
-        PerMethod {
-            default,
-            services: HashMap::new(),
-            methods: HashMap::new(),
-        }
-    }
-
-    /// Overrides for one service.
-    #[must_use]
-    pub fn service(mut self, service: impl Into<String>, value: T) -> PerMethod<T> {
-        self.services.insert(service.into(), value);
-        self
-    }
-
-    /// Overrides for one method, by path.
-    #[must_use]
-    pub fn method(mut self, path: impl Into<String>, value: T) -> PerMethod<T> {
-        self.methods.insert(path.into(), value);
-        self
-    }
-
-    /// The setting for `req`: its method's, else its service's, else the default.
-    pub fn get(&self, req: &Request) -> &T {
-        if self.methods.is_empty() && self.services.is_empty() {
-            return &self.default;
-        }
-        self.methods
-            .get(req.path())
-            .or_else(|| self.services.get(req.service()))
-            .unwrap_or(&self.default)
-    }
-}
-
-impl<T: Default> Default for PerMethod<T> {
-    fn default() -> Self {
-        PerMethod::new(T::default())
-    }
-}
-
-/// The endpoints one call has tried, shared by the retries and hedges of that call. A balancer
-/// records each pick here and, when it can, avoids the endpoints already tried, so that a retry
-/// goes to another endpoint (failover).
-#[derive(Debug, Default)]
-pub struct Attempts {
-    tried: Mutex<Vec<String>>,
-}
-
-impl Attempts {
-    /// The attempts of `req`, created (and attached to it) when it has none yet.
-    pub fn of(req: &mut Request) -> Arc<Attempts> {
-        if let Some(a) = req.extensions().get::<Arc<Attempts>>() {
-            return a.clone();
-        }
-        let a = Arc::new(Attempts::default());
-        req.extensions_mut().insert(a.clone());
-        a
-    }
-
-    /// Records that an attempt went to `endpoint`.
-    pub fn record(&self, endpoint: &str) {
-        self.tried
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(endpoint.to_owned());
-    }
-
-    /// `true` if an attempt already went to `endpoint`.
-    pub fn tried(&self, endpoint: &str) -> bool {
-        self.tried
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|t| t == endpoint)
-    }
-
-    /// The endpoints tried so far, in order.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.tried.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
-        /// Counters of middleware decisions, shared by the layers given the same `Arc<Stats>`.
-        #[derive(Default)]
-        pub struct Stats {
-            $($(#[$doc])* pub $name: AtomicU64,)*
-        }
-
-        /// A copy of [`Stats`] at one moment.
-        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-        pub struct StatsSnapshot {
-            $($(#[$doc])* pub $name: u64,)*
-        }
-
-        impl Stats {
-            /// Reads every counter.
-            pub fn snapshot(&self) -> StatsSnapshot {
-                StatsSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
-            }
-        }
-
-        impl fmt::Display for StatsSnapshot {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut first = true;
-                $(
-                    if self.$name != 0 {
-                        if !first { f.write_str(" ")?; }
-                        first = false;
-                        write!(f, "{}={}", stringify!($name), self.$name)?;
-                    }
-                )*
-                if first { f.write_str("(no events)")?; }
-                Ok(())
-            }
-        }
-    };
-}
-
-counters! {
-    /// Calls that entered a retry layer.
-    calls,
-    /// Retries sent.
-    retries,
-    /// Retries wanted but refused by the retry budget.
-    retries_over_budget,
-    /// Second attempts sent by hedging.
-    hedges,
-    /// Hedged calls answered by the second attempt.
-    hedge_wins,
-    /// Circuit breakers that opened.
-    breaker_opened,
-    /// Circuit breakers that closed again.
-    breaker_closed,
-    /// Calls refused because a breaker was open.
-    breaker_rejected,
-    /// Calls refused by a rate limit or quota.
-    rate_limited,
-    /// Calls shed by a concurrency limit.
-    shed,
-    /// Failures replaced by a fallback.
-    fallbacks,
-}
-
-impl Stats {
-    /// A new set of counters, to share between layers.
-    pub fn new() -> Arc<Stats> {
-        Arc::new(Stats::default())
-    }
-
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-impl fmt::Debug for Stats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.snapshot(), f)
-    }
-}
-
-/// Waits until `svc` is ready, then calls it.
-pub(crate) async fn ready_call<S>(mut svc: S, req: Request) -> Result<Response, Status>
-where
-    S: tower::Service<Request, Response = Response, Error = Status>,
-{
-    std::future::poll_fn(|cx| svc.poll_ready(cx)).await?;
-    svc.call(req).await
-}
 
 /// Forwards the name and description of a wrapped server-side service, so that a layered service
 /// still mounts on [`Server`](crate::Server) under its name.

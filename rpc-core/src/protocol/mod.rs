@@ -40,6 +40,12 @@ pub const PREFACE: [u8; PREFACE_LEN] = [
     0,
 ];
 
+/// The RESPONSE metadata key by which a server says it refused a call without running it (shed,
+/// rate-limited, unknown method…); clients read it as
+/// [`Delivery::Unprocessed`](crate::Delivery::Unprocessed). See `docs/protocol.md`, §16 "Calls refused
+/// without running".
+pub const NOT_PROCESSED_KEY: &str = "rpc-not-processed";
+
 /// Frame type codes (the byte at offset 4 of a frame header).
 pub mod frame_type {
     /// Settings of the sender; the first frame after the preface, call id 0.

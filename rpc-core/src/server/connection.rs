@@ -1,4 +1,5 @@
-//! One server connection: reads requests, runs handlers, writes responses.
+//! One server connection: the server's [`Role`] in the shared connection driver. It reads
+//! requests, admits or refuses each one, runs handlers and writes their replies.
 //!
 //! A handler is first polled on the connection's own task; most finish there and their response
 //! joins the next batch write without any task spawn. A handler that is still pending moves to its
@@ -8,21 +9,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use rpc_codec::{CodecId, Compression};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::service::{Reply, ServerCall};
+use super::reply::{encode_reply, ReplyRules};
+use super::service::{Dispatch, Reply, ServerCall};
 use super::Router;
-use crate::conn::{FrameIo, IdMap, DRIVER_SPINS, WRITE_HIGH_WATER};
+use crate::conn::{FrameIo, IdMap, Role, WriteQueue, WRITE_HIGH_WATER};
 use crate::context::Context as CallContext;
 use crate::message::Request;
-use crate::metadata::Metadata;
 use crate::protocol::{
     self, encode_goaway, encode_pong, Frame, GoAwayCode, ProtocolError, RequestFrame, Settings,
 };
@@ -39,10 +40,9 @@ pub(crate) struct ConnShared {
     pub(crate) in_flight: AtomicUsize,
 }
 
-/// Responses from handlers that finished on their own tasks.
+/// Replies of handlers that finished on their own tasks, and which calls those were.
 struct Outbox {
-    out: BytesMut,
-    writer: Option<Waker>,
+    queue: WriteQueue,
     finished: Vec<u32>,
     closed: bool,
 }
@@ -61,10 +61,10 @@ impl OutboxCell {
             return;
         }
         if let Some((reply, rules)) = reply {
-            encode_reply(&mut ob.out, id, reply, &rules);
+            encode_reply(ob.queue.buf(), id, reply, &rules);
         }
         ob.finished.push(id);
-        let waker = ob.writer.take();
+        let waker = ob.queue.writer();
         drop(ob);
         if let Some(w) = waker {
             w.wake();
@@ -81,17 +81,17 @@ impl Drop for GlobalSlot {
     }
 }
 
-/// How replies on one connection are written: within the client's limits, compressed when both
-/// sides agree.
-#[derive(Clone, Copy)]
-struct ReplyRules {
-    peer: Settings,
-    compress: Option<(Compression, usize)>,
+/// A request that passed every check and may run.
+struct Admitted {
+    svc: Arc<dyn Dispatch>,
+    codec: CodecId,
+    body: Bytes,
+    slot: GlobalSlot,
 }
 
-pub(crate) struct ServerDriver {
+/// The server's side of the connection driver.
+pub(crate) struct ServerRole {
     shared: Arc<ConnShared>,
-    io: FrameIo,
     peer: PeerAddr,
     rules: ReplyRules,
     outbox: Arc<OutboxCell>,
@@ -103,29 +103,26 @@ pub(crate) struct ServerDriver {
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl ServerDriver {
+impl ServerRole {
     pub(crate) fn new(
         shared: Arc<ConnShared>,
-        io: FrameIo,
         peer: PeerAddr,
         peer_settings: Settings,
         shutdown: WaitForCancellationFutureOwned,
         hard_stop: WaitForCancellationFutureOwned,
-    ) -> ServerDriver {
+    ) -> ServerRole {
         let compress = shared
             .compression
             .filter(|(c, _)| peer_settings.accepts_compression(*c));
-        ServerDriver {
+        ServerRole {
             shared,
-            io,
             peer,
             rules: ReplyRules {
                 peer: peer_settings,
                 compress,
             },
             outbox: Arc::new(OutboxCell(Mutex::new(Outbox {
-                out: BytesMut::new(),
-                writer: None,
+                queue: WriteQueue::with_capacity(0),
                 finished: Vec::new(),
                 closed: false,
             }))),
@@ -138,14 +135,20 @@ impl ServerDriver {
         }
     }
 
-    fn respond_now(&mut self, id: u32, one_way: bool, status: Status) {
+    fn respond_now(&mut self, io: &mut FrameIo, id: u32, one_way: bool, status: Status) {
         tracing::debug!(peer = %self.peer, call_id = id, %status, "call rejected");
         if !one_way {
-            encode_reply(self.io.wbuf(), id, Err(status), &self.rules);
+            encode_reply(io.wbuf(), id, Err(status), &self.rules);
         }
     }
 
-    fn dispatch(&mut self, r: RequestFrame, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+    /// One REQUEST frame: checked, admitted or refused, then run.
+    fn dispatch(
+        &mut self,
+        io: &mut FrameIo,
+        mut r: RequestFrame,
+        cx: &mut Context<'_>,
+    ) -> Result<(), ProtocolError> {
         let id = r.call_id;
         if id <= self.last_call_id {
             return Err(ProtocolError::Malformed("call ids must increase"));
@@ -156,84 +159,105 @@ impl ServerDriver {
             return Ok(());
         }
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
-        let Ok(path) = std::str::from_utf8(&r.path) else {
-            self.respond_now(
-                id,
-                one_way,
-                Status::invalid_argument("method path is not UTF-8"),
-            );
-            return Ok(());
-        };
-        let Some((service, method)) = path.rsplit_once('/') else {
-            let msg = format!("method path {path:?} is not of the form package.Service/Method");
-            self.respond_now(id, one_way, Status::invalid_argument(msg));
-            return Ok(());
-        };
-        let codec = CodecId::new(r.codec);
-        let accepted = self.shared.local.codec_set();
-        if !accepted.contains(codec) {
-            let msg =
-                format!("this server does not accept the {codec} codec; it accepts: {accepted}");
-            tracing::debug!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(
-                id,
-                one_way,
-                Status::unimplemented(msg).with_delivery(Delivery::Unprocessed),
-            );
-            return Ok(());
-        }
-        let body = if r.flags & protocol::flags::COMPRESSED != 0 {
-            match rpc_codec::decompress(&r.body, self.shared.local.max_frame_size as usize) {
-                Ok(body) => body,
-                Err(e) => {
-                    tracing::warn!(peer = %self.peer, call_id = id, error = %e, "undecodable compressed request");
-                    let msg = format!("request body could not be decompressed: {e}");
-                    self.respond_now(id, one_way, Status::invalid_argument(msg));
-                    return Ok(());
-                }
+        let body = std::mem::take(&mut r.body);
+        let (service, method) = match split_path(&r.path) {
+            Ok(parts) => parts,
+            Err(status) => {
+                self.respond_now(io, id, one_way, status);
+                return Ok(());
             }
-        } else {
-            r.body
         };
-        if self.running.len() >= self.shared.local.max_concurrent_calls as usize {
-            let msg = format!(
-                "too many calls in flight on this connection (limit {})",
-                self.shared.local.max_concurrent_calls
-            );
-            tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(
-                id,
-                one_way,
-                Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed),
-            );
+        match self.admit(id, service, r.codec, r.flags, body) {
+            Ok(admitted) => {
+                let span = self.call_span(id, service, method);
+                self.run(io, r, admitted, span, cx);
+            }
+            Err(status) => self.respond_now(io, id, one_way, status),
+        }
+        Ok(())
+    }
+
+    /// The checks a request passes before any handler sees it, in this order: the codec, the
+    /// body's compression, the connection's and then the service's existence and the server's
+    /// limits on calls in flight. Refusals before the body is looked at are marked unprocessed.
+    fn admit(
+        &self,
+        id: u32,
+        service: &str,
+        codec: u8,
+        flags: u8,
+        body: Bytes,
+    ) -> Result<Admitted, Status> {
+        let codec = self.check_codec(id, codec)?;
+        let body = self.decompress(id, flags, body)?;
+        self.check_connection_limit(id)?;
+        let svc = self.route(id, service)?;
+        let slot = self.reserve_global_slot(id)?;
+        Ok(Admitted {
+            svc,
+            codec,
+            body,
+            slot,
+        })
+    }
+
+    fn check_codec(&self, id: u32, codec: u8) -> Result<CodecId, Status> {
+        let codec = CodecId::new(codec);
+        let accepted = self.shared.local.codec_set();
+        if accepted.contains(codec) {
+            return Ok(codec);
+        }
+        let msg = format!("this server does not accept the {codec} codec; it accepts: {accepted}");
+        tracing::debug!(peer = %self.peer, call_id = id, "{msg}");
+        Err(Status::unimplemented(msg).with_delivery(Delivery::Unprocessed))
+    }
+
+    fn decompress(&self, id: u32, flags: u8, body: Bytes) -> Result<Bytes, Status> {
+        if flags & protocol::flags::COMPRESSED == 0 {
+            return Ok(body);
+        }
+        rpc_codec::decompress(&body, self.shared.local.max_frame_size as usize).map_err(|e| {
+            tracing::warn!(peer = %self.peer, call_id = id, error = %e, "undecodable compressed request");
+            Status::invalid_argument(format!("request body could not be decompressed: {e}"))
+        })
+    }
+
+    fn check_connection_limit(&self, id: u32) -> Result<(), Status> {
+        let limit = self.shared.local.max_concurrent_calls;
+        if self.running.len() < limit as usize {
             return Ok(());
         }
-        let Some(svc) = self.shared.router.get(service) else {
-            let msg = format!("unknown service {service:?}");
-            tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(
-                id,
-                one_way,
-                Status::unimplemented(msg).with_delivery(Delivery::Unprocessed),
-            );
-            return Ok(());
-        };
-        if self.shared.in_flight.fetch_add(1, Ordering::AcqRel) >= self.shared.max_calls {
-            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            let msg = format!(
-                "server is at its limit of {} calls in flight",
-                self.shared.max_calls
-            );
-            tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-            self.respond_now(
-                id,
-                one_way,
-                Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed),
-            );
-            return Ok(());
+        let msg = format!("too many calls in flight on this connection (limit {limit})");
+        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
+        Err(Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed))
+    }
+
+    fn route(&self, id: u32, service: &str) -> Result<Arc<dyn Dispatch>, Status> {
+        if let Some(svc) = self.shared.router.get(service) {
+            return Ok(svc.clone());
         }
-        let slot = GlobalSlot(self.shared.clone());
-        let span = tracing::debug_span!(
+        let msg = format!("unknown service {service:?}");
+        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
+        Err(Status::unimplemented(msg).with_delivery(Delivery::Unprocessed))
+    }
+
+    fn reserve_global_slot(&self, id: u32) -> Result<GlobalSlot, Status> {
+        let shared = &self.shared;
+        if shared.in_flight.fetch_add(1, Ordering::AcqRel) < shared.max_calls {
+            return Ok(GlobalSlot(shared.clone()));
+        }
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let msg = format!(
+            "server is at its limit of {} calls in flight",
+            shared.max_calls
+        );
+        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
+        Err(Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed))
+    }
+
+    /// The span of one call; its status and duration are recorded when it finishes.
+    fn call_span(&self, id: u32, service: &str, method: &str) -> tracing::Span {
+        tracing::debug_span!(
             "rpc.server",
             service,
             method,
@@ -241,7 +265,27 @@ impl ServerDriver {
             peer = %self.peer,
             status = tracing::field::Empty,
             duration_us = tracing::field::Empty,
-        );
+        )
+    }
+
+    /// Runs an admitted call: polled once here; finished, its reply joins this connection's write
+    /// buffer; still pending, it moves to its own task.
+    fn run(
+        &mut self,
+        io: &mut FrameIo,
+        r: RequestFrame,
+        admitted: Admitted,
+        span: tracing::Span,
+        cx: &mut Context<'_>,
+    ) {
+        let Admitted {
+            svc,
+            codec,
+            body,
+            slot,
+        } = admitted;
+        let id = r.call_id;
+        let one_way = r.flags & protocol::flags::ONE_WAY != 0;
         let started = (!span.is_disabled()).then(Instant::now);
         let deadline =
             (r.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(r.timeout_us));
@@ -262,7 +306,7 @@ impl ServerDriver {
                 if one_way {
                     log_one_way(&reply);
                 } else {
-                    encode_reply(self.io.wbuf(), id, reply, &self.rules);
+                    encode_reply(io.wbuf(), id, reply, &self.rules);
                 }
             }
             Poll::Pending => {
@@ -273,20 +317,65 @@ impl ServerDriver {
                 self.running.insert(id, task.abort_handle());
             }
         }
-        Ok(())
     }
 
-    fn handle_frames(&mut self, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
-        while let Some(frame) = self.io.next_frame()? {
+    fn send_goaway(&mut self, io: &mut FrameIo, code: GoAwayCode, message: &str) {
+        if !self.goaway_sent {
+            self.goaway_sent = true;
+            encode_goaway(io.wbuf(), self.last_call_id, code, message);
+        }
+    }
+
+    fn close(&mut self) {
+        self.outbox.lock().closed = true;
+        for (_, task) in self.running.drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Role for ServerRole {
+    fn poll_signals(
+        &mut self,
+        io: &mut FrameIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ProtocolError>> {
+        if self.hard_stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        if !self.goaway_sent && self.shutdown.as_mut().poll(cx).is_ready() {
+            self.send_goaway(io, GoAwayCode::NoError, "server shutting down");
+        }
+        Poll::Pending
+    }
+
+    /// Collects replies of handlers that ran on their own tasks.
+    fn take_out(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> bool {
+        let mut ob = self.outbox.lock();
+        for id in ob.finished.drain(..) {
+            self.running.remove(&id);
+        }
+        ob.queue.take_into(io, cx);
+        // No more calls will come (go-away sent or the client stopped sending), none is running
+        // and none left a reply to write: the connection is done.
+        (self.goaway_sent || self.read_closed) && self.running.is_empty() && ob.queue.is_empty()
+    }
+
+    fn wants_read(&self, io: &FrameIo) -> bool {
+        !self.read_closed && io.write_pending() < WRITE_HIGH_WATER
+    }
+
+    fn on_frames(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        while let Some(frame) = io.next_frame()? {
             match frame {
-                Frame::Request(r) => self.dispatch(r, cx)?,
+                Frame::Request(r) => self.dispatch(io, r, cx)?,
                 Frame::Cancel { call_id } => {
                     if let Some(task) = self.running.remove(&call_id) {
                         tracing::debug!(peer = %self.peer, call_id, "call cancelled by the client");
                         task.abort();
                     }
                 }
-                Frame::Ping(v) => encode_pong(self.io.wbuf(), v),
+                Frame::Ping(v) => encode_pong(io.wbuf(), v),
                 Frame::Pong(_) => {}
                 Frame::GoAway(g) => {
                     tracing::debug!(peer = %self.peer, code = ?g.code, "client sent go-away");
@@ -302,108 +391,47 @@ impl ServerDriver {
         Ok(())
     }
 
-    /// Collects responses of handlers that ran on their own tasks.
-    fn take_out(&mut self, cx: &mut Context<'_>) {
-        let mut ob = self.outbox.lock();
-        for id in ob.finished.drain(..) {
-            self.running.remove(&id);
-        }
-        if ob.out.is_empty() {
-            if !ob.writer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                ob.writer = Some(cx.waker().clone());
-            }
-            return;
-        }
-        // While the socket is still taking the previous batch, this one waits to be swapped in
-        // whole rather than copied behind it; the driver is woken when the socket drains.
-        if self.io.write_pending() == 0 {
-            std::mem::swap(self.io.wbuf(), &mut ob.out);
-        }
+    fn on_eof(&mut self) -> Result<(), ProtocolError> {
+        self.read_closed = true;
+        Ok(())
     }
 
-    fn send_goaway(&mut self, code: GoAwayCode, message: &str) {
-        if !self.goaway_sent {
-            self.goaway_sent = true;
-            encode_goaway(self.io.wbuf(), self.last_call_id, code, message);
-        }
-    }
-
-    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
-        if self.hard_stop.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Ok(()));
-        }
-        if !self.goaway_sent && self.shutdown.as_mut().poll(cx).is_ready() {
-            self.send_goaway(GoAwayCode::NoError, "server shutting down");
-        }
-        for _ in 0..DRIVER_SPINS {
-            let mut progress = false;
-            if self.io.write_pending() < WRITE_HIGH_WATER {
-                self.take_out(cx);
-            }
-            if let Poll::Ready(wrote) = self.io.poll_write(cx)? {
-                progress |= wrote;
-            }
-            let idle = self.running.is_empty()
-                && self.io.write_pending() == 0
-                && self.outbox.lock().out.is_empty();
-            if (self.goaway_sent || self.read_closed) && idle {
-                let _ = self.io.poll_shutdown(cx);
-                return Poll::Ready(Ok(()));
-            }
-            if !self.read_closed && self.io.write_pending() < WRITE_HIGH_WATER {
-                match self.io.poll_fill(cx)? {
-                    Poll::Ready(true) => {
-                        progress = true;
-                        self.handle_frames(cx)?;
-                    }
-                    Poll::Ready(false) => {
-                        progress = true;
-                        self.read_closed = true;
-                    }
-                    Poll::Pending => {}
-                }
-            }
-            if !progress {
-                return Poll::Pending;
-            }
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-
-    fn close(&mut self) {
-        self.outbox.lock().closed = true;
-        for (_, task) in self.running.drain() {
-            task.abort();
-        }
-    }
-}
-
-impl Future for ServerDriver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let result = std::task::ready!(this.poll_drive(cx));
+    fn finish(
+        &mut self,
+        io: &mut FrameIo,
+        cx: &mut Context<'_>,
+        result: Result<(), ProtocolError>,
+    ) {
         if let Err(e) = result {
             match &e {
                 ProtocolError::Io(_) => {
-                    tracing::debug!(peer = %this.peer, error = %e, "connection lost")
+                    tracing::debug!(peer = %self.peer, error = %e, "connection lost")
                 }
                 _ => {
-                    tracing::warn!(peer = %this.peer, error = %e, "protocol error; closing connection");
+                    tracing::warn!(peer = %self.peer, error = %e, "protocol error; closing connection");
                     // Best effort: tell the peer why, without waiting on a peer that does not read.
                     let code = e.goaway_code();
-                    this.goaway_sent = false;
-                    this.send_goaway(code, &e.to_string());
-                    let _ = this.io.poll_write(cx);
-                    let _ = this.io.poll_shutdown(cx);
+                    self.goaway_sent = false;
+                    self.send_goaway(io, code, &e.to_string());
+                    let _ = io.poll_write(cx);
+                    let _ = io.poll_shutdown(cx);
                 }
             }
         }
-        this.close();
-        Poll::Ready(())
+        self.close();
     }
+}
+
+/// Splits a method path into service and method, or says why it cannot be one.
+fn split_path(path: &[u8]) -> Result<(&str, &str), Status> {
+    let Ok(path) = std::str::from_utf8(path) else {
+        return Err(Status::invalid_argument("method path is not UTF-8"));
+    };
+    path.rsplit_once('/').ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "method path {path:?} is not of the form package.Service/Method"
+        ))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -444,78 +472,5 @@ fn record(span: &tracing::Span, started: Option<Instant>, reply: &Reply) {
 fn log_one_way(reply: &Reply) {
     if let Err(status) = reply {
         tracing::debug!(%status, "one-way call failed");
-    }
-}
-
-/// Encodes a reply, replacing it with an error status when it does not fit the client's limits.
-fn encode_reply(dst: &mut BytesMut, id: u32, reply: Reply, rules: &ReplyRules) {
-    const U16: usize = u16::MAX as usize;
-    let peer = &rules.peer;
-    let empty = Metadata::new();
-    match reply {
-        Ok(resp) => {
-            let md = resp.metadata();
-            let mut body: &[u8] = resp.body();
-            let mut flags = 0;
-            let compressed;
-            if let Some((c, threshold)) = rules.compress {
-                if body.len() >= threshold {
-                    let mut out = BytesMut::new();
-                    c.compress(body, &mut out);
-                    if out.len() < body.len() {
-                        compressed = out;
-                        body = &compressed;
-                        flags = protocol::flags::COMPRESSED;
-                    }
-                }
-            }
-            let len = protocol::response_len(b"", md, body);
-            let fits_md = md.encoded_len() <= peer.max_metadata_size as usize
-                && md
-                    .entries()
-                    .iter()
-                    .all(|(k, v)| k.len() <= U16 && v.len() <= U16);
-            if len <= peer.max_frame_size as usize && fits_md {
-                protocol::encode_response(dst, id, flags, Code::Ok.as_u8(), b"", md, body);
-            } else {
-                let msg = format!(
-                    "response of {len} bytes (metadata {} bytes) exceeds the client's limits \
-                     (frame {} bytes, metadata {} bytes)",
-                    md.encoded_len(),
-                    peer.max_frame_size,
-                    peer.max_metadata_size
-                );
-                tracing::warn!(call_id = id, "{msg}");
-                let code = Code::ResourceExhausted.as_u8();
-                protocol::encode_response(dst, id, 0, code, msg.as_bytes(), &empty, b"");
-            }
-        }
-        Err(status) => {
-            // Messages are cut to 8 KiB (on a character boundary) so an error always fits.
-            let text = status.message();
-            let mut cut = text.len().min(8 * 1024);
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let msg = &text.as_bytes()[..cut];
-            // A call the server refused before running it says so, so that clients may retry it.
-            let flagged;
-            let md = if status.delivery() == Delivery::Sent {
-                status.metadata()
-            } else {
-                let mut m = status.metadata().clone();
-                m.insert(crate::status::NOT_PROCESSED_KEY, "1");
-                flagged = m;
-                &flagged
-            };
-            let fits = md.encoded_len() <= peer.max_metadata_size as usize
-                && md
-                    .entries()
-                    .iter()
-                    .all(|(k, v)| k.len() <= U16 && v.len() <= U16)
-                && protocol::response_len(msg, md, b"") <= peer.max_frame_size as usize;
-            let md = if fits { md } else { &empty };
-            protocol::encode_response(dst, id, 0, status.code().as_u8(), msg, md, b"");
-        }
     }
 }

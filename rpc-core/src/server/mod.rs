@@ -1,6 +1,7 @@
 //! The server side: [`Server`] accepts connections and routes calls to the services it hosts.
 
 mod connection;
+mod reply;
 mod service;
 
 use std::collections::HashMap;
@@ -16,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
-use crate::conn::server_handshake;
+use crate::conn::{server_handshake, Driver};
 use crate::describe::{self, Format, Hosted};
 use crate::message::{Request, Response};
 use crate::protocol::{ProtocolError, Settings};
 use crate::status::Status;
 use crate::transport::Listener;
-use connection::{ConnShared, ServerDriver};
+use connection::{ConnShared, ServerRole};
 use service::Erased;
 
 #[doc(hidden)]
@@ -311,8 +312,9 @@ impl Server {
                     Ok(hs) => {
                         tracing::debug!(%peer, "connection accepted");
                         let peer_settings = hs.peer;
-                        ServerDriver::new(shared, hs.io, peer, peer_settings, shutdown, hard_stop)
-                            .await;
+                        let role =
+                            ServerRole::new(shared, peer, peer_settings, shutdown, hard_stop);
+                        Driver::new(hs.io, role).await;
                     }
                     Err(ProtocolError::Io(e)) => {
                         tracing::debug!(%peer, error = %e, "connection lost during handshake")

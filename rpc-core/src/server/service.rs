@@ -5,17 +5,18 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use rpc_codec::Message;
 use tokio::time::{Instant, Sleep};
+use tower::util::Oneshot;
 use tower::Service;
 
 use crate::context::Context as CallContext;
-use crate::describe::ServiceDescriptor;
+use crate::descriptor::ServiceDescriptor;
 use crate::message::{Request, Response};
 use crate::status::Status;
-use crate::transport::BoxFuture;
+use crate::BoxFuture;
 
 /// A service that knows the name it is routed by (`package.Service`, the part of a method path
 /// before the last `/`).
@@ -74,27 +75,9 @@ where
     S::Future: Send + 'static,
 {
     fn dispatch(&self, req: Request, ctx: CallContext, deadline: Option<Instant>) -> ServerCall {
-        let mut svc = self.0.clone();
-        // Most services are always ready; ask with a no-op waker and only wait when they are not.
-        let mut noop = Context::from_waker(Waker::noop());
-        let inner = match svc.poll_ready(&mut noop) {
-            Poll::Ready(Ok(())) => Inner::Running { fut: svc.call(req) },
-            Poll::Ready(Err(e)) => Inner::Failed { status: Some(e) },
-            Poll::Pending => Inner::NotReady {
-                svc: Some(svc),
-                req: Some(req),
-            },
-        };
-        server_call(ctx, deadline, TowerCall { inner })
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = InnerProj]
-    enum Inner<S: Service<Request>> {
-        NotReady { svc: Option<S>, req: Option<Request> },
-        Running { #[pin] fut: S::Future },
-        Failed { status: Option<Status> },
+        // Waits for readiness, then calls: the connection polls it once inline, so a service that
+        // is always ready runs without a task spawn.
+        server_call(ctx, deadline, Oneshot::new(self.0.clone(), req))
     }
 }
 
@@ -103,48 +86,6 @@ pin_project_lite::pin_project! {
     enum Timer {
         Never,
         At { #[pin] sleep: Sleep },
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A tower service's call: waiting for readiness, then its future.
-    struct TowerCall<S: Service<Request>> {
-        #[pin]
-        inner: Inner<S>,
-    }
-}
-
-impl<S> Future for TowerCall<S>
-where
-    S: Service<Request, Response = Response, Error = Status>,
-{
-    type Output = Reply;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
-        loop {
-            let next = match self.as_mut().project().inner.project() {
-                InnerProj::Running { fut } => return fut.poll(cx),
-                InnerProj::Failed { status } => {
-                    return Poll::Ready(Err(status
-                        .take()
-                        .unwrap_or_else(|| Status::internal("handler polled after completion"))))
-                }
-                InnerProj::NotReady { svc, req } => {
-                    let Some(s) = svc.as_mut() else {
-                        return Poll::Ready(Err(Status::internal("service state lost")));
-                    };
-                    match s.poll_ready(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => Inner::Failed { status: Some(e) },
-                        Poll::Ready(Ok(())) => match (svc.take(), req.take()) {
-                            (Some(mut s), Some(r)) => Inner::Running { fut: s.call(r) },
-                            _ => return Poll::Ready(Err(Status::internal("service state lost"))),
-                        },
-                    }
-                }
-            };
-            self.as_mut().project().inner.set(next);
-        }
     }
 }
 

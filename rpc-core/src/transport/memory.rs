@@ -26,7 +26,8 @@ use std::task::{Context, Poll};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
 
-use super::{BoxFuture, BoxIo, Connector, Listener, PeerAddr};
+use super::{BoxIo, Connector, Listener, PeerAddr};
+use crate::BoxFuture;
 
 /// Bytes each direction of an in-memory pipe buffers before the writer waits.
 const PIPE_CAPACITY: usize = 256 * 1024;

@@ -3,13 +3,13 @@
 //! TCP, Unix sockets and the in-memory transport.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::BoxFuture;
 
 pub mod memory;
 pub mod tcp;
@@ -23,9 +23,6 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 /// A boxed stream, as transports hand them to the protocol layer.
 pub type BoxIo = Box<dyn Io>;
-
-/// A boxed, sendable future, as [`Connector::connect`] returns.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The address of the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{BoxFuture, BoxIo, Connector, Listener, PeerAddr};
+use super::{BoxIo, Connector, Listener, PeerAddr};
+use crate::BoxFuture;
 
 /// Connects over TCP to one address: a socket address, or `host:port` resolved at each connect.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio::net::{UnixListener, UnixStream};
 
-use super::{BoxFuture, BoxIo, Connector, Listener, PeerAddr};
+use super::{BoxIo, Connector, Listener, PeerAddr};
+use crate::BoxFuture;
 
 /// Connects to a Unix socket path.
 #[derive(Debug, Clone)]

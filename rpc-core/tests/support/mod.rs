@@ -1,4 +1,10 @@
-//! What the integration tests share: a served server and the means to stop it.
+//! What the integration tests share: a served server and the means to stop it, and the one
+//! poll-until helper ([`poll::eventually`]).
+
+// Not every test binary that includes this module polls; `poll.rs` is also included by other
+// crates' tests with `#[path]`, hence plain `pub` items there.
+#[allow(dead_code, unreachable_pub)]
+pub mod poll;
 
 use rpc_core::transport::Listener;
 use rpc_core::Server;

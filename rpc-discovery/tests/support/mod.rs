@@ -1,6 +1,13 @@
-//! A throwaway etcd for tests, and a TCP proxy that can cut a client off from it.
+//! A throwaway etcd for tests, a TCP proxy that can cut a client off from it, and the
+//! workspace's one poll-until helper ([`eventually`]).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
+
+#[path = "../../../rpc-core/tests/support/poll.rs"]
+mod poll;
+
+#[allow(unused_imports)] // not every test binary that includes this module polls
+pub use poll::eventually;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -295,21 +302,6 @@ impl Proxy {
     /// Lets connections through again.
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns how long it took.
-pub async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -1,0 +1,270 @@
+//! The orchestrator: parses the plan, starts a server process per system and a client process
+//! per workload, measures each, then prints or writes the results.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use benches::systems::System;
+
+use crate::args::{arg_value, list, Runtime};
+use crate::chart::chart;
+use crate::cpu::{clock_ticks_per_sec, cpu_ticks};
+use crate::report::{report, table};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Point {
+    pub(crate) system: System,
+    pub(crate) payload: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) qps: f64,
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) p999: u64,
+    pub(crate) server_cpu_us: f64,
+    pub(crate) client_cpu_us: f64,
+}
+
+pub(crate) struct Plan {
+    pub(crate) systems: Vec<System>,
+    pub(crate) payloads: Vec<usize>,
+    pub(crate) concurrency: Vec<usize>,
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
+    pub(crate) runtime: Runtime,
+    pub(crate) pin: bool,
+    pub(crate) quick: bool,
+    pub(crate) out: String,
+    pub(crate) chart: String,
+}
+
+fn command(pin_cpu: Option<u32>) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    Ok(match pin_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpu.to_string()).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    })
+}
+
+struct ServerProc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(plan: &Plan, system: System) -> Result<ServerProc, String> {
+    let mut child = command(plan.pin.then_some(0))?
+        .arg("serve")
+        .arg("--system")
+        .arg(system.name())
+        .arg("--runtime")
+        .arg(plan.runtime.arg())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the {system} server: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("the {system} server did not report its address (got {line:?})"))?;
+    Ok(ServerProc { child, addr })
+}
+
+fn expect_line(
+    lines: &mut std::io::Lines<BufReader<ChildStdout>>,
+    want: &str,
+) -> Result<String, String> {
+    for line in lines.by_ref() {
+        let line = line.map_err(|e| e.to_string())?;
+        if line.starts_with(want) {
+            return Ok(line);
+        }
+    }
+    Err(format!("the client ended before printing {want:?}"))
+}
+
+fn field(line: &str, key: &str) -> Result<f64, String> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("missing {key} in {line:?}"))
+}
+
+fn measure(
+    plan: &Plan,
+    server: &ServerProc,
+    system: System,
+    payload: usize,
+    concurrency: usize,
+    ticks: f64,
+) -> Result<Point, String> {
+    let server_pid = server.child.id().to_string();
+    let mut child = command(plan.pin.then_some(1))?
+        .arg("client")
+        .args(["--system", system.name()])
+        .args(["--addr", &server.addr.to_string()])
+        .args(["--payload", &payload.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--warmup", &plan.warmup.as_secs_f64().to_string()])
+        .args(["--duration", &plan.duration.as_secs_f64().to_string()])
+        .args(["--runtime", &plan.runtime.arg()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the {system} client: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no client stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    expect_line(&mut lines, "measuring")?;
+    let s0 = cpu_ticks(&server_pid).unwrap_or(0);
+    expect_line(&mut lines, "stopped")?;
+    let s1 = cpu_ticks(&server_pid).unwrap_or(0);
+    let result = expect_line(&mut lines, "result")?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("the {system} client failed: {status}"));
+    }
+    let calls = field(&result, "calls")? as u64;
+    let secs = field(&result, "secs")?;
+    let per_call_us = |t: f64| {
+        if calls == 0 {
+            0.0
+        } else {
+            t / ticks * 1e6 / calls as f64
+        }
+    };
+    Ok(Point {
+        system,
+        payload,
+        concurrency,
+        calls,
+        errors: field(&result, "errors")? as u64,
+        qps: calls as f64 / secs,
+        p50: field(&result, "p50_us")? as u64,
+        p99: field(&result, "p99_us")? as u64,
+        p999: field(&result, "p999_us")? as u64,
+        server_cpu_us: per_call_us(s1.saturating_sub(s0) as f64),
+        client_cpu_us: per_call_us(field(&result, "cpu_ticks")?),
+    })
+}
+
+pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
+    let mut plan = Plan {
+        systems: System::ALL.to_vec(),
+        payloads: vec![64, 1024, 4096, 65536],
+        concurrency: vec![1, 32, 256, 1024],
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(2),
+        runtime: Runtime::Current,
+        pin: false,
+        quick: false,
+        out: concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md").into(),
+        chart: concat!(env!("CARGO_MANIFEST_DIR"), "/results.svg").into(),
+    };
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--quick" => plan.quick = true,
+            "--pin" => plan.pin = true,
+            "--systems" => plan.systems = list(&arg_value(&mut it, &flag)?, &flag)?,
+            "--payloads" => plan.payloads = list(&arg_value(&mut it, &flag)?, &flag)?,
+            "--concurrency" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
+            "--duration" => {
+                plan.duration =
+                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
+            }
+            "--warmup" => {
+                plan.warmup =
+                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
+            }
+            "--runtime" => plan.runtime = Runtime::parse(&arg_value(&mut it, &flag)?)?,
+            "--out" => plan.out = arg_value(&mut it, &flag)?,
+            "--chart" => plan.chart = arg_value(&mut it, &flag)?,
+            "-h" | "--help" => {
+                println!(
+                    "{}",
+                    include_str!("../loadgen.rs")
+                        .lines()
+                        .take_while(|l| l.starts_with("//!"))
+                        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if plan.quick {
+        plan.payloads = vec![64];
+        plan.concurrency = vec![32];
+        plan.warmup = Duration::from_millis(200);
+        plan.duration = Duration::from_millis(500);
+    }
+    if plan.pin && Command::new("taskset").arg("-V").output().is_err() {
+        return Err("--pin needs taskset (util-linux)".into());
+    }
+    let ticks = clock_ticks_per_sec();
+    let mut points = Vec::new();
+    for &system in &plan.systems {
+        let server = start_server(&plan, system)?;
+        for &payload in &plan.payloads {
+            for &concurrency in &plan.concurrency {
+                let p = measure(&plan, &server, system, payload, concurrency, ticks)?;
+                eprintln!(
+                    "{:<14} {:>6} B {:>5} in flight: {:>9.0} qps  p50 {:>6} µs  p99 {:>6} µs  p999 {:>6} µs  errors {}",
+                    system.name(), payload, concurrency, p.qps, p.p50, p.p99, p.p999, p.errors
+                );
+                points.push(p);
+            }
+        }
+    }
+    let failed: Vec<String> = points
+        .iter()
+        .filter(|p| p.errors > 0 || p.calls == 0)
+        .map(|p| {
+            format!(
+                "{} ({} B, {} in flight): {} calls, {} errors",
+                p.system, p.payload, p.concurrency, p.calls, p.errors
+            )
+        })
+        .collect();
+    if plan.quick {
+        for &payload in &plan.payloads {
+            print!("{}", table(&points, payload));
+        }
+    } else {
+        std::fs::write(&plan.out, report(&plan, &points))
+            .map_err(|e| format!("{}: {e}", plan.out))?;
+        chart(&plan.chart, &plan, &points)?;
+        println!("wrote {} and {}", plan.out, plan.chart);
+    }
+    if !failed.is_empty() {
+        return Err(format!(
+            "some systems did not answer every call correctly:\n  {}",
+            failed.join("\n  ")
+        ));
+    }
+    if plan.quick {
+        println!("loadgen --quick: every system answered every call correctly");
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! [`ResponseFuture`]: one call through a [`Channel`](super::Channel), from waiting for a
+//! connection to the reply, with its deadline and its cancellation when dropped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use super::connection::{ClientConn, Reply, Started};
+use super::reconnect::Handle;
+use crate::limit::Permit;
+use crate::message::{Request, Response};
+use crate::status::{Code, Delivery, Status};
+
+/// The relative deadline sent on the wire: microseconds left, at least 1; 0 for none.
+pub(super) fn timeout_us(deadline: Option<Instant>, now: Instant) -> u64 {
+    deadline.map_or(0, |d| {
+        let left = d.saturating_duration_since(now);
+        u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+/// Removes the call from its connection (and tells the server) unless it completed; records the
+/// outcome on the call's span.
+#[derive(Debug)]
+struct CallGuard {
+    conn: Arc<ClientConn>,
+    id: u32,
+    armed: bool,
+    _permit: Permit,
+    span: tracing::Span,
+    started: Option<Instant>,
+}
+
+impl CallGuard {
+    fn finish(&mut self, reply: &Reply) {
+        self.armed = false;
+        self.record(match reply {
+            Ok(_) => Code::Ok,
+            Err(s) => s.code(),
+        });
+    }
+
+    /// Records the outcome once; later calls do nothing.
+    fn record(&mut self, code: Code) {
+        if let Some(t0) = self.started.take() {
+            self.span.record("status", code.as_str());
+            self.span
+                .record("duration_us", t0.elapsed().as_micros() as u64);
+            let _enter = self.span.enter();
+            tracing::debug!("call finished");
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.record(Code::Cancelled);
+            self.conn.cancel(self.id);
+        }
+    }
+}
+
+/// The slow path of a call: waiting for a connection.
+#[derive(Debug)]
+struct Connecting {
+    /// Keeps the channel alive while the call waits, so that a call whose service was dropped
+    /// after it was made (as `tower::util::Oneshot` does) still connects.
+    handle: Arc<Handle>,
+    request: Option<Request>,
+    permit: Option<Permit>,
+    deadline: Option<Instant>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    attempts: u8,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one call made through a [`Channel`].
+    #[derive(Debug)]
+    pub struct ResponseFuture {
+        #[pin]
+        state: State,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    #[derive(Debug)]
+    enum State {
+        Waiting { rx: oneshot::Receiver<Reply>, guard: CallGuard },
+        WaitingUntil { rx: oneshot::Receiver<Reply>, guard: CallGuard, #[pin] sleep: Sleep },
+        Connecting { start: Box<Connecting> },
+        Done { result: Option<Reply> },
+    }
+}
+
+impl ResponseFuture {
+    /// A call that waits for a connection first.
+    pub(super) fn connecting(
+        handle: Arc<Handle>,
+        request: Request,
+        permit: Permit,
+        deadline: Option<Instant>,
+    ) -> ResponseFuture {
+        ResponseFuture {
+            state: State::Connecting {
+                start: Box::new(Connecting {
+                    handle,
+                    request: Some(request),
+                    permit: Some(permit),
+                    deadline,
+                    sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+                    attempts: 0,
+                }),
+            },
+        }
+    }
+
+    pub(super) fn failed(status: Status) -> ResponseFuture {
+        ResponseFuture {
+            state: State::Done {
+                result: Some(Err(status)),
+            },
+        }
+    }
+
+    pub(super) fn started(
+        conn: Arc<ClientConn>,
+        started: Started,
+        permit: Permit,
+        deadline: Option<Instant>,
+        request: &Request,
+    ) -> ResponseFuture {
+        let state = match started {
+            Started::OneWay => State::Done {
+                result: Some(Ok(Response::default())),
+            },
+            Started::Waiting(id, rx) => {
+                let span = tracing::debug_span!(
+                    "rpc.client",
+                    service = request.service(),
+                    method = request.method(),
+                    call_id = id,
+                    peer = %conn.peer(),
+                    status = tracing::field::Empty,
+                    duration_us = tracing::field::Empty,
+                );
+                let started = (!span.is_disabled()).then(Instant::now);
+                let guard = CallGuard {
+                    conn,
+                    id,
+                    armed: true,
+                    _permit: permit,
+                    span,
+                    started,
+                };
+                match deadline {
+                    None => State::Waiting { rx, guard },
+                    Some(d) => State::WaitingUntil {
+                        rx,
+                        guard,
+                        sleep: tokio::time::sleep_until(d),
+                    },
+                }
+            }
+        };
+        ResponseFuture { state }
+    }
+}
+
+fn lost_reply() -> Status {
+    Status::unavailable("connection closed before the call was answered")
+}
+
+fn deadline_status() -> Status {
+    Status::deadline_exceeded("deadline passed while waiting for the response")
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response, Status>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Waiting { rx, guard } => {
+                    let reply = std::task::ready!(Pin::new(rx).poll(cx))
+                        .unwrap_or_else(|_| Err(lost_reply()));
+                    guard.finish(&reply);
+                    return Poll::Ready(reply);
+                }
+                StateProj::WaitingUntil { rx, guard, sleep } => {
+                    if let Poll::Ready(reply) = Pin::new(rx).poll(cx) {
+                        let reply = reply.unwrap_or_else(|_| Err(lost_reply()));
+                        guard.finish(&reply);
+                        return Poll::Ready(reply);
+                    }
+                    std::task::ready!(sleep.poll(cx));
+                    guard.record(Code::DeadlineExceeded);
+                    // The guard cancels the call on the server as the state is replaced.
+                    State::Done {
+                        result: Some(Err(deadline_status())),
+                    }
+                }
+                StateProj::Connecting { start } => match poll_connecting(start, cx) {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => return Poll::Pending,
+                },
+                StateProj::Done { result } => {
+                    return Poll::Ready(result.take().unwrap_or_else(|| {
+                        Err(Status::internal("ResponseFuture polled after completion"))
+                    }))
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
+    let done = |status: Status| {
+        Poll::Ready(State::Done {
+            result: Some(Err(status)),
+        })
+    };
+    loop {
+        if let Some(sleep) = c.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                return done(
+                    Status::deadline_exceeded("deadline passed while connecting")
+                        .with_delivery(Delivery::NotSent),
+                );
+            }
+        }
+        let conn = match std::task::ready!(c.handle.shared.poll_conn(cx)) {
+            Ok(conn) => conn,
+            Err(status) => return done(status),
+        };
+        let (Some(request), Some(permit)) = (c.request.as_ref(), c.permit.take()) else {
+            return done(Status::internal("call state lost"));
+        };
+        let now = Instant::now();
+        match conn.start(request, timeout_us(c.deadline, now)) {
+            Ok(started) => {
+                return Poll::Ready(
+                    ResponseFuture::started(conn, started, permit, c.deadline, request).state,
+                )
+            }
+            Err(s)
+                if s.code() == Code::Unavailable
+                    && s.delivery() == Delivery::NotSent
+                    && c.attempts < 3 =>
+            {
+                // Lost a race with a closing connection; the request never left, so try the next.
+                c.attempts += 1;
+                c.permit = Some(permit);
+            }
+            Err(s) => return done(s),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! What `#[service]` says about a service and its methods: names, wire paths, documentation,
+//! argument and message types, and the attributes middleware reads (`one_way`, `idempotent`,
+//! `timeout`). Plain `'static` data; [`describe`](crate::describe) renders and serves it.
+
+use std::time::Duration;
+
+/// A service as `#[service]` describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceDescriptor {
+    /// The fully qualified name calls are routed by (`shop.OrderService`).
+    pub name: &'static str,
+    /// The version given on the trait (`"1"` when none was given).
+    pub version: &'static str,
+    /// The name of the Rust trait.
+    pub rust_name: &'static str,
+    /// The trait's doc comment.
+    pub docs: &'static str,
+    /// The methods, in declaration order.
+    pub methods: &'static [MethodDescriptor],
+}
+
+/// One method of a [`ServiceDescriptor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodDescriptor {
+    /// The wire name (`PlaceOrder`).
+    pub name: &'static str,
+    /// The Rust method name (`place_order`).
+    pub rust_name: &'static str,
+    /// `service/method`, as sent on the wire.
+    pub path: &'static str,
+    /// The method's doc comment.
+    pub docs: &'static str,
+    /// The arguments after `&self` (and the context, if any): name and type.
+    pub args: &'static [(&'static str, &'static str)],
+    /// The request message type: the single argument's type, a generated message for several
+    /// arguments, or `()` for none.
+    pub request: &'static str,
+    /// The type of a successful reply.
+    pub response: &'static str,
+    /// The error type.
+    pub error: &'static str,
+    /// The server sends no response.
+    pub one_way: bool,
+    /// Calling twice has the same effect as once, so retries and hedging may repeat it.
+    pub idempotent: bool,
+    /// The default timeout of a call.
+    pub timeout: Option<Duration>,
+}
+
+impl ServiceDescriptor {
+    /// The method with this wire name.
+    pub fn method(&self, name: &str) -> Option<&'static MethodDescriptor> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+impl MethodDescriptor {
+    /// The attributes, as written in `#[rpc(...)]`: `one_way`, `idempotent`, `timeout = "…"`.
+    pub fn attributes(&self) -> Vec<String> {
+        let mut attrs = Vec::new();
+        if self.one_way {
+            attrs.push("one_way".to_owned());
+        }
+        if self.idempotent {
+            attrs.push("idempotent".to_owned());
+        }
+        if let Some(t) = self.timeout {
+            attrs.push(format!("timeout = \"{}\"", format_duration(t)));
+        }
+        attrs
+    }
+}
+
+/// Formats a duration the way `timeout = "…"` accepts it: `250ms`, `2s`, `1500us`.
+pub(crate) fn format_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos.is_multiple_of(1_000_000_000) {
+        format!("{}s", nanos / 1_000_000_000)
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_in_their_largest_exact_unit() {
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
+        assert_eq!(format_duration(Duration::from_nanos(7)), "7ns");
+    }
+}

@@ -1,0 +1,73 @@
+//! Rate limits and per-caller quotas.
+
+mod bucket;
+pub mod future;
+mod layer;
+mod limits;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower::Service;
+
+pub use self::layer::RateLimitLayer;
+
+use self::future::ResponseFuture;
+use self::limits::Limits;
+use super::named;
+use crate::message::{Request, Response};
+use crate::status::Status;
+
+/// The status metadata key of the retry-after hint on refused calls: milliseconds, as text.
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
+/// Refuses calls over a rate or a caller's quota: the service of [`RateLimitLayer`], which sets
+/// the limits.
+///
+/// `RateLimit` propagates the inner service's readiness (backpressure passes through) and
+/// decides in `call`: a call over a limit is refused at once rather than delayed, so the
+/// service reserves nothing in `poll_ready`.
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+named!(RateLimit);
+
+impl<S> RateLimit<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes this service, returning the inner one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Status>,
+{
+    type Response = Response;
+    type Error = Status;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match self.limits.check(&req) {
+            Ok(()) => ResponseFuture::admitted(self.inner.call(req)),
+            Err(status) => ResponseFuture::refused(status),
+        }
+    }
+}
