@@ -38,7 +38,7 @@ async fn exercise(label: &str, inventory: &InventoryClient<Channel>) -> Result<(
             reservation.order_id, reservation.remaining, reservation.reserved_by
         );
 
-        // One-way: returns once the request is sent; the server sends nothing back.
+        // One-way: the server sends nothing back; Ok once the server has taken the request.
         inventory
             .restock(Delivery {
                 sku: "sku-2".into(),

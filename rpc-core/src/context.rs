@@ -1,9 +1,13 @@
-//! The per-call [`Context`]: deadline, metadata, peer and call id, reachable from inside a handler.
+//! The per-call [`Context`]: deadline, metadata, peer, call id and cancellation, reachable from
+//! inside a handler.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::metadata::Metadata;
 use crate::transport::PeerAddr;
@@ -17,6 +21,33 @@ tokio::task_local! {
 /// The server makes the context of each call current while the handler runs, so that code deep in a
 /// handler can reach it with [`Context::current`], and so that a call made through a `Channel` while
 /// handling another inherits the remaining deadline without anyone passing it along.
+///
+/// # Cancellation
+///
+/// A served call has a cancellation token ([`Context::cancellation`], a tokio-util
+/// [`CancellationToken`]). The server cancels it when the call ends without its handler finishing:
+/// the client sent CANCEL (it dropped the call), the connection's read side ended or failed, the
+/// server's drain timeout ran out, or the call's deadline passed. It is *not* cancelled when the
+/// handler returns. Calls made through any `Channel` while a context is current (the handler's own
+/// task, or work run in [`Context::scope`]) are cancelled with it, and the server is sent CANCEL for
+/// them. Work a handler spawns keeps that link when it runs in a scope made while the call runs:
+///
+/// ```no_run
+/// # use rpc_core::{Channel, Context, Request};
+/// # async fn handler(ctx: Context, backend: Channel) {
+/// // Cancelled with the call that spawned it:
+/// tokio::spawn(ctx.clone().scope(async move {
+///     backend.unary(Request::new("shop.Audit/Record", "x")).await
+/// }));
+/// // Or hold the token itself:
+/// let token = ctx.cancellation().expect("a served call has a token");
+/// tokio::spawn(async move { token.cancelled().await });
+/// # }
+/// ```
+///
+/// The token is made on first use, so calls that never ask for it pay nothing for it. Take it (or
+/// scope the work) while the call runs: asked for the first time after the call ended, a context
+/// has no token (`None`), or an already cancelled one once the connection is gone.
 ///
 /// ```
 /// use std::time::Duration;
@@ -39,6 +70,37 @@ pub struct Context {
     deadline: Option<Instant>,
     metadata: Metadata,
     peer: Option<PeerAddr>,
+    cancel: Cancel,
+}
+
+/// Where the tokens of the calls served on one connection come from: the server makes a call's
+/// token on first use, while the call runs, and cancels it when the call ends early.
+pub(crate) trait CancelSource: Send + Sync + 'static {
+    /// The token of call `call_id`: made now if the call runs and has none yet; an already
+    /// cancelled one when the connection is gone; `None` when the call is over.
+    fn token(&self, call_id: u32) -> Option<CancellationToken>;
+}
+
+/// How a context learns that its call ended early.
+#[derive(Clone, Default)]
+enum Cancel {
+    /// Nothing cancels it.
+    #[default]
+    Never,
+    /// A token given with [`Context::with_cancellation`], or taken from the call's connection.
+    Token(CancellationToken),
+    /// A served call whose token is made on first use (see [`CancelSource`]).
+    Call(Arc<dyn CancelSource>),
+}
+
+impl fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cancel::Never => f.write_str("Never"),
+            Cancel::Token(t) => f.debug_tuple("Token").field(&t.is_cancelled()).finish(),
+            Cancel::Call(_) => f.write_str("Call"),
+        }
+    }
 }
 
 impl Context {
@@ -47,17 +109,20 @@ impl Context {
         Context::default()
     }
 
+    /// The context of a served call; its token comes from `cancels` (the call's connection).
     pub(crate) fn for_call(
         call_id: u32,
         deadline: Option<Instant>,
         metadata: Metadata,
         peer: PeerAddr,
+        cancels: Arc<dyn CancelSource>,
     ) -> Context {
         Context {
             call_id,
             deadline,
             metadata,
             peer: Some(peer),
+            cancel: Cancel::Call(cancels),
         }
     }
 
@@ -105,6 +170,47 @@ impl Context {
         self.peer.as_ref()
     }
 
+    /// The token cancelled when this call ends without its handler finishing (see
+    /// [Cancellation](Context#cancellation)). `None` when nothing can cancel this context: a
+    /// context made with [`Context::new`] and no [`Context::with_cancellation`], or a served call
+    /// asked for the first time after it ended.
+    pub fn cancellation(&self) -> Option<CancellationToken> {
+        match &self.cancel {
+            Cancel::Never => None,
+            Cancel::Token(t) => Some(t.clone()),
+            Cancel::Call(source) => source.token(self.call_id),
+        }
+    }
+
+    /// `true` once this context's token is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation().is_some_and(|t| t.is_cancelled())
+    }
+
+    /// Ties this context to `token`, builder style: calls made through a `Channel` in its
+    /// [`scope`](Context::scope) end with `Cancelled` (and send CANCEL) when `token` is cancelled.
+    ///
+    /// ```
+    /// use rpc_core::Context;
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// let stop = CancellationToken::new();
+    /// let ctx = Context::new().with_cancellation(stop.clone());
+    /// stop.cancel();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    #[must_use]
+    pub fn with_cancellation(mut self, token: CancellationToken) -> Context {
+        self.cancel = Cancel::Token(token);
+        self
+    }
+
+    /// The token of the call being handled by the current task, if it has one: what a `Channel`
+    /// ties the calls it starts to.
+    pub(crate) fn current_cancellation() -> Option<CancellationToken> {
+        CURRENT.try_with(Context::cancellation).ok().flatten()
+    }
+
     /// A copy of the context of the call being handled by the current task, if any.
     pub fn current() -> Option<Context> {
         CURRENT.try_with(Context::clone).ok()
@@ -116,8 +222,25 @@ impl Context {
         CURRENT.try_with(|c| c.deadline).ok().flatten()
     }
 
-    /// Runs `fut` with this context as the current one.
-    pub fn scope<F: Future>(self, fut: F) -> tokio::task::futures::TaskLocalFuture<Context, F> {
+    /// Runs `fut` with this context as the current one. The context's cancellation token is taken
+    /// now (see [Cancellation](Context#cancellation)), so that work spawned in the scope is
+    /// cancelled with the call even when it starts after the call ended.
+    pub fn scope<F: Future>(mut self, fut: F) -> tokio::task::futures::TaskLocalFuture<Context, F> {
+        if let Cancel::Call(source) = &self.cancel {
+            self.cancel = match source.token(self.call_id) {
+                Some(token) => Cancel::Token(token),
+                None => Cancel::Never,
+            };
+        }
+        CURRENT.scope(self, fut)
+    }
+
+    /// Runs a served call's handler with this context as the current one, without taking its
+    /// token: the call is running, so the token can be made when first asked for.
+    pub(crate) fn scope_call<F: Future>(
+        self,
+        fut: F,
+    ) -> tokio::task::futures::TaskLocalFuture<Context, F> {
         CURRENT.scope(self, fut)
     }
 }
@@ -132,6 +255,37 @@ mod tests {
         tokio::time::advance(Duration::from_millis(50)).await;
         assert_eq!(ctx.remaining(), Some(Duration::ZERO));
         assert_eq!(Context::new().remaining(), None);
+    }
+
+    /// A source that makes one token per call id while the call "runs".
+    #[derive(Default)]
+    struct Calls(std::sync::Mutex<Option<CancellationToken>>);
+
+    impl CancelSource for Calls {
+        fn token(&self, _call_id: u32) -> Option<CancellationToken> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scope_takes_the_token_while_the_call_runs() {
+        let calls = Arc::new(Calls::default());
+        let token = CancellationToken::new();
+        *calls.0.lock().unwrap() = Some(token.clone());
+        let peer = PeerAddr::Memory(Arc::from("ctx"), 1);
+        let ctx = Context::for_call(1, None, Metadata::new(), peer, calls.clone());
+        let scoped = ctx.clone().scope(async {
+            // The call ended meanwhile: the scope already holds its token.
+            Context::current_cancellation()
+        });
+        *calls.0.lock().unwrap() = None;
+        let seen = scoped.await.expect("taken when the scope was made");
+        assert!(ctx.cancellation().is_none(), "asked after the call ended");
+        token.cancel();
+        assert!(seen.is_cancelled());
+        assert!(Context::current_cancellation().is_none());
+        assert!(!Context::new().is_cancelled());
+        assert!(Context::new().with_cancellation(token).is_cancelled());
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 //! endpoint sets, and a balanced channel that spreads calls over the live instances.
 //!
 //! Registries: [`MemoryRegistry`] (in-process, needs nothing), [`StaticRegistry`] (a fixed list)
-//! and, with the `etcd` feature, `EtcdRegistry`. Servers use [`serve_registered`]; clients wrap a
+//! and, with the `etcd` feature, `EtcdRegistry`. Servers use [`serve_registered`] (or
+//! [`ServeRegistered`] to choose how registry outages are handled); clients wrap a
 //! [`Watch`] in a [`BalancedChannel`], optionally under a [`Cluster`] mode.
 //!
 //! ```
@@ -34,6 +35,7 @@ mod error;
 mod etcd;
 mod instance;
 mod memory;
+mod registration_state;
 mod registry;
 mod serve;
 mod static_registry;
@@ -45,6 +47,7 @@ pub use error::DiscoveryError;
 pub use etcd::{EtcdConfig, EtcdRegistry};
 pub use instance::{EndpointSet, Instance, Query, DEFAULT};
 pub use memory::MemoryRegistry;
+pub use registration_state::{RegistrationState, RegistrationStatus};
 pub use registry::{Registration, Registry, Watch};
-pub use serve::{dial_addr, serve_registered};
+pub use serve::{dial_addr, serve_registered, ServeRegistered};
 pub use static_registry::StaticRegistry;

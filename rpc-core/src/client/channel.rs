@@ -5,9 +5,9 @@ use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
-use super::connection::ClientConn;
+use super::connection::{ClientConn, Started};
 use super::endpoint::{ChannelConfig, Endpoint};
-use super::future::{timeout_us, ResponseFuture};
+use super::future::{cascaded, timeout_us, ResponseFuture};
 use super::reconnect::{ChannelState, Handle, Shared, Slot};
 use crate::context::Context as CallContext;
 use crate::limit::{Limiter, Permit};
@@ -18,8 +18,27 @@ use crate::status::{Code, Delivery, Status};
 ///
 /// It connects on first use, reconnects after a loss (with exponential backoff and jitter, failing
 /// calls fast with `Unavailable` while it waits), and is a `tower::Service<Request>` whose
-/// `poll_ready` waits while the in-flight limit is reached. A call made while handling another
-/// inherits that call's remaining deadline.
+/// `poll_ready` waits while the in-flight limit is reached, or while the connection holds
+/// [`Endpoint::max_unwritten_bytes`] not yet written (a peer that stopped reading). A call made
+/// while handling another inherits that call's remaining deadline.
+///
+/// # One-way calls
+/// A one-way call ([`Request::with_one_way`]) gets no response, so its future tells the caller
+/// what the client knows about delivery:
+/// - `Ok` once the server has read the request before any go-away, proved by a PONG to the PING
+///   the channel writes after it, by a response to a later call, or by a go-away whose last call id
+///   covers it. So `Ok` means written and taken by the server for processing. It does not mean the
+///   handler succeeded, or even started: the server runs one-way calls *at most once* and reports
+///   nothing back (it drops one it refuses, say for an unknown method or over a limit).
+/// - `Unavailable` with [`Delivery::Unprocessed`] when the server's go-away says it did not
+///   process the call (it shut down gracefully first). The call never ran; it is safe to send
+///   again, which a [`RetryLayer`](crate::middleware::retry::RetryLayer) does for any method.
+/// - `Unavailable` with [`Delivery::NotSent`] when the connection ended before the request was
+///   written, or [`Delivery::Sent`] when it ended after: the call may or may not have run.
+/// - `DeadlineExceeded` when the call's deadline passed first: it may or may not run.
+///
+/// Until then the call counts against the in-flight limit. Dropping the future does not cancel a
+/// queued one-way call: it is still sent.
 ///
 /// ```no_run
 /// use rpc_core::{Endpoint, Request};
@@ -125,10 +144,19 @@ impl tower::Service<Request> for Channel {
     type Error = Status;
     type Future = ResponseFuture;
 
+    /// Ready when an in-flight slot is reserved and the connection (if there is one) has room for
+    /// another request: it waits while the connection holds
+    /// [`Endpoint::max_unwritten_bytes`] not yet written, unless
+    /// [`Endpoint::wait_for_write_capacity`] is off (then the call fails instead).
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
         if self.permit.is_none() {
             let permit = std::task::ready!(self.handle.shared.limiter.poll_acquire(cx));
             self.permit = Some(permit);
+        }
+        if let Some(conn) = &self.cached {
+            if conn.is_full() && self.handle.shared.config.wait_for_write_capacity {
+                std::task::ready!(conn.poll_room(cx));
+            }
         }
         Poll::Ready(Ok(()))
     }
@@ -171,7 +199,22 @@ fn effective_deadline(config: &ChannelConfig, request: &Request) -> Option<Insta
     .min()
 }
 
+/// Starts a call, tied to the cancellation of the call being handled here, if any (see
+/// [`Context`](crate::Context#cancellation)).
 fn start(
+    handle: &Arc<Handle>,
+    cached: Option<&Arc<ClientConn>>,
+    request: Request,
+    permit: Permit,
+) -> ResponseFuture {
+    let cancel = CallContext::current_cancellation();
+    if cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
+        return ResponseFuture::failed(cascaded(Delivery::NotSent));
+    }
+    start_call(handle, cached, request, permit).cancelled_by(cancel)
+}
+
+fn start_call(
     handle: &Arc<Handle>,
     cached: Option<&Arc<ClientConn>>,
     request: Request,
@@ -187,10 +230,15 @@ fn start(
         );
     }
     if let Some(conn) = cached.filter(|c| c.is_usable()) {
-        match conn.start(&request, timeout_us(deadline, now)) {
-            Ok(started) => {
-                return ResponseFuture::started(conn.clone(), started, permit, deadline, &request)
+        match conn.start(&request, timeout_us(deadline, now), None) {
+            Ok(Started::Queued(queued)) => {
+                return ResponseFuture::started(conn.clone(), queued, permit, deadline, &request)
             }
+            Ok(Started::Full) if !shared.config.wait_for_write_capacity => {
+                return ResponseFuture::failed(conn.full_status())
+            }
+            // No room: the slow path waits for it.
+            Ok(Started::Full) => {}
             // The connection stopped taking calls under us: take the slow path to a new one.
             Err(s) if s.code() == Code::Unavailable && s.delivery() == Delivery::NotSent => {}
             Err(s) => return ResponseFuture::failed(s),

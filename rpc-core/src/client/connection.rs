@@ -1,24 +1,25 @@
 //! One client connection: the state callers share with the driver task ([`ClientConn`]), and
-//! the client's [`Role`] in the shared connection driver ([`ClientRole`]).
+//! the client's [`Role`](crate::conn::Role) in the shared connection driver ([`ClientRole`]).
+
+mod one_way;
+mod role;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use bytes::BytesMut;
 use tokio::sync::oneshot;
 
+pub(crate) use self::role::ClientRole;
 use crate::conn::{
-    check_frame, check_metadata, compress_if_smaller, CompressRule, Exceeded, FrameIo, IdMap,
-    Keepalive, Role, Take, WriteQueue, U16_MAX,
+    check_frame, check_metadata, compress_if_smaller, CompressRule, Exceeded, IdMap, WriteQueue,
+    U16_MAX,
 };
 use crate::message::{Request, Response};
-use crate::protocol::{
-    self, encode_cancel, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
-    Settings,
-};
+use crate::protocol::{self, encode_cancel, Settings};
 use crate::status::{Code, Delivery, Status};
 use crate::transport::PeerAddr;
+use one_way::OneWayAcks;
 
 pub(crate) type Reply = Result<Response, Status>;
 
@@ -36,6 +37,12 @@ struct State {
     /// Frames waiting for the driver, in call-id order.
     queue: WriteQueue,
     pending: IdMap<oneshot::Sender<Reply>>,
+    /// One-way calls whose callers wait to hear that the server read them.
+    one_way: OneWayAcks,
+    /// Bytes in the driver's write buffer not yet written, as of its last pass.
+    writing: usize,
+    /// Callers waiting for `queue.len() + writing` to drop below the limit.
+    room_waiters: Vec<Waker>,
     next_id: u32,
     /// The highest call id whose request the driver took for writing.
     taken_upto: u32,
@@ -48,6 +55,11 @@ struct State {
 pub(crate) struct ClientConn {
     state: Mutex<State>,
     usable: AtomicBool,
+    /// Set while the bytes queued and being written reach `max_unwritten` (read without the lock by
+    /// `Channel::poll_ready`).
+    full: AtomicBool,
+    /// See [`Endpoint::max_unwritten_bytes`](super::Endpoint::max_unwritten_bytes).
+    max_unwritten: usize,
     peer: PeerAddr,
     peer_settings: Settings,
     /// Request compression, when configured and the server reads it.
@@ -65,10 +77,19 @@ impl std::fmt::Debug for ClientConn {
 
 /// What the caller gets back from [`ClientConn::start`].
 pub(crate) enum Started {
-    /// The request is queued; the answer comes through the receiver.
-    Waiting(u32, oneshot::Receiver<Reply>),
-    /// A one-way request is queued; there will be no answer.
-    OneWay,
+    /// The request is queued.
+    Queued(Queued),
+    /// Nothing was queued: the connection holds its limit of unwritten bytes. The waker passed to
+    /// `start`, if any, is woken when there is room (or the connection stops taking calls).
+    Full,
+}
+
+/// A queued call: its outcome comes through `rx`. For a two-way call that is the response; for a
+/// one-way call, `Ok` once the server proved it read the request before any go-away.
+pub(crate) struct Queued {
+    pub(crate) id: u32,
+    pub(crate) rx: oneshot::Receiver<Reply>,
+    pub(crate) one_way: bool,
 }
 
 impl ClientConn {
@@ -76,17 +97,23 @@ impl ClientConn {
         peer: PeerAddr,
         peer_settings: Settings,
         compress: CompressRule,
+        max_unwritten: usize,
     ) -> Arc<ClientConn> {
         Arc::new(ClientConn {
             state: Mutex::new(State {
                 queue: WriteQueue::with_capacity(16 * 1024),
                 pending: IdMap::default(),
+                one_way: OneWayAcks::default(),
+                writing: 0,
+                room_waiters: Vec::new(),
                 next_id: 1,
                 taken_upto: 0,
                 appended_upto: 0,
                 phase: Phase::Open,
             }),
             usable: AtomicBool::new(true),
+            full: AtomicBool::new(false),
+            max_unwritten: max_unwritten.max(1),
             peer,
             peer_settings,
             compress,
@@ -106,6 +133,39 @@ impl ClientConn {
     /// `true` while the connection takes new calls.
     pub(crate) fn is_usable(&self) -> bool {
         self.usable.load(Ordering::Acquire)
+    }
+
+    /// `true` while the connection holds its limit of bytes not yet written (a hint, read without
+    /// the lock; [`ClientConn::poll_room`] decides).
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
+    fn over_limit(&self, st: &State) -> bool {
+        st.queue.len() + st.writing >= self.max_unwritten
+    }
+
+    /// Ready once the connection has room for another request, or takes no more calls; otherwise
+    /// `cx` is woken when it does.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if !self.over_limit(&st) || !matches!(st.phase, Phase::Open) {
+            return Poll::Ready(());
+        }
+        // The driver wakes the waiters when it finds the flag set and the queue below the limit.
+        self.full.store(true, Ordering::Release);
+        st.room_waiters.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The failure of a call that asked not to wait for room
+    /// ([`Endpoint::wait_for_write_capacity`](super::Endpoint::wait_for_write_capacity)).
+    pub(crate) fn full_status(&self) -> Status {
+        Status::resource_exhausted(format!(
+            "the connection to {} holds its limit of {} bytes not yet written; the call was not sent",
+            self.peer, self.max_unwritten
+        ))
+        .with_delivery(Delivery::NotSent)
     }
 
     /// Checks a request against what the server accepts, before it takes a call id.
@@ -152,8 +212,15 @@ impl ClientConn {
         }
     }
 
-    /// Queues a request. On error nothing was queued, and the status says so.
-    pub(crate) fn start(&self, req: &Request, timeout_us: u64) -> Result<Started, Status> {
+    /// Queues a request, unless the connection holds its limit of unwritten bytes
+    /// ([`Started::Full`]; `room`, if given, is woken when there is room). On error nothing was
+    /// queued, and the status says so.
+    pub(crate) fn start(
+        &self,
+        req: &Request,
+        timeout_us: u64,
+        room: Option<&mut Context<'_>>,
+    ) -> Result<Started, Status> {
         let one_way = req.is_one_way();
         let mut flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
         // Compress outside the lock; keep the result only when it is smaller.
@@ -175,6 +242,14 @@ impl ClientConn {
                 )
             }
             Phase::Closed(why) => return Err(why.clone().with_delivery(Delivery::NotSent)),
+        }
+        if self.over_limit(&st) {
+            // Checked before appending: a connection holds at most the limit plus one request.
+            self.full.store(true, Ordering::Release);
+            if let Some(cx) = room {
+                st.room_waiters.push(cx.waker().clone());
+            }
+            return Ok(Started::Full);
         }
         if st.pending.len() >= self.peer_settings.max_concurrent_calls as usize {
             return Err(Status::resource_exhausted(format!(
@@ -201,13 +276,16 @@ impl ClientConn {
             body,
         );
         st.appended_upto = id;
-        let started = if one_way {
-            Started::OneWay
+        let (tx, rx) = oneshot::channel();
+        if one_way {
+            st.one_way.push(id, tx);
         } else {
-            let (tx, rx) = oneshot::channel();
             st.pending.insert(id, tx);
-            Started::Waiting(id, rx)
-        };
+        }
+        if self.over_limit(&st) {
+            self.full.store(true, Ordering::Release);
+        }
+        let started = Started::Queued(Queued { id, rx, one_way });
         let waker = st.queue.writer();
         drop(st);
         if let Some(w) = waker {
@@ -238,10 +316,12 @@ impl ClientConn {
         }
         self.usable.store(false, Ordering::Release);
         let waker = st.queue.writer();
+        let waiting_for_room = std::mem::take(&mut st.room_waiters);
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
+        waiting_for_room.into_iter().for_each(Waker::wake);
     }
 
     /// The connection is gone: fail every call still waiting, saying whether its request left.
@@ -255,8 +335,11 @@ impl ClientConn {
         st.queue.clear();
         let taken = st.taken_upto;
         let pending = std::mem::take(&mut st.pending);
+        let one_way = st.one_way.take_all();
+        let waiting_for_room = std::mem::take(&mut st.room_waiters);
         drop(st);
-        for (id, tx) in pending {
+        waiting_for_room.into_iter().for_each(Waker::wake);
+        for (id, tx) in pending.into_iter().chain(one_way) {
             let delivery = if id <= taken {
                 Delivery::Sent
             } else {
@@ -264,195 +347,5 @@ impl ClientConn {
             };
             let _ = tx.send(Err(why.clone().with_delivery(delivery)));
         }
-    }
-}
-
-/// The client's side of the connection driver: writes what callers queued, routes responses to
-/// them, answers pings and keeps the connection alive.
-pub(crate) struct ClientRole {
-    conn: Arc<ClientConn>,
-    responses: Vec<ResponseFrame>,
-    completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
-    control: BytesMut,
-    /// The largest body a compressed response may expand to.
-    max_body: usize,
-    keepalive: Option<Keepalive>,
-}
-
-impl ClientRole {
-    pub(crate) fn new(
-        conn: Arc<ClientConn>,
-        max_body: usize,
-        keepalive: Option<Keepalive>,
-    ) -> ClientRole {
-        ClientRole {
-            conn,
-            responses: Vec::new(),
-            completions: Vec::new(),
-            control: BytesMut::new(),
-            max_body,
-            keepalive,
-        }
-    }
-
-    fn handle_frames(&mut self, io: &mut FrameIo) -> Result<(), ProtocolError> {
-        while let Some(frame) = io.next_frame()? {
-            match frame {
-                Frame::Response(r) => self.responses.push(r),
-                Frame::Ping(v) => encode_pong(&mut self.control, v),
-                Frame::Pong(_) => {}
-                Frame::GoAway(g) => {
-                    self.complete();
-                    self.goaway(g.last_call_id, g.code, &g.message)?;
-                }
-                Frame::Settings(_) => return Err(ProtocolError::Malformed("SETTINGS sent twice")),
-                Frame::Request(_) | Frame::Cancel { .. } => {
-                    return Err(ProtocolError::Malformed(
-                        "a server sent a REQUEST or CANCEL frame",
-                    ))
-                }
-            }
-        }
-        self.complete();
-        Ok(())
-    }
-
-    /// Hands a batch of responses to their callers, taking the lock once.
-    fn complete(&mut self) {
-        if self.responses.is_empty() {
-            return;
-        }
-        {
-            let mut st = self.conn.lock();
-            for r in self.responses.drain(..) {
-                // Unknown ids are calls the caller already gave up on.
-                if let Some(tx) = st.pending.remove(&r.call_id) {
-                    self.completions.push((tx, r));
-                }
-            }
-        }
-        for (tx, r) in self.completions.drain(..) {
-            let _ = tx.send(reply_from_frame(r, self.max_body));
-        }
-    }
-
-    fn goaway(&mut self, last: u32, code: GoAwayCode, message: &[u8]) -> Result<(), ProtocolError> {
-        let message = String::from_utf8_lossy(message).into_owned();
-        tracing::debug!(peer = %self.conn.peer, last_call_id = last, ?code, %message, "server sent go-away");
-        let unprocessed: Vec<_> = {
-            let mut st = self.conn.lock();
-            if matches!(st.phase, Phase::Open) {
-                st.phase = Phase::Draining;
-            }
-            self.conn.usable.store(false, Ordering::Release);
-            let ids: Vec<u32> = st.pending.keys().copied().filter(|&id| id > last).collect();
-            ids.into_iter()
-                .filter_map(|id| st.pending.remove(&id))
-                .collect()
-        };
-        for tx in unprocessed {
-            let _ = tx.send(Err(Status::unavailable(format!(
-                "server is going away ({message}); the call was not processed"
-            ))
-            .with_delivery(Delivery::Unprocessed)));
-        }
-        if code != GoAwayCode::NoError {
-            return Err(ProtocolError::PeerGoAway { code, message });
-        }
-        Ok(())
-    }
-}
-
-impl Role for ClientRole {
-    fn poll_signals(
-        &mut self,
-        _io: &mut FrameIo,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<(), ProtocolError>> {
-        if let Some(ka) = self.keepalive.as_mut() {
-            match ka.poll(cx) {
-                Ok(Some(value)) => encode_ping(&mut self.control, value),
-                Ok(None) => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
-        Poll::Pending
-    }
-
-    fn take_out(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> bool {
-        let mut st = self.conn.lock();
-        if !self.control.is_empty() {
-            st.queue.buf().extend_from_slice(&self.control);
-            self.control.clear();
-        }
-        if st.queue.take_into(io, cx) == Take::Taken {
-            st.taken_upto = st.appended_upto;
-        }
-        // Draining with no call left and nothing queued: the connection is done.
-        matches!(st.phase, Phase::Draining) && st.pending.is_empty() && st.queue.is_empty()
-    }
-
-    fn wants_read(&self, _io: &FrameIo) -> bool {
-        true
-    }
-
-    fn on_frames(&mut self, io: &mut FrameIo, _cx: &mut Context<'_>) -> Result<(), ProtocolError> {
-        if let Some(ka) = self.keepalive.as_mut() {
-            ka.heard();
-        }
-        self.handle_frames(io)
-    }
-
-    fn on_eof(&mut self) -> Result<(), ProtocolError> {
-        Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()))
-    }
-
-    fn finish(
-        &mut self,
-        _io: &mut FrameIo,
-        _cx: &mut Context<'_>,
-        result: Result<(), ProtocolError>,
-    ) {
-        let e = match result {
-            Ok(()) => return self.conn.close(Status::unavailable("connection closed")),
-            Err(e) => e,
-        };
-        let peer = &self.conn.peer;
-        match &e {
-            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                tracing::debug!(%peer, "server closed the connection");
-            }
-            _ => tracing::warn!(%peer, error = %e, "connection failed"),
-        }
-        self.conn.close(Status::unavailable(format!(
-            "connection to {peer} lost: {e}"
-        )));
-    }
-}
-
-fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
-    let code = Code::from_u8(r.code);
-    if code == Code::Ok {
-        let body = if r.flags & protocol::flags::COMPRESSED != 0 {
-            rpc_codec::decompress(&r.body, max_body).map_err(|e| {
-                tracing::warn!(call_id = r.call_id, error = %e, "undecodable compressed response");
-                Status::internal(format!("response body could not be decompressed: {e}"))
-            })?
-        } else {
-            r.body
-        };
-        Ok(Response::with_metadata(body, r.metadata))
-    } else {
-        let mut metadata = r.metadata;
-        let delivery = if metadata.remove(protocol::NOT_PROCESSED_KEY).is_some() {
-            Delivery::Unprocessed
-        } else {
-            Delivery::Sent
-        };
-        Err(
-            Status::new(code, String::from_utf8_lossy(&r.message).into_owned())
-                .with_metadata(metadata)
-                .with_delivery(delivery),
-        )
     }
 }

@@ -16,6 +16,9 @@ use crate::transport::Connector;
 
 /// The share of each reconnect wait that is random (see [`Backoff::jitter`]).
 const RECONNECT_JITTER: f64 = 0.2;
+/// The default of [`Endpoint::max_unwritten_bytes`]: the default largest frame, so that the queue
+/// keeps a fast transport busy while a peer that stops reading costs at most about twice this.
+const DEFAULT_MAX_UNWRITTEN_BYTES: usize = 4 << 20;
 
 /// An address string [`Endpoint::from_uri`] could not read.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,8 @@ pub(crate) struct ChannelConfig {
     pub(crate) compression: Option<Compression>,
     pub(crate) compression_threshold: usize,
     pub(crate) keepalive: Option<(Duration, Duration)>,
+    pub(crate) max_unwritten_bytes: usize,
+    pub(crate) wait_for_write_capacity: bool,
 }
 
 impl ChannelConfig {
@@ -103,6 +108,8 @@ impl Endpoint {
                 compression: None,
                 compression_threshold: 1024,
                 keepalive: None,
+                max_unwritten_bytes: DEFAULT_MAX_UNWRITTEN_BYTES,
+                wait_for_write_capacity: true,
             },
         }
     }
@@ -276,6 +283,54 @@ impl Endpoint {
     #[must_use]
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Endpoint {
         self.config.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// The keepalive interval and timeout, if [`Endpoint::keepalive`] set them (off by default).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let ep = rpc_core::Endpoint::memory("svc");
+    /// assert_eq!(ep.keepalive_settings(), None);
+    /// let (interval, timeout) = (Duration::from_secs(10), Duration::from_secs(5));
+    /// let ep = ep.keepalive(interval, timeout);
+    /// assert_eq!(ep.keepalive_settings(), Some((interval, timeout)));
+    /// ```
+    pub fn keepalive_settings(&self) -> Option<(Duration, Duration)> {
+        self.config.keepalive
+    }
+
+    /// Bytes of requests one connection may hold queued but not yet written to the transport.
+    /// When a peer reads slower than callers send (or stops reading), a call that finds the
+    /// connection at this limit waits until the transport has taken enough: in
+    /// `Channel::poll_ready`, else in the call's future (its deadline still applies). A request is
+    /// admitted whenever the connection is below the limit, so one connection holds at most this
+    /// plus one request (and small control frames). Default 4 MiB; at least 1.
+    ///
+    /// ```
+    /// let ep = rpc_core::Endpoint::memory("svc").max_unwritten_bytes(256 * 1024);
+    /// ```
+    #[must_use]
+    pub fn max_unwritten_bytes(mut self, bytes: usize) -> Endpoint {
+        self.config.max_unwritten_bytes = bytes.max(1);
+        self
+    }
+
+    /// Whether a call waits for room when its connection holds [`Endpoint::max_unwritten_bytes`]
+    /// not yet written. Default `true`. With `false`, `Channel::poll_ready` does not wait for room
+    /// and such a call fails at once with `ResourceExhausted` and [`Delivery::NotSent`]
+    /// (nothing was sent; try later or elsewhere).
+    ///
+    /// [`Delivery::NotSent`]: crate::Delivery::NotSent
+    ///
+    /// ```
+    /// let ep = rpc_core::Endpoint::memory("svc")
+    ///     .max_unwritten_bytes(1 << 20)
+    ///     .wait_for_write_capacity(false);
+    /// ```
+    #[must_use]
+    pub fn wait_for_write_capacity(mut self, wait: bool) -> Endpoint {
+        self.config.wait_for_write_capacity = wait;
         self
     }
 

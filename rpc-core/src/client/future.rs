@@ -8,8 +8,9 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use super::connection::{ClientConn, Reply, Started};
+use super::connection::{ClientConn, Queued, Reply, Started};
 use super::reconnect::Handle;
 use crate::limit::Permit;
 use crate::message::{Request, Response};
@@ -24,11 +25,13 @@ pub(super) fn timeout_us(deadline: Option<Instant>, now: Instant) -> u64 {
 }
 
 /// Removes the call from its connection (and tells the server) unless it completed; records the
-/// outcome on the call's span.
+/// outcome on the call's span. A one-way call is never cancelled: once queued it is sent, and
+/// dropping its future only stops waiting for the server to confirm it.
 #[derive(Debug)]
 struct CallGuard {
     conn: Arc<ClientConn>,
     id: u32,
+    one_way: bool,
     armed: bool,
     _permit: Permit,
     span: tracing::Span,
@@ -60,7 +63,9 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         if self.armed {
             self.record(Code::Cancelled);
-            self.conn.cancel(self.id);
+            if !self.one_way {
+                self.conn.cancel(self.id);
+            }
         }
     }
 }
@@ -84,6 +89,9 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture {
         #[pin]
         state: State,
+        // The token of the call being handled where this call was made: cancelled, this call
+        // ends `Cancelled` (and the server is sent CANCEL).
+        cancel: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     }
 }
 
@@ -117,6 +125,7 @@ impl ResponseFuture {
                     attempts: 0,
                 }),
             },
+            cancel: None,
         }
     }
 
@@ -125,51 +134,69 @@ impl ResponseFuture {
             state: State::Done {
                 result: Some(Err(status)),
             },
+            cancel: None,
         }
     }
 
+    /// A queued call. A one-way call waits, holding its in-flight slot, until the server proved it
+    /// read the request (see [`Channel`](super::Channel)).
     pub(super) fn started(
         conn: Arc<ClientConn>,
-        started: Started,
+        queued: Queued,
         permit: Permit,
         deadline: Option<Instant>,
         request: &Request,
     ) -> ResponseFuture {
-        let state = match started {
-            Started::OneWay => State::Done {
-                result: Some(Ok(Response::default())),
-            },
-            Started::Waiting(id, rx) => {
-                let span = tracing::debug_span!(
-                    "rpc.client",
-                    service = request.service(),
-                    method = request.method(),
-                    call_id = id,
-                    peer = %conn.peer(),
-                    status = tracing::field::Empty,
-                    duration_us = tracing::field::Empty,
-                );
-                let started = (!span.is_disabled()).then(Instant::now);
-                let guard = CallGuard {
-                    conn,
-                    id,
-                    armed: true,
-                    _permit: permit,
-                    span,
-                    started,
-                };
-                match deadline {
-                    None => State::Waiting { rx, guard },
-                    Some(d) => State::WaitingUntil {
-                        rx,
-                        guard,
-                        sleep: tokio::time::sleep_until(d),
-                    },
-                }
-            }
+        let Queued { id, rx, one_way } = queued;
+        let span = tracing::debug_span!(
+            "rpc.client",
+            service = request.service(),
+            method = request.method(),
+            call_id = id,
+            peer = %conn.peer(),
+            status = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+        );
+        let started = (!span.is_disabled()).then(Instant::now);
+        let guard = CallGuard {
+            conn,
+            id,
+            one_way,
+            armed: true,
+            _permit: permit,
+            span,
+            started,
         };
-        ResponseFuture { state }
+        let state = match deadline {
+            None => State::Waiting { rx, guard },
+            Some(d) => State::WaitingUntil {
+                rx,
+                guard,
+                sleep: tokio::time::sleep_until(d),
+            },
+        };
+        ResponseFuture {
+            state,
+            cancel: None,
+        }
     }
+
+    /// Ties the call to `token` (see [`Context`](crate::Context#cancellation)).
+    pub(super) fn cancelled_by(mut self, token: Option<CancellationToken>) -> ResponseFuture {
+        if !matches!(self.state, State::Done { .. }) {
+            self.cancel = token.map(|t| Box::pin(t.cancelled_owned()));
+        }
+        self
+    }
+}
+
+/// A call ended because the call it was made for was cancelled.
+pub(super) fn cascaded(delivery: Delivery) -> Status {
+    Status::new(
+        Code::Cancelled,
+        "cancelled with the call it was made for (its caller gave up or went away)",
+    )
+    .with_delivery(delivery)
 }
 
 fn lost_reply() -> Status {
@@ -184,6 +211,22 @@ impl Future for ResponseFuture {
     type Output = Result<Response, Status>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.as_mut().project();
+        if let Some(cancel) = this.cancel {
+            if cancel.as_mut().poll(cx).is_ready() {
+                *this.cancel = None;
+                let delivery = match &*this.state {
+                    State::Connecting { .. } => Delivery::NotSent,
+                    _ => Delivery::Sent,
+                };
+                if !matches!(&*this.state, State::Done { .. }) {
+                    // Dropping the call's state tells the server (CANCEL), as a dropped call does.
+                    this.state.set(State::Done {
+                        result: Some(Err(cascaded(delivery))),
+                    });
+                }
+            }
+        }
         loop {
             let next = match self.as_mut().project().state.project() {
                 StateProj::Waiting { rx, guard } => {
@@ -230,8 +273,10 @@ fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
         if let Some(sleep) = c.sleep.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
                 return done(
-                    Status::deadline_exceeded("deadline passed while connecting")
-                        .with_delivery(Delivery::NotSent),
+                    Status::deadline_exceeded(
+                        "deadline passed while connecting or waiting for room to send",
+                    )
+                    .with_delivery(Delivery::NotSent),
                 );
             }
         }
@@ -243,11 +288,20 @@ fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
             return done(Status::internal("call state lost"));
         };
         let now = Instant::now();
-        match conn.start(request, timeout_us(c.deadline, now)) {
-            Ok(started) => {
+        match conn.start(request, timeout_us(c.deadline, now), Some(cx)) {
+            Ok(Started::Queued(queued)) => {
                 return Poll::Ready(
-                    ResponseFuture::started(conn, started, permit, c.deadline, request).state,
+                    ResponseFuture::started(conn, queued, permit, c.deadline, request).state,
                 )
+            }
+            Ok(Started::Full) => {
+                // Too many bytes wait to be written on this connection: wait for room (woken by
+                // its driver), or fail at once when the endpoint says not to wait.
+                if !c.handle.shared.config.wait_for_write_capacity {
+                    return done(conn.full_status());
+                }
+                c.permit = Some(permit);
+                return Poll::Pending;
             }
             Err(s)
                 if s.code() == Code::Unavailable

@@ -162,7 +162,12 @@ async fn connect(shared: Arc<Shared>, failures: u32) {
         Ok((io, peer, peer_settings)) => {
             tracing::debug!(%target, %peer, "connected");
             let compress = shared.config.compression_for(&peer_settings);
-            let conn = ClientConn::new(peer, peer_settings, compress);
+            let conn = ClientConn::new(
+                peer,
+                peer_settings,
+                compress,
+                shared.config.max_unwritten_bytes,
+            );
             let max_body = local.max_frame_size as usize;
             let keepalive = shared
                 .config

@@ -180,10 +180,17 @@ impl Channel {
         decode_reply(&response_codecs, call.codec, reply)
     }
 
-    /// A typed one-way call: returns once the request is queued; the server sends no response.
+    /// A typed one-way call: the server sends no response. Returns `Ok` once the server is known
+    /// to have taken the call (read it before any go-away), not merely once it was written; the
+    /// server runs it at most once and reports nothing about how it went (see
+    /// [`Channel`]'s "One-way calls").
     ///
     /// # Errors
-    /// Local failures only: encoding, limits, or no connection.
+    /// Encoding and limit failures (not sent); `Unavailable` with
+    /// [`Delivery::Unprocessed`] when the server's go-away says it did not process the call (safe
+    /// to send again), with [`Delivery::NotSent`] or [`Delivery::Sent`] when the connection ended
+    /// first (`Sent`: it may have run); `DeadlineExceeded` when the deadline passed first (it may
+    /// run).
     pub async fn notify<Req: Message>(
         &self,
         path: impl Into<Cow<'static, str>>,

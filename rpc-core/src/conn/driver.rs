@@ -1,9 +1,13 @@
 //! The connection driver both sides run: one task per connection that writes what was queued,
-//! reads what arrived and hands frames to its [`Role`], in passes until neither makes progress.
+//! reads what arrived and hands frames to its [`Role`], in passes until neither makes progress;
+//! and, for a role that asks, a lingering close ([`Linger`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::Sleep;
 
 use super::FrameIo;
 use crate::protocol::ProtocolError;
@@ -42,22 +46,57 @@ pub(crate) trait Role {
 
     /// The connection ended, cleanly or with an error: settle what is still open.
     fn finish(&mut self, io: &mut FrameIo, cx: &mut Context<'_>, result: Result<(), ProtocolError>);
+
+    /// How the connection closes once the role is done and everything is written: `None` closes
+    /// at once; a [`Linger`] keeps reading (and discarding) after the write side is shut down.
+    fn linger(&self) -> Option<Linger> {
+        None
+    }
+
+    /// The driver has nothing more to do until it is woken; called once per wake-up, not per
+    /// frame. A role may publish its buffer use, or give memory back when nothing is in flight.
+    fn parked(&mut self, _io: &mut FrameIo) {}
+}
+
+/// A lingering close: after its last frame, a side shuts its write side down (the peer reads end
+/// of stream after everything sent) and keeps reading and discarding until the peer's end of
+/// stream, at most `max_bytes` or `max_time`, before it closes. Closing with the peer's bytes
+/// unread would make the kernel reset the connection, and a reset can destroy what was sent last
+/// (a GOAWAY, the last responses) before the peer reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Linger {
+    pub(crate) max_bytes: usize,
+    pub(crate) max_time: Duration,
+}
+
+/// A connection in its lingering close: what it may still read, and until when.
+struct Lingering {
+    left: usize,
+    until: Pin<Box<Sleep>>,
 }
 
 /// One connection's task: a framed stream and the role that gives its frames meaning.
 pub(crate) struct Driver<R> {
     io: FrameIo,
     role: R,
+    lingering: Option<Lingering>,
 }
 
 impl<R: Role> Driver<R> {
     pub(crate) fn new(io: FrameIo, role: R) -> Driver<R> {
-        Driver { io, role }
+        Driver {
+            io,
+            role,
+            lingering: None,
+        }
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
         if let Poll::Ready(result) = self.role.poll_signals(&mut self.io, cx) {
             return Poll::Ready(result);
+        }
+        if self.lingering.is_some() {
+            return self.poll_linger(cx);
         }
         for _ in 0..DRIVER_SPINS {
             let mut progress = false;
@@ -68,7 +107,16 @@ impl<R: Role> Driver<R> {
             }
             if done && self.io.write_pending() == 0 {
                 let _ = self.io.poll_shutdown(cx);
-                return Poll::Ready(Ok(()));
+                return match self.role.linger() {
+                    Some(l) if !self.io.read_closed() => {
+                        self.lingering = Some(Lingering {
+                            left: l.max_bytes,
+                            until: Box::pin(tokio::time::sleep(l.max_time)),
+                        });
+                        self.poll_linger(cx)
+                    }
+                    _ => Poll::Ready(Ok(())),
+                };
             }
             if self.role.wants_read(&self.io) {
                 match self.io.poll_fill(cx)? {
@@ -84,10 +132,38 @@ impl<R: Role> Driver<R> {
                 }
             }
             if !progress {
+                self.role.parked(&mut self.io);
                 return Poll::Pending;
             }
         }
         // Still busy after every pass: let other tasks run, and come back.
+        self.role.parked(&mut self.io);
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Reads and discards until the peer's end of stream, or a bound of the [`Linger`].
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProtocolError>> {
+        let Some(l) = self.lingering.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        for _ in 0..DRIVER_SPINS {
+            match self.io.poll_discard(cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(n)) if n >= l.left => {
+                    tracing::debug!(read = n, "closing: the peer sent too much after our close");
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Ok(n)) => l.left -= n,
+                Poll::Pending => {
+                    if l.until.as_mut().poll(cx).is_ready() {
+                        tracing::debug!("closing: the peer did not close in time");
+                        return Poll::Ready(Ok(()));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -5,8 +5,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::FrameIo;
 use crate::protocol::{
-    check_preface, encode_goaway, encode_settings, Frame, FrameDecoder, GoAwayCode, ProtocolError,
-    Settings, PREFACE, PREFACE_LEN,
+    check_preface, encode_goaway, encode_settings, frame_type, Frame, FrameDecoder, ProtocolError,
+    Settings, HEADER_LEN, PREFACE, PREFACE_LEN,
 };
 use crate::transport::BoxIo;
 
@@ -23,13 +23,45 @@ async fn read_at_least(io: &mut BoxIo, buf: &mut BytesMut, n: usize) -> Result<(
     Ok(())
 }
 
+/// A side in its handshake buffers this much at first: the preface and a SETTINGS frame are a few
+/// dozen bytes. The 64 KiB read buffer of an established connection comes later, when needed.
+pub(crate) const HANDSHAKE_BUFFER: usize = 1024;
+
+/// What the first frame's header says, when it is here and its payload is not (yet): the frame
+/// type and the payload bytes still missing. `None` when the header is not complete, the frame
+/// is, or the header breaks our limits (the decoder reports that).
+fn incomplete_first_frame(buf: &BytesMut, max_frame: u32) -> Option<(u8, usize)> {
+    let header = buf.get(..HEADER_LEN)?;
+    let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let missing = (HEADER_LEN + len as usize).checked_sub(buf.len())?;
+    let known = (frame_type::SETTINGS..=frame_type::GOAWAY).contains(&header[4]);
+    (missing > 0 && len <= max_frame && known).then_some((header[4], missing))
+}
+
 /// Reads frames until the first one, which must be SETTINGS.
+///
+/// The buffer grows only with bytes that arrived: a header that announces a large payload does
+/// not reserve it (a peer in its handshake holds a small buffer), and a first frame of another
+/// type is refused from its header, without waiting for its payload.
 async fn read_settings(
     io: &mut BoxIo,
     buf: &mut BytesMut,
     decoder: &FrameDecoder,
+    max_frame: u32,
 ) -> Result<Settings, ProtocolError> {
     loop {
+        if let Some((kind, missing)) = incomplete_first_frame(buf, max_frame) {
+            if kind != frame_type::SETTINGS && kind != frame_type::GOAWAY {
+                return Err(ProtocolError::ExpectedSettings);
+            }
+            buf.reserve(missing.min(HANDSHAKE_BUFFER));
+            if io.read_buf(buf).await? == 0 {
+                return Err(ProtocolError::TruncatedFrame {
+                    buffered: buf.len(),
+                });
+            }
+            continue;
+        }
         match decoder.decode(buf)? {
             Some(Frame::Settings(s)) => return Ok(s),
             Some(Frame::GoAway(g)) => {
@@ -50,6 +82,43 @@ async fn read_settings(
     }
 }
 
+/// How long a side that refused a handshake keeps reading (and discarding) before it closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Whether a handshake error is the peer's to hear about with a GOAWAY: not when the peer is gone
+/// (I/O error, end of stream) or closed first with its own GOAWAY, and not for a wrong magic, which
+/// the spec answers with silence (`docs/protocol.md` §2, §10).
+fn peer_should_hear(e: &ProtocolError) -> bool {
+    !matches!(
+        e,
+        ProtocolError::Io(_)
+            | ProtocolError::TruncatedFrame { .. }
+            | ProtocolError::PeerGoAway { .. }
+            | ProtocolError::BadMagic
+            | ProtocolError::HandshakeTimeout
+    )
+}
+
+/// Tells the peer why the handshake failed, as after the handshake: `prefix` (our preface, when
+/// not yet sent), a GOAWAY with the error's code and last call id 0, then a half-close. Then reads
+/// and discards until the peer closes, for at most [`REFUSAL_LINGER`], so that closing with its
+/// bytes unread (the rest of an oversized frame) does not reset the connection and destroy the
+/// GOAWAY before the peer reads it. Best effort: errors end it quietly.
+async fn refuse(io: &mut BoxIo, prefix: &[u8], e: &ProtocolError) {
+    let mut out = BytesMut::with_capacity(prefix.len() + 64);
+    out.put_slice(prefix);
+    encode_goaway(&mut out, 0, e.goaway_code(), &e.to_string());
+    if io.write_all(&out).await.is_err() || io.shutdown().await.is_err() {
+        return;
+    }
+    // On the heap: a stack array would sit in every connection's handshake future.
+    let mut sink = vec![0u8; 4096];
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        while matches!(io.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
 fn preface_and_settings(local: &Settings) -> BytesMut {
     let mut out = BytesMut::with_capacity(64);
     out.put_slice(&PREFACE);
@@ -64,7 +133,7 @@ pub(crate) async fn client_handshake(
 ) -> Result<(FrameIo, Settings), ProtocolError> {
     io.write_all(&preface_and_settings(local)).await?;
     io.flush().await?;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(HANDSHAKE_BUFFER);
     read_at_least(&mut io, &mut buf, PREFACE_LEN).await?;
     let preface: [u8; PREFACE_LEN] = buf[..PREFACE_LEN]
         .try_into()
@@ -72,7 +141,15 @@ pub(crate) async fn client_handshake(
     check_preface(&preface)?;
     let _ = buf.split_to(PREFACE_LEN);
     let decoder = FrameDecoder::new(local);
-    let peer = read_settings(&mut io, &mut buf, &decoder).await?;
+    let peer = match read_settings(&mut io, &mut buf, &decoder, local.max_frame_size).await {
+        Ok(peer) => peer,
+        Err(e) => {
+            if peer_should_hear(&e) {
+                refuse(&mut io, &[], &e).await;
+            }
+            return Err(e);
+        }
+    };
     Ok((FrameIo::new(io, buf, decoder), peer))
 }
 
@@ -83,26 +160,23 @@ pub(crate) struct ServerHandshake {
 }
 
 /// The server side: check the client's preface, answer with ours and our settings, then read the
-/// client's settings. A wrong version is told with a go-away before the connection closes.
+/// client's settings. A wrong version, and a first frame that is not a well-formed SETTINGS within
+/// our limits, are told with a go-away before the connection closes.
 pub(crate) async fn server_handshake(
     mut io: BoxIo,
     local: &Settings,
     timeout: Duration,
 ) -> Result<ServerHandshake, ProtocolError> {
     let work = async {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
+        let mut buf = BytesMut::with_capacity(HANDSHAKE_BUFFER);
         read_at_least(&mut io, &mut buf, PREFACE_LEN).await?;
         let preface: [u8; PREFACE_LEN] = buf[..PREFACE_LEN]
             .try_into()
             .map_err(|_| ProtocolError::Malformed("short preface"))?;
         if let Err(e) = check_preface(&preface) {
-            if let ProtocolError::UnsupportedVersion { .. } = e {
-                let mut out = BytesMut::new();
-                out.put_slice(&PREFACE);
-                encode_goaway(&mut out, 0, GoAwayCode::UnsupportedVersion, &e.to_string());
-                // Best effort: the peer learns why before we close.
-                let _ = io.write_all(&out).await;
-                let _ = io.shutdown().await;
+            if peer_should_hear(&e) {
+                // A wrong version: our preface first, so that the peer can read the GOAWAY.
+                refuse(&mut io, &PREFACE, &e).await;
             }
             return Err(e);
         }
@@ -110,7 +184,17 @@ pub(crate) async fn server_handshake(
         io.write_all(&preface_and_settings(local)).await?;
         io.flush().await?;
         let decoder = FrameDecoder::new(local);
-        let peer = read_settings(&mut io, &mut buf, &decoder).await?;
+        // A first frame that is not a good SETTINGS gets the GOAWAY the spec names, as after the
+        // handshake (our preface and SETTINGS are already out).
+        let peer = match read_settings(&mut io, &mut buf, &decoder, local.max_frame_size).await {
+            Ok(peer) => peer,
+            Err(e) => {
+                if peer_should_hear(&e) {
+                    refuse(&mut io, &[], &e).await;
+                }
+                return Err(e);
+            }
+        };
         Ok(ServerHandshake {
             io: FrameIo::new(io, buf, decoder),
             peer,
@@ -119,5 +203,63 @@ pub(crate) async fn server_handshake(
     match tokio::time::timeout(timeout, work).await {
         Ok(res) => res,
         Err(_) => Err(ProtocolError::HandshakeTimeout),
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    /// A connection in its handshake holds a small buffer, and keeps it small when a first frame
+    /// announces a large payload it does not send (issue 12, item 8).
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_holds_a_small_buffer() {
+        let local = Settings::protocol_default();
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut hello = BytesMut::new();
+        hello.put_slice(&PREFACE);
+        encode_settings(&mut hello, &local);
+        client.write_all(&hello).await.unwrap();
+        let hs = server_handshake(Box::new(server), &local, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(
+            hs.io.buffer_bytes() <= HANDSHAKE_BUFFER,
+            "{}",
+            hs.io.buffer_bytes()
+        );
+
+        // A SETTINGS header announcing 4 MiB, then a trickle: the buffer grows with what came.
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut server: BoxIo = Box::new(server);
+        let mut head = BytesMut::new();
+        head.put_u32(local.max_frame_size - 6);
+        head.put_u8(frame_type::SETTINGS);
+        head.put_bytes(0, 5);
+        head.put_bytes(0, 600);
+        client.write_all(&head).await.unwrap();
+        let decoder = FrameDecoder::new(&local);
+        let mut buf = BytesMut::with_capacity(HANDSHAKE_BUFFER);
+        let read = read_settings(&mut server, &mut buf, &decoder, local.max_frame_size);
+        let waited = tokio::time::timeout(Duration::from_secs(1), read).await;
+        assert!(waited.is_err(), "the frame is not complete");
+        assert_eq!(buf.len(), head.len());
+        assert!(buf.capacity() <= 4 * HANDSHAKE_BUFFER, "{}", buf.capacity());
+
+        // A first frame of another type is refused from its header.
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut server: BoxIo = Box::new(server);
+        let mut head = BytesMut::new();
+        head.put_u32(1 << 20);
+        head.put_u8(frame_type::REQUEST);
+        head.put_u8(0);
+        head.put_u32(1);
+        client.write_all(&head).await.unwrap();
+        let mut buf = BytesMut::new();
+        let refused = read_settings(&mut server, &mut buf, &decoder, local.max_frame_size).await;
+        assert!(
+            matches!(refused, Err(ProtocolError::ExpectedSettings)),
+            "{refused:?}"
+        );
     }
 }

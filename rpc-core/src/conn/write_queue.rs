@@ -53,6 +53,11 @@ impl WriteQueue {
         self.out.is_empty()
     }
 
+    /// Bytes queued and not yet taken by the driver.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
     /// Drops everything queued and the parked waker (the connection is gone).
     pub(crate) fn clear(&mut self) {
         self.out.clear();

@@ -1,5 +1,6 @@
 //! The endpoints one call has tried, for failover across retries and hedges.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::message::Request;
@@ -10,6 +11,8 @@ use crate::message::Request;
 #[derive(Debug, Default)]
 pub struct Attempts {
     tried: Mutex<Vec<String>>,
+    /// The retry budget (its identity) this call was last counted in.
+    deposited: AtomicUsize,
 }
 
 impl Attempts {
@@ -38,6 +41,12 @@ impl Attempts {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .any(|t| t == endpoint)
+    }
+
+    /// `true` the first time the call is counted in the retry budget `budget` (an identity):
+    /// the retry and hedge layers sharing a budget count a call once.
+    pub(crate) fn first_deposit(&self, budget: usize) -> bool {
+        self.deposited.swap(budget, Ordering::Relaxed) != budget
     }
 
     /// The endpoints tried so far, in order.

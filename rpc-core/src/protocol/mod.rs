@@ -46,6 +46,12 @@ pub const PREFACE: [u8; PREFACE_LEN] = [
 /// without running".
 pub const NOT_PROCESSED_KEY: &str = "rpc-not-processed";
 
+/// The RESPONSE metadata key by which a server says it left out metadata entries of an error
+/// status because they did not fit the client's limits (MAX_METADATA_SIZE, MAX_FRAME_SIZE). Its
+/// value is the number of entries left out, as decimal text. See `docs/protocol.md`, §16 "Error
+/// metadata over the client's limit".
+pub const METADATA_TRUNCATED_KEY: &str = "rpc-metadata-truncated";
+
 /// Frame type codes (the byte at offset 4 of a frame header).
 pub mod frame_type {
     /// Settings of the sender; the first frame after the preface, call id 0.

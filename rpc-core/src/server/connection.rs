@@ -10,24 +10,29 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use bytes::Bytes;
-use rpc_codec::{CodecId, Compression};
+use rpc_codec::Compression;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::reply::{encode_reply, ReplyRules};
-use super::service::{Dispatch, Reply, ServerCall};
+mod admit;
+
+use self::admit::{split_path, Admitted, Refusal};
+use super::cancel::CallCancels;
+use super::overload::{Overload, ReadBatch};
+use super::reply::{encode_refusal, encode_reply, ReplyRules};
+use super::service::{Reply, ServerCall};
+use super::stats::ConnGauge;
+use super::upkeep::{expired, ConnUpkeep, SHUTDOWN_LINGER};
 use super::Router;
-use crate::conn::{FrameIo, IdMap, Role, WriteQueue, WRITE_HIGH_WATER};
+use crate::conn::{FrameIo, IdMap, Linger, Role, Take, WriteQueue, IDLE_BUFFER, WRITE_HIGH_WATER};
 use crate::context::Context as CallContext;
 use crate::message::Request;
 use crate::protocol::{
     self, encode_goaway, encode_pong, Frame, GoAwayCode, ProtocolError, RequestFrame, Settings,
 };
-use crate::status::{Code, Delivery, Status};
+use crate::status::Code;
 use crate::transport::PeerAddr;
 
 /// Limits and identity shared by every connection of a server.
@@ -38,6 +43,8 @@ pub(crate) struct ConnShared {
     pub(crate) compression: Option<(Compression, usize)>,
     pub(crate) max_calls: usize,
     pub(crate) in_flight: AtomicUsize,
+    /// Shedding on queue delay (`Server::max_queue_delay`).
+    pub(crate) overload: Overload,
 }
 
 /// Replies of handlers that finished on their own tasks, and which calls those were.
@@ -70,6 +77,16 @@ impl OutboxCell {
             w.wake();
         }
     }
+
+    /// Gives back a large, empty queue buffer; returns the capacity kept.
+    fn shrink_idle(&self) -> usize {
+        let mut ob = self.lock();
+        let buf = ob.queue.buf();
+        if buf.is_empty() && buf.capacity() > IDLE_BUFFER {
+            *buf = bytes::BytesMut::new();
+        }
+        buf.capacity()
+    }
 }
 
 /// Counts a call against the server-wide limit until dropped.
@@ -81,21 +98,20 @@ impl Drop for GlobalSlot {
     }
 }
 
-/// A request that passed every check and may run.
-struct Admitted {
-    svc: Arc<dyn Dispatch>,
-    codec: CodecId,
-    body: Bytes,
-    slot: GlobalSlot,
-}
-
 /// The server's side of the connection driver.
 pub(crate) struct ServerRole {
     shared: Arc<ConnShared>,
     peer: PeerAddr,
     rules: ReplyRules,
     outbox: Arc<OutboxCell>,
+    /// Calls whose handlers run on their own tasks, and those that finished with a reply not yet
+    /// taken for writing (it still counts against the connection's limit).
     running: IdMap<AbortHandle>,
+    upkeep: ConnUpkeep,
+    /// The read the frames being handled came from.
+    batch: ReadBatch,
+    /// Frames of `batch` were kept unread: the next `on_frames` hands them over without a read.
+    kept_unread: bool,
     last_call_id: u32,
     goaway_sent: bool,
     read_closed: bool,
@@ -110,6 +126,7 @@ impl ServerRole {
         peer_settings: Settings,
         shutdown: WaitForCancellationFutureOwned,
         hard_stop: WaitForCancellationFutureOwned,
+        gauge: ConnGauge,
     ) -> ServerRole {
         let compress = shared
             .compression
@@ -127,6 +144,9 @@ impl ServerRole {
                 closed: false,
             }))),
             running: IdMap::default(),
+            upkeep: ConnUpkeep::new(gauge),
+            batch: ReadBatch::new(),
+            kept_unread: false,
             last_call_id: 0,
             goaway_sent: false,
             read_closed: false,
@@ -135,10 +155,20 @@ impl ServerRole {
         }
     }
 
-    fn respond_now(&mut self, io: &mut FrameIo, id: u32, one_way: bool, status: Status) {
-        tracing::debug!(peer = %self.peer, call_id = id, %status, "call rejected");
-        if !one_way {
-            encode_reply(io.wbuf(), id, Err(status), &self.rules);
+    fn respond_now(&mut self, io: &mut FrameIo, id: u32, one_way: bool, refusal: Refusal) {
+        match refusal {
+            Refusal::Quick(code, message) => {
+                tracing::debug!(peer = %self.peer, call_id = id, %code, message, "call refused");
+                if !one_way {
+                    encode_refusal(io.wbuf(), id, code, message, &self.rules);
+                }
+            }
+            Refusal::Status(status) => {
+                tracing::debug!(peer = %self.peer, call_id = id, %status, "call rejected");
+                if !one_way {
+                    encode_reply(io.wbuf(), id, Err(status), &self.rules);
+                }
+            }
         }
     }
 
@@ -163,96 +193,18 @@ impl ServerRole {
         let (service, method) = match split_path(&r.path) {
             Ok(parts) => parts,
             Err(status) => {
-                self.respond_now(io, id, one_way, status);
+                self.respond_now(io, id, one_way, status.into());
                 return Ok(());
             }
         };
-        match self.admit(id, service, r.codec, r.flags, body) {
+        match self.admit(id, service, r.codec, r.flags, r.timeout_us, body) {
             Ok(admitted) => {
                 let span = self.call_span(id, service, method);
                 self.run(io, r, admitted, span, cx);
             }
-            Err(status) => self.respond_now(io, id, one_way, status),
+            Err(refusal) => self.respond_now(io, id, one_way, refusal),
         }
         Ok(())
-    }
-
-    /// The checks a request passes before any handler sees it, in this order: the codec, the
-    /// body's compression, the connection's and then the service's existence and the server's
-    /// limits on calls in flight. Refusals before the body is looked at are marked unprocessed.
-    fn admit(
-        &self,
-        id: u32,
-        service: &str,
-        codec: u8,
-        flags: u8,
-        body: Bytes,
-    ) -> Result<Admitted, Status> {
-        let codec = self.check_codec(id, codec)?;
-        let body = self.decompress(id, flags, body)?;
-        self.check_connection_limit(id)?;
-        let svc = self.route(id, service)?;
-        let slot = self.reserve_global_slot(id)?;
-        Ok(Admitted {
-            svc,
-            codec,
-            body,
-            slot,
-        })
-    }
-
-    fn check_codec(&self, id: u32, codec: u8) -> Result<CodecId, Status> {
-        let codec = CodecId::new(codec);
-        let accepted = self.shared.local.codec_set();
-        if accepted.contains(codec) {
-            return Ok(codec);
-        }
-        let msg = format!("this server does not accept the {codec} codec; it accepts: {accepted}");
-        tracing::debug!(peer = %self.peer, call_id = id, "{msg}");
-        Err(Status::unimplemented(msg).with_delivery(Delivery::Unprocessed))
-    }
-
-    fn decompress(&self, id: u32, flags: u8, body: Bytes) -> Result<Bytes, Status> {
-        if flags & protocol::flags::COMPRESSED == 0 {
-            return Ok(body);
-        }
-        rpc_codec::decompress(&body, self.shared.local.max_frame_size as usize).map_err(|e| {
-            tracing::warn!(peer = %self.peer, call_id = id, error = %e, "undecodable compressed request");
-            Status::invalid_argument(format!("request body could not be decompressed: {e}"))
-        })
-    }
-
-    fn check_connection_limit(&self, id: u32) -> Result<(), Status> {
-        let limit = self.shared.local.max_concurrent_calls;
-        if self.running.len() < limit as usize {
-            return Ok(());
-        }
-        let msg = format!("too many calls in flight on this connection (limit {limit})");
-        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-        Err(Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed))
-    }
-
-    fn route(&self, id: u32, service: &str) -> Result<Arc<dyn Dispatch>, Status> {
-        if let Some(svc) = self.shared.router.get(service) {
-            return Ok(svc.clone());
-        }
-        let msg = format!("unknown service {service:?}");
-        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-        Err(Status::unimplemented(msg).with_delivery(Delivery::Unprocessed))
-    }
-
-    fn reserve_global_slot(&self, id: u32) -> Result<GlobalSlot, Status> {
-        let shared = &self.shared;
-        if shared.in_flight.fetch_add(1, Ordering::AcqRel) < shared.max_calls {
-            return Ok(GlobalSlot(shared.clone()));
-        }
-        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let msg = format!(
-            "server is at its limit of {} calls in flight",
-            shared.max_calls
-        );
-        tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-        Err(Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed))
     }
 
     /// The span of one call; its status and duration are recorded when it finishes.
@@ -283,13 +235,13 @@ impl ServerRole {
             codec,
             body,
             slot,
+            deadline,
         } = admitted;
         let id = r.call_id;
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
         let started = (!span.is_disabled()).then(Instant::now);
-        let deadline =
-            (r.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(r.timeout_us));
-        let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone());
+        let cancels = self.upkeep.cancels.clone();
+        let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone(), cancels);
         let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
         let mut call = {
             let _enter = span.enter();
@@ -297,10 +249,13 @@ impl ServerRole {
         };
         let first = {
             let _enter = span.enter();
-            call.as_mut().poll(cx)
+            self.upkeep
+                .cancels
+                .first_poll(id, || call.as_mut().poll(cx))
         };
         match first {
             Poll::Ready(reply) => {
+                self.upkeep.cancels.end_inline(id, expired(&reply));
                 drop(slot);
                 record(&span, started, &reply);
                 if one_way {
@@ -311,10 +266,12 @@ impl ServerRole {
             }
             Poll::Pending => {
                 let outbox = self.outbox.clone();
+                let cancels = self.upkeep.cancels.clone();
                 let task = tokio::spawn(finish_on_own_task(
-                    call, span, started, slot, outbox, id, one_way, self.rules,
+                    call, span, started, slot, outbox, cancels, id, one_way, self.rules,
                 ));
                 self.running.insert(id, task.abort_handle());
+                self.upkeep.spawned();
             }
         }
     }
@@ -331,6 +288,7 @@ impl ServerRole {
         for (_, task) in self.running.drain() {
             task.abort();
         }
+        self.upkeep.cancels.cancel_all();
     }
 }
 
@@ -352,30 +310,59 @@ impl Role for ServerRole {
     /// Collects replies of handlers that ran on their own tasks.
     fn take_out(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> bool {
         let mut ob = self.outbox.lock();
-        for id in ob.finished.drain(..) {
-            self.running.remove(&id);
+        // A finished call leaves `running` once its reply is taken for writing, not before: a
+        // reply waiting behind output the peer has not read counts against the connection's limit.
+        if ob.queue.take_into(io, cx) != Take::Busy {
+            for id in ob.finished.drain(..) {
+                self.running.remove(&id);
+            }
         }
-        ob.queue.take_into(io, cx);
+        let queue = ob.queue.buf();
+        self.upkeep.queue_seen(queue.len(), queue.capacity());
         // No more calls will come (go-away sent or the client stopped sending), none is running
         // and none left a reply to write: the connection is done.
         (self.goaway_sent || self.read_closed) && self.running.is_empty() && ob.queue.is_empty()
     }
 
+    /// Not while the unwritten output is over the high-water mark; after the go-away, always
+    /// (requests are discarded, so reading costs no memory, and a client that is still sending
+    /// is not left blocked).
     fn wants_read(&self, io: &FrameIo) -> bool {
-        !self.read_closed && io.write_pending() < WRITE_HIGH_WATER
+        !self.read_closed && (self.goaway_sent || !self.upkeep.over_high_water(io))
     }
 
     fn on_frames(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> Result<(), ProtocolError> {
-        while let Some(frame) = io.next_frame()? {
+        // Deadlines and queue delays count from the read that brought the frames: one stamp per
+        // read (not per call), kept for frames kept unread and handed over again.
+        if !std::mem::take(&mut self.kept_unread) {
+            self.batch = self.shared.overload.stamp();
+        }
+        loop {
+            // Per frame, not per read: one read can carry thousands of requests whose replies
+            // are each far larger. Those left unread are handled once the output drains.
+            if !self.goaway_sent && self.upkeep.over_high_water(io) {
+                io.keep_unread();
+                self.kept_unread = true;
+                return Ok(());
+            }
+            let Some(frame) = io.next_frame()? else {
+                break;
+            };
             match frame {
                 Frame::Request(r) => self.dispatch(io, r, cx)?,
                 Frame::Cancel { call_id } => {
                     if let Some(task) = self.running.remove(&call_id) {
                         tracing::debug!(peer = %self.peer, call_id, "call cancelled by the client");
                         task.abort();
+                        self.upkeep.cancels.cancel(call_id);
                     }
                 }
-                Frame::Ping(v) => encode_pong(io.wbuf(), v),
+                // After the go-away frames are read without the check above: a peer that pings
+                // and never reads gets no PONG beyond the mark.
+                Frame::Ping(v) if io.write_pending() < WRITE_HIGH_WATER => {
+                    encode_pong(io.wbuf(), v)
+                }
+                Frame::Ping(_) => {}
                 Frame::Pong(_) => {}
                 Frame::GoAway(g) => {
                     tracing::debug!(peer = %self.peer, code = ?g.code, "client sent go-away");
@@ -391,8 +378,21 @@ impl Role for ServerRole {
         Ok(())
     }
 
+    /// The client closed its side: no response can matter to it any more, so the calls still
+    /// running are dropped as on CANCEL (their cancellation tokens too).
     fn on_eof(&mut self) -> Result<(), ProtocolError> {
         self.read_closed = true;
+        if !self.running.is_empty() {
+            tracing::debug!(
+                peer = %self.peer,
+                calls = self.running.len(),
+                "client closed the connection with calls in flight; cancelling them"
+            );
+            for (_, task) in self.running.drain() {
+                task.abort();
+            }
+        }
+        self.upkeep.cancels.cancel_all();
         Ok(())
     }
 
@@ -420,18 +420,16 @@ impl Role for ServerRole {
         }
         self.close();
     }
-}
 
-/// Splits a method path into service and method, or says why it cannot be one.
-fn split_path(path: &[u8]) -> Result<(&str, &str), Status> {
-    let Ok(path) = std::str::from_utf8(path) else {
-        return Err(Status::invalid_argument("method path is not UTF-8"));
-    };
-    path.rsplit_once('/').ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "method path {path:?} is not of the form package.Service/Method"
-        ))
-    })
+    fn linger(&self) -> Option<Linger> {
+        Some(SHUTDOWN_LINGER)
+    }
+
+    fn parked(&mut self, io: &mut FrameIo) {
+        let outbox = &self.outbox;
+        self.upkeep
+            .parked(io, &mut self.running, || outbox.shrink_idle());
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -441,11 +439,13 @@ async fn finish_on_own_task(
     started: Option<Instant>,
     slot: GlobalSlot,
     outbox: Arc<OutboxCell>,
+    cancels: Arc<CallCancels>,
     id: u32,
     one_way: bool,
     rules: ReplyRules,
 ) {
     let reply = tracing::Instrument::instrument(call, span.clone()).await;
+    cancels.end(id, expired(&reply));
     drop(slot);
     record(&span, started, &reply);
     if one_way {

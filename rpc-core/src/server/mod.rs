@@ -1,8 +1,13 @@
 //! The server side: [`Server`] accepts connections and routes calls to the services it hosts.
 
+mod accept;
+mod cancel;
 mod connection;
+mod overload;
 mod reply;
 mod service;
+mod stats;
+mod upkeep;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,18 +22,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
-use crate::conn::{server_handshake, Driver};
 use crate::describe::{self, Format, Hosted};
 use crate::message::{Request, Response};
-use crate::protocol::{ProtocolError, Settings};
+use crate::protocol::Settings;
 use crate::status::Status;
 use crate::transport::Listener;
-use connection::{ConnShared, ServerRole};
+use accept::{accept_until, serve_connection, Caps, ConnSetup};
+use connection::ConnShared;
 use service::Erased;
 
 #[doc(hidden)]
-pub use service::{server_call, Dispatch, ServerCall};
+pub use service::{server_call, unknown_method, Dispatch, ServerCall};
 pub use service::{NamedService, RawService};
+pub use stats::ServerStats;
 
 /// Services by name.
 pub(crate) struct Router {
@@ -79,8 +85,12 @@ pub struct Server {
     max_metadata_size: u32,
     handshake_timeout: Duration,
     drain_timeout: Duration,
+    max_connections: usize,
+    max_handshaking: usize,
+    stats: ServerStats,
     codecs: CodecSet,
     compression: Option<(Compression, usize)>,
+    max_queue_delay: Option<Duration>,
 }
 
 impl fmt::Debug for Server {
@@ -95,8 +105,11 @@ impl fmt::Debug for Server {
             .field("max_metadata_size", &self.max_metadata_size)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_handshaking", &self.max_handshaking)
             .field("codecs", &self.codecs)
             .field("compression", &self.compression)
+            .field("max_queue_delay", &self.max_queue_delay)
             .finish()
     }
 }
@@ -114,8 +127,12 @@ impl Server {
             max_metadata_size: d.max_metadata_size,
             handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_handshaking: 1_000,
+            stats: ServerStats::default(),
             codecs: CodecSet::ALL,
             compression: None,
+            max_queue_delay: None,
         }
     }
 
@@ -219,6 +236,33 @@ impl Server {
         self
     }
 
+    /// Sheds load by queue delay: a call that waited longer than `delay` before a handler could
+    /// start it is refused with `ResourceExhausted`, marked not processed (`rpc-not-processed`),
+    /// before its body is decompressed or decoded and before any service or layer sees it. Off by
+    /// default.
+    ///
+    /// The wait counted is the time since the read that brought the call's frame (calls read
+    /// together queue behind each other's handlers on the connection's task), plus how long the
+    /// runtime took, just before that read, to run a task that was ready: a probe task, spawned
+    /// with the server, measures that every `delay / 4` (1–10 ms). Time in the kernel's socket
+    /// buffers is not seen. Unlike [`LoadShedLayer`](crate::middleware::LoadShedLayer), which
+    /// limits calls in flight in a service and so never sheds handlers that finish in their
+    /// first poll, this works for fast handlers; the two combine. A few milliseconds suit most
+    /// services: above the handler's own time, well below the clients' deadlines.
+    ///
+    /// Whatever this setting, a call whose deadline (counted from the read of its frame) passed
+    /// before a handler could start it is never started: it is answered `DeadlineExceeded`,
+    /// marked not processed.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let server = rpc_core::Server::builder().max_queue_delay(Duration::from_millis(5));
+    /// ```
+    pub fn max_queue_delay(mut self, delay: Duration) -> Server {
+        self.max_queue_delay = Some(delay);
+        self
+    }
+
     /// How long a new connection may take to complete its handshake. Default 10 s.
     ///
     /// ```
@@ -241,6 +285,45 @@ impl Server {
         self
     }
 
+    /// Connections the server keeps open at once, counting those still in their handshake. At the
+    /// limit it stops accepting, logs it once (`connection limit reached`), and new connections
+    /// wait in the listener's backlog until one closes. Default 10 000.
+    ///
+    /// ```
+    /// let server = rpc_core::Server::builder().max_connections(50_000);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Connections that may be in their handshake at once (accepted, SETTINGS not yet read). At
+    /// the limit the server stops accepting, logs it once (`handshake limit reached`), and resumes
+    /// as handshakes finish or time out ([`Server::handshake_timeout`]), so that peers that
+    /// connect and say nothing cannot take every slot for long. A connection in its handshake
+    /// holds a 1 KiB buffer, not the 64 KiB one of an established connection. Default 1 000.
+    ///
+    /// ```
+    /// let server = rpc_core::Server::builder().max_handshaking(256);
+    /// ```
+    pub fn max_handshaking(mut self, n: usize) -> Server {
+        self.max_handshaking = n.max(1);
+        self
+    }
+
+    /// A handle to this server's live figures (connections, handshakes, buffered bytes), to read
+    /// while it serves.
+    ///
+    /// ```
+    /// let server = rpc_core::Server::builder();
+    /// let stats = server.stats();
+    /// // tokio::spawn(server.serve(listener)); then, at any time:
+    /// assert_eq!(stats.handshaking(), 0);
+    /// ```
+    pub fn stats(&self) -> ServerStats {
+        self.stats.clone()
+    }
+
     /// Serves until the listener fails.
     ///
     /// # Errors
@@ -251,8 +334,14 @@ impl Server {
     }
 
     /// Serves until `signal` completes, then shuts down gracefully: every connection gets a
-    /// go-away, no new connections are accepted, calls in flight may finish within the drain
-    /// timeout, and then everything closes.
+    /// go-away, no new connections are accepted (those still in their handshake are closed at
+    /// once), calls in flight may finish within the drain timeout, and then everything closes.
+    ///
+    /// Each connection closes with a lingering close: after its last response it shuts its write
+    /// side down (the client reads end of stream after everything), then reads and discards what
+    /// the client still sends until the client closes, for at most 2 s or 4 MiB. A close with
+    /// the client's bytes unread would be a reset, which can destroy the go-away and the last
+    /// responses before the client reads them.
     ///
     /// # Errors
     /// The listener's error, if accepting fails for good.
@@ -280,6 +369,7 @@ impl Server {
             compression: self.compression,
             max_calls: self.max_calls,
             in_flight: AtomicUsize::new(0),
+            overload: overload::Overload::new(self.max_queue_delay),
         });
         let shutdown = CancellationToken::new();
         let hard_stop = CancellationToken::new();
@@ -288,41 +378,21 @@ impl Server {
         let local_addr = listener.local_addr().ok();
         tracing::info!(addr = ?local_addr.as_ref().map(|a| a.to_string()), "serving");
 
-        let mut signal = std::pin::pin!(signal);
-        let result = loop {
-            let accepted = tokio::select! {
-                () = &mut signal => break Ok(()),
-                res = std::future::poll_fn(|cx| listener.poll_accept(cx)) => res,
-            };
-            let (io, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) if is_transient(&e) => {
-                    tracing::warn!(error = %e, "accept failed; continuing");
-                    // Typically out of file descriptors: give other connections time to close.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                Err(e) => break Err(e),
-            };
-            let shared = shared.clone();
-            let shutdown = shutdown.clone().cancelled_owned();
-            let hard_stop = hard_stop.clone().cancelled_owned();
-            tracker.spawn(async move {
-                match server_handshake(io, &shared.local, handshake_timeout).await {
-                    Ok(hs) => {
-                        tracing::debug!(%peer, "connection accepted");
-                        let peer_settings = hs.peer;
-                        let role =
-                            ServerRole::new(shared, peer, peer_settings, shutdown, hard_stop);
-                        Driver::new(hs.io, role).await;
-                    }
-                    Err(ProtocolError::Io(e)) => {
-                        tracing::debug!(%peer, error = %e, "connection lost during handshake")
-                    }
-                    Err(e) => tracing::warn!(%peer, error = %e, "handshake failed"),
-                }
-            });
+        let caps = Caps {
+            connections: self.max_connections,
+            handshaking: self.max_handshaking,
         };
+        let spawn = |io, peer, open| {
+            let setup = ConnSetup {
+                shared: shared.clone(),
+                handshake_timeout,
+                shutdown: shutdown.clone(),
+                hard_stop: hard_stop.clone(),
+            };
+            tracker.spawn(serve_connection(io, peer, open, setup));
+        };
+        let signal = std::pin::pin!(signal);
+        let result = accept_until(&mut listener, signal, caps, &self.stats, spawn).await;
         drop(listener);
         tracing::info!("shutting down: draining connections");
         shutdown.cancel();
@@ -370,23 +440,8 @@ impl Dispatch for Builtin {
                     Format::Json => Response::new(self.json.clone()),
                     Format::Markdown => Response::new(self.markdown.clone()),
                 }),
-            other => Err(Status::unimplemented(format!(
-                "unknown method {other:?} in service {:?}",
-                describe::BUILTIN_SERVICE
-            ))),
+            other => Err(unknown_method(describe::BUILTIN_SERVICE, other)),
         };
         server_call(ctx, deadline, std::future::ready(reply))
     }
-}
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    ) || e
-        .raw_os_error()
-        .is_some_and(|code| code == 24 || code == 23)
 }

@@ -95,8 +95,8 @@ async fn retry_budget_caps_retries_at_its_ratio() {
         Server::builder().add_service(fails_first(&calls, &failures_left)),
     );
     let stats = Stats::new();
-    // No reserve (0 per second), 10% of calls: tower's TpsBudget deposits 1 per call and a retry
-    // withdraws 10 (1 / 0.1), only when the balance covers it. Within the 10 s window nothing
+    // No reserve (0 per second), 10% of calls: each call earns a tenth of a retry, and a retry
+    // is taken only when the calls of the window cover it. Within the 10 s window nothing
     // expires, so retries <= calls / 10 exactly.
     let mut client = RetryLayer::new()
         .policy(quick_retries())

@@ -49,8 +49,10 @@ impl Shared {
 /// A client channel over a watched endpoint set: one [`Channel`](rpc_core::Channel) per live
 /// endpoint, a pick per call by the configured [`Strategy`](crate::Strategy), passive health
 /// (endpoints failing [`BalanceConfig::eject_after`] calls in a row, or whose connection fails,
-/// are ejected and later probed back), and canary routing by the [`ROUTE_TAG`](crate::ROUTE_TAG)
-/// metadata entry.
+/// are ejected and later probed back, whatever the strategy; a call an endpoint did not answer
+/// before the call's deadline counts as failed, and so does one lost with its connection, which
+/// [keepalive](BalanceConfig::keepalive) closes when the endpoint goes silent), and canary routing
+/// by the [`ROUTE_TAG`](crate::ROUTE_TAG) metadata entry.
 ///
 /// It is a `tower::Service<Request>` like [`Channel`](rpc_core::Channel), so generated clients
 /// and middleware use it the same way. Cheap to clone.

@@ -31,6 +31,10 @@ pub enum Strategy {
     ConsistentHash,
 }
 
+/// The keepalive of a balanced channel's connections by default: a PING after 10 s without
+/// input, the connection declared dead 5 s later.
+const DEFAULT_KEEPALIVE: (Duration, Duration) = (Duration::from_secs(10), Duration::from_secs(5));
+
 /// Makes the [`Endpoint`] of an instance.
 pub(super) type MakeEndpoint = Arc<dyn Fn(&Instance) -> Result<Endpoint, Status> + Send + Sync>;
 
@@ -46,6 +50,8 @@ pub struct BalanceConfig {
     pub(super) default_rtt: Duration,
     pub(super) endpoint: MakeEndpoint,
     pub(super) breaker: Option<(BreakerConfig, Arc<Stats>)>,
+    /// The keepalive of endpoints that do not set their own.
+    pub(super) keepalive: Option<(Duration, Duration)>,
 }
 
 impl fmt::Debug for BalanceConfig {
@@ -55,6 +61,7 @@ impl fmt::Debug for BalanceConfig {
             .field("eject_after", &self.eject_after)
             .field("ejection", &self.ejection)
             .field("ewma_decay", &self.ewma_decay)
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }
@@ -68,6 +75,7 @@ impl Default for BalanceConfig {
             ewma_decay: Duration::from_secs(10),
             default_rtt: Duration::from_millis(1),
             breaker: None,
+            keepalive: Some(DEFAULT_KEEPALIVE),
             endpoint: Arc::new(|i: &Instance| {
                 Endpoint::from_uri(&i.addr)
                     .map(|e| e.connect_timeout(Duration::from_secs(1)))
@@ -81,7 +89,7 @@ impl Default for BalanceConfig {
 
 impl BalanceConfig {
     /// Defaults: P2C over peak EWMA, ejection after 5 failures in a row for 1 s (doubling up to
-    /// 30 s), 1 s connect timeout.
+    /// 30 s), 1 s connect timeout, keepalive after 10 s of silence with a 5 s timeout.
     pub fn new() -> BalanceConfig {
         BalanceConfig::default()
     }
@@ -150,9 +158,42 @@ impl BalanceConfig {
         self
     }
 
+    /// Keepalive on every endpoint whose [`Endpoint`] does not set its own: a PING after
+    /// `interval` without input, and the connection closed when nothing comes back within
+    /// `timeout`. The calls it carried then fail with `Unavailable`, which counts toward the
+    /// endpoint's ejection, so that a backend that froze (still holding its connections, never
+    /// answering) loses its calls without deadlines too. On by default: 10 s and 5 s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rpc_discovery::BalanceConfig;
+    ///
+    /// let config = BalanceConfig::new().keepalive(Duration::from_secs(5), Duration::from_secs(2));
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some((interval, timeout));
+        self
+    }
+
+    /// No keepalive on endpoints that do not set their own (see [`BalanceConfig::keepalive`]).
+    ///
+    /// ```
+    /// use rpc_discovery::BalanceConfig;
+    ///
+    /// let config = BalanceConfig::new().no_keepalive();
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn no_keepalive(mut self) -> Self {
+        self.keepalive = None;
+        self
+    }
+
     /// How each instance is reached: a function from the instance to an [`Endpoint`] (to set
     /// timeouts, codecs, keepalive). Default: `Endpoint::from_uri(addr)` with a 1 s connect
-    /// timeout.
+    /// timeout. An endpoint without keepalive gets the channel's ([`BalanceConfig::keepalive`]).
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,9 +1,10 @@
 //! What a balanced channel knows of one endpoint's health, learned passively from its calls:
 //!
 //! - latency, as a peak EWMA of the round-trip time ([`PeakEwma`]);
-//! - ejection: an endpoint that fails `eject_after` calls in a row, fails its probe, or whose
-//!   connection is lost is left out for a while, each ejection in a row twice as long as the last
-//!   (up to a cap; see `BalanceConfig::ejection`);
+//! - ejection: an endpoint that fails `eject_after` calls in a row (a call it did not answer
+//!   before the call's deadline counts as failed), fails its probe, or whose connection attempt
+//!   fails is left out for a while, each ejection in a row twice as long as the last (up to a
+//!   cap; see `BalanceConfig::ejection`);
 //! - probing: once its ejection is over, an endpoint takes one call whose outcome decides whether
 //!   it comes back or is ejected again.
 
@@ -12,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rpc_core::backoff::Backoff;
-use rpc_core::{Code, Status};
+use rpc_core::{Code, Delivery, Status};
 use tokio::time::Instant;
 
 /// Locks `m`, ignoring poisoning: every update leaves the guarded state consistent.
@@ -20,12 +21,17 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether a status says the endpoint itself is unwell (rather than the request being refused).
+/// Whether a status says the endpoint itself is unwell (rather than the request being refused):
+/// it failed, or it did not answer a call it was sent before the call's deadline. A frozen
+/// backend that still accepts connections fails only in the second way. A call whose deadline
+/// passed before it was sent (or while connecting: a failed connection counts by itself) says
+/// nothing about the endpoint.
 pub(super) fn endpoint_failed(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Internal | Code::DataLoss
-    )
+    match status.code() {
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::DataLoss => true,
+        Code::DeadlineExceeded => status.delivery() != Delivery::NotSent,
+        _ => false,
+    }
 }
 
 /// Whether an endpoint may take a call now.

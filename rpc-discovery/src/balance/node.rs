@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rpc_core::client::ChannelState;
 use rpc_core::middleware::{Attempts, BreakerState, CircuitBreaker};
-use rpc_core::{Channel, Request, Response, Status};
+use rpc_core::{Channel, Code, Delivery, Request, Response, Status};
 use tokio::time::Instant;
 
 use super::config::BalanceConfig;
@@ -92,17 +92,27 @@ impl Node {
     }
 
     fn record(&self, config: &BalanceConfig, rtt: Duration, result: &Result<Response, Status>) {
-        if result.as_ref().err().is_some_and(endpoint_failed) {
-            let connection_lost = self.channel.state() == ChannelState::TransientFailure;
-            self.health.failed(
-                &self.instance.addr,
-                config.eject_after,
-                &config.ejection,
-                connection_lost,
-            );
-        } else {
-            self.health
-                .succeeded(&self.instance.addr, rtt, config.ewma_decay);
+        match result {
+            Err(status) if endpoint_failed(status) => {
+                if status.code() == Code::DeadlineExceeded {
+                    // No answer for `rtt`: at least that slow, as far as latency-aware picks go.
+                    self.health.latency().observe(rtt, config.ewma_decay);
+                }
+                let connection_lost = self.channel.state() == ChannelState::TransientFailure;
+                self.health.failed(
+                    &self.instance.addr,
+                    config.eject_after,
+                    &config.ejection,
+                    connection_lost,
+                );
+            }
+            // Never sent, for a reason that is not the endpoint's (the deadline passed first, a
+            // local limit): it says nothing about the endpoint, and a probe stays unproven.
+            Err(status) if status.delivery() == Delivery::NotSent => {}
+            // Answered: successfully, or refusing the request.
+            _ => self
+                .health
+                .succeeded(&self.instance.addr, rtt, config.ewma_decay),
         }
     }
 }

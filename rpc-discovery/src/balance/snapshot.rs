@@ -35,6 +35,10 @@ impl Snapshot {
                 Some(n) => nodes.push(Arc::new(Node::new(inst.clone(), n.channel.clone(), config))),
                 None => match (config.endpoint)(inst) {
                     Ok(ep) => {
+                        let ep = match (ep.keepalive_settings(), config.keepalive) {
+                            (None, Some((interval, timeout))) => ep.keepalive(interval, timeout),
+                            _ => ep,
+                        };
                         nodes.push(Arc::new(Node::new(inst.clone(), ep.connect_lazy(), config)))
                     }
                     Err(e) => tracing::warn!(addr = %inst.addr, error = %e, "skipping instance"),

@@ -57,6 +57,25 @@ pub(super) enum Cause {
     /// etcd canceled a watch.
     #[error("etcd canceled it: {0}")]
     Canceled(String),
+    /// etcd answers from a store older than what the watch has seen: it was restored from a
+    /// backup (or lost its data).
+    #[error(
+        "etcd's revision went back from {seen} to {now} (restored from a backup?); listing again"
+    )]
+    RevisionWentBack {
+        /// The newest revision the watch had seen.
+        seen: i64,
+        /// The revision etcd reports now.
+        now: i64,
+    },
+    /// etcd answers as another cluster than the one listed.
+    #[error("etcd's cluster id changed from {old:#x} to {new:#x}; listing again")]
+    NewCluster {
+        /// The cluster the watch had listed.
+        old: u64,
+        /// The cluster answering now.
+        new: u64,
+    },
 }
 
 impl CallError {

@@ -1,11 +1,11 @@
 //! The watch follower: follows one query's key prefix and publishes its endpoint set to every
-//! [`Watch`] of the query, riding out etcd outages and compactions.
+//! [`Watch`] of the query, riding out etcd outages, compactions and restores from a backup.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchResponse};
+use etcd_client::{Client, EventType, GetOptions, ResponseHeader, WatchOptions, WatchResponse};
 use rpc_core::backoff::Backoff;
 use tokio::sync::watch;
 
@@ -53,8 +53,10 @@ pub(super) struct Follower {
     request_timeout: Duration,
     /// The instances by key.
     entries: BTreeMap<Vec<u8>, Instance>,
-    /// Where the watch resumes.
+    /// Where the watch resumes: one past the newest revision seen.
     next_revision: i64,
+    /// The cluster the entries were listed from (0 until listed).
+    cluster_id: u64,
     /// The revision to resume from is gone: list again before watching.
     relist: bool,
     /// Failed attempts since etcd last answered; the wait after the n-th is
@@ -79,6 +81,7 @@ impl Follower {
             request_timeout: config.request_timeout,
             entries: BTreeMap::new(),
             next_revision: 0,
+            cluster_id: 0,
             relist: false,
             failures: 0,
             retry: retry_backoff(),
@@ -148,6 +151,13 @@ impl Follower {
         let Some(header) = resp.header() else {
             return Err(CallError::new(LIST, Cause::Missing("header")));
         };
+        if self.cluster_id != 0 && header.cluster_id() != self.cluster_id {
+            tracing::warn!(
+                query = %self.query, old = self.cluster_id, new = header.cluster_id(),
+                "etcd is another cluster now (restored from a backup, or replaced)"
+            );
+        }
+        self.cluster_id = header.cluster_id();
         self.next_revision = header.revision() + 1;
         self.entries = resp
             .kvs()
@@ -226,6 +236,16 @@ impl Follower {
                 Ok(None) => return CallError::new(WATCH, Cause::Ended),
                 Err(e) => return CallError::etcd(WATCH, e),
             };
+            if let Some(cause) = resp.header().and_then(|h| self.history_lost(h)) {
+                // A watch from our revision on would miss what the restored store holds.
+                self.relist = true;
+                let e = CallError::new(WATCH, cause);
+                if self.failures > 0 {
+                    // `run` logs only an outage's first failure as a warning; this matters too.
+                    tracing::warn!(query = %self.query, error = %e, "etcd watch reconnected");
+                }
+                return e;
+            }
             if resp.compact_revision() > 0 {
                 self.relist = true;
                 return CallError::new(
@@ -251,6 +271,30 @@ impl Follower {
             }
             self.apply(&resp);
             self.publish(tx);
+        }
+    }
+
+    /// Why the history the entries were built from is gone, if a response's header says so:
+    /// etcd answers from another cluster, or from a store older than the newest revision seen
+    /// (restored from a backup). The first answer of every watch (its creation) carries the
+    /// store's current revision, so this is seen as soon as the watch reconnects.
+    fn history_lost(&self, header: &ResponseHeader) -> Option<Cause> {
+        let seen = self.next_revision - 1;
+        if header.cluster_id() != 0
+            && self.cluster_id != 0
+            && header.cluster_id() != self.cluster_id
+        {
+            Some(Cause::NewCluster {
+                old: self.cluster_id,
+                new: header.cluster_id(),
+            })
+        } else if header.revision() > 0 && header.revision() < seen {
+            Some(Cause::RevisionWentBack {
+                seen,
+                now: header.revision(),
+            })
+        } else {
+            None
         }
     }
 

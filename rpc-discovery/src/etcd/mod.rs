@@ -11,7 +11,9 @@
 //!   when its lease expires.
 //! - Watching lists the prefix, then follows changes from the listed revision. While etcd is
 //!   unreachable the watch keeps the last set it saw, and reconnects with backoff; it resumes from
-//!   the last revision it saw, or lists again if that revision has been compacted away.
+//!   the last revision it saw, or lists again (and publishes the fresh set) if that revision has
+//!   been compacted away, or if etcd comes back with an older revision than the watch had seen
+//!   or as another cluster (restored from a backup, or replaced).
 //!
 //! One concept per file; each imports only from those above it in this list:
 //!

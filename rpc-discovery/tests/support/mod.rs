@@ -72,6 +72,9 @@ pub struct EtcdServer {
     root: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// Bumped for each new cluster on the same ports (it is part of the cluster token, from
+    /// which etcd derives the cluster id).
+    generation: u32,
     child: Option<Child>,
 }
 
@@ -88,6 +91,7 @@ impl EtcdServer {
             root: unique_dir(),
             client_port: 0,
             peer_port: 0,
+            generation: 0,
             child: None,
         };
         for _ in 0..5 {
@@ -147,7 +151,7 @@ impl EtcdServer {
             .args(["--initial-cluster-state", "new"])
             .args([
                 "--initial-cluster-token",
-                &format!("tok-{}", self.client_port),
+                &format!("tok-{}-{}", self.client_port, self.generation),
             ])
             .args(["--log-level", "error"])
             .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
@@ -198,6 +202,35 @@ impl EtcdServer {
         }
     }
 
+    fn backup_dir(&self) -> PathBuf {
+        self.root.join("backup")
+    }
+
+    /// Stops etcd, copies its data dir aside (a backup of this moment) and starts it again.
+    pub fn backup(&mut self) {
+        self.kill();
+        let _ = fs::remove_dir_all(self.backup_dir());
+        copy_dir(&self.data_dir(), &self.backup_dir()).expect("backing up the data dir");
+        self.restart();
+    }
+
+    /// Stops etcd and starts it again on the same ports from the data dir of the last
+    /// [`EtcdServer::backup`]: the same cluster, its history back where the backup was.
+    pub fn restore_backup(&mut self) {
+        self.kill();
+        fs::remove_dir_all(self.data_dir()).expect("removing the data dir");
+        copy_dir(&self.backup_dir(), &self.data_dir()).expect("restoring the data dir");
+        self.restart();
+    }
+
+    /// Stops etcd and starts a new, empty cluster (another cluster id) on the same ports.
+    pub fn replace_with_new_cluster(&mut self) {
+        self.kill();
+        fs::remove_dir_all(self.data_dir()).expect("removing the data dir");
+        self.generation += 1;
+        self.restart();
+    }
+
     /// Starts etcd again on the same ports and data dir (after [`EtcdServer::kill`]).
     pub fn restart(&mut self) {
         self.kill();
@@ -221,6 +254,21 @@ impl Drop for EtcdServer {
         self.kill();
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// Copies the directory tree `from` to `to` (which must not exist).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().mode(0o700).create(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// `true` if `GET /health` says healthy.

@@ -168,7 +168,9 @@ fn method_doc(svc: &Service, m: &Method) -> String {
     let mut notes = Vec::new();
     if m.one_way {
         notes.push(
-            "one-way: returns once the request is sent; the server sends no reply".to_owned(),
+            "one-way: the server sends no reply; `Ok` once the server is known to have taken the \
+             request (see `Channel`'s one-way calls)"
+                .to_owned(),
         );
     }
     if m.idempotent {

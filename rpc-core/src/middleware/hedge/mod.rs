@@ -13,7 +13,7 @@ pub use self::delay::HedgeDelay;
 pub use self::layer::HedgeLayer;
 
 use self::delay::Latencies;
-use super::{named, Attempts, MiddlewareFuture, Stats};
+use super::{named, Attempts, MiddlewareFuture, RetryBudget, Stats};
 use crate::message::{Request, Response};
 use crate::status::Status;
 
@@ -31,6 +31,7 @@ pub struct Hedge<S> {
     inner: S,
     delay: HedgeDelay,
     stats: Arc<Stats>,
+    budget: RetryBudget,
     latencies: Arc<Latencies>,
 }
 
@@ -76,9 +77,12 @@ where
         }
         let delay = self.delay.current(&self.latencies);
         let stats = self.stats.clone();
+        let budget = self.budget.clone();
         let latencies = self.latencies.clone();
         Box::pin(async move {
-            Attempts::of(&mut req);
+            if Attempts::of(&mut req).first_deposit(budget.id()) {
+                budget.deposit();
+            }
             let started = Instant::now();
             let first = inner.clone().oneshot(req.clone());
             tokio::pin!(first);
@@ -88,6 +92,19 @@ where
                     return r;
                 }
                 () = tokio::time::sleep(delay) => {}
+            }
+            if !budget.withdraw() {
+                Stats::bump(&stats.retries_over_budget);
+                tracing::debug!(
+                    target: "rpc_core::middleware",
+                    path = req.path(),
+                    "hedge refused by the retry budget"
+                );
+                let r = first.await;
+                if r.is_ok() {
+                    latencies.record(started.elapsed());
+                }
+                return r;
             }
             Stats::bump(&stats.hedges);
             tracing::debug!(target: "rpc_core::middleware", path = req.path(), delay_us = delay.as_micros() as u64, "hedging: second attempt");

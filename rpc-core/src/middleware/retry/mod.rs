@@ -75,10 +75,11 @@ where
         let config = self.config.clone();
         Box::pin(async move {
             let policy = config.policy.get(&req).clone();
-            config.budget.deposit();
             Stats::bump(&config.stats.calls);
-            if policy.attempts() > 1 {
-                Attempts::of(&mut req);
+            // Only calls that may be retried earn retries, and each once per budget however
+            // many layers share it (the call's `Attempts` remembers).
+            if policy.attempts() > 1 && Attempts::of(&mut req).first_deposit(config.budget.id()) {
+                config.budget.deposit();
             }
             let mut attempt = 1;
             loop {

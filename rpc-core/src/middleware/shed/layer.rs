@@ -11,6 +11,13 @@ use crate::middleware::Stats;
 /// Refuses calls beyond a concurrency limit at once with `ResourceExhausted`, rather than letting
 /// them queue without bound; admitted calls run as usual. Usually on the server side, around a
 /// service: `Server::builder().add_service(LoadShedLayer::new(ShedLimit::Fixed(64)).layer(svc))`.
+///
+/// It counts calls in flight in the service, so it sheds only handlers that wait (on I/O, on
+/// another service). Handlers that finish in their first poll run one after another on their
+/// connection's task and are never in flight together: their queue is the connection's read
+/// buffer, before any layer. For them, shed on queue delay with
+/// [`Server::max_queue_delay`](crate::Server::max_queue_delay), which refuses a call that waited
+/// too long before any layer sees it; the two combine.
 #[derive(Debug, Clone)]
 pub struct LoadShedLayer {
     limit: ShedLimit,

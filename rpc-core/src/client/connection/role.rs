@@ -1,0 +1,283 @@
+//! The client's [`Role`] in the shared connection driver: writes what callers queued (with a PING
+//! after one-way requests), routes responses to waiting callers, tells one-way callers when the
+//! server read their call, answers pings and keeps the connection alive.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use tokio::sync::oneshot;
+
+use super::one_way::{acked_by_pong, Waiter};
+use super::{ClientConn, Phase, Reply};
+use crate::conn::{FrameIo, Keepalive, Role, Take};
+use crate::message::Response;
+use crate::protocol::{
+    self, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
+};
+use crate::status::{Code, Delivery, Status};
+
+/// The client's side of the connection driver.
+pub(crate) struct ClientRole {
+    conn: Arc<ClientConn>,
+    responses: Vec<ResponseFrame>,
+    completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
+    /// The highest call id a PONG in the current read proved the server read.
+    pong_upto: u32,
+    /// One-way calls the server read, to be told outside the lock.
+    acked: Vec<Waiter>,
+    /// Callers waiting for room in the write queue, to be woken outside the lock.
+    woken: Vec<Waker>,
+    control: BytesMut,
+    /// The largest body a compressed response may expand to.
+    max_body: usize,
+    keepalive: Option<Keepalive>,
+}
+
+impl ClientRole {
+    pub(crate) fn new(
+        conn: Arc<ClientConn>,
+        max_body: usize,
+        keepalive: Option<Keepalive>,
+    ) -> ClientRole {
+        ClientRole {
+            conn,
+            responses: Vec::new(),
+            completions: Vec::new(),
+            pong_upto: 0,
+            acked: Vec::new(),
+            woken: Vec::new(),
+            control: BytesMut::new(),
+            max_body,
+            keepalive,
+        }
+    }
+
+    fn handle_frames(&mut self, io: &mut FrameIo) -> Result<(), ProtocolError> {
+        while let Some(frame) = io.next_frame()? {
+            match frame {
+                Frame::Response(r) => self.responses.push(r),
+                Frame::Ping(v) => encode_pong(&mut self.control, v),
+                Frame::Pong(v) => {
+                    if let Some(upto) = acked_by_pong(v) {
+                        self.pong_upto = self.pong_upto.max(upto);
+                    }
+                }
+                Frame::GoAway(g) => {
+                    self.complete();
+                    self.goaway(g.last_call_id, g.code, &g.message)?;
+                }
+                Frame::Settings(_) => return Err(ProtocolError::Malformed("SETTINGS sent twice")),
+                Frame::Request(_) | Frame::Cancel { .. } => {
+                    return Err(ProtocolError::Malformed(
+                        "a server sent a REQUEST or CANCEL frame",
+                    ))
+                }
+            }
+        }
+        self.complete();
+        Ok(())
+    }
+
+    /// Hands a batch of responses to their callers, and tells the one-way calls the server read
+    /// that they are done, taking the lock once.
+    fn complete(&mut self) {
+        if self.responses.is_empty() && self.pong_upto == 0 {
+            return;
+        }
+        // A RESPONSE to call `n` proves the server read every request before it, before any
+        // go-away (it discards the requests it reads after one without answering).
+        let read_upto = self
+            .responses
+            .iter()
+            .map(|r| r.call_id.saturating_sub(1))
+            .fold(std::mem::take(&mut self.pong_upto), u32::max);
+        {
+            let mut st = self.conn.lock();
+            for r in self.responses.drain(..) {
+                // Unknown ids are calls the caller already gave up on.
+                if let Some(tx) = st.pending.remove(&r.call_id) {
+                    self.completions.push((tx, r));
+                }
+            }
+            st.one_way.take_upto(read_upto, &mut self.acked);
+        }
+        for (tx, r) in self.completions.drain(..) {
+            let _ = tx.send(reply_from_frame(r, self.max_body));
+        }
+        for tx in self.acked.drain(..) {
+            let _ = tx.send(Ok(Response::default()));
+        }
+    }
+
+    fn goaway(&mut self, last: u32, code: GoAwayCode, message: &[u8]) -> Result<(), ProtocolError> {
+        let message = String::from_utf8_lossy(message).into_owned();
+        tracing::debug!(peer = %self.conn.peer, last_call_id = last, ?code, %message, "server sent go-away");
+        let mut unprocessed_one_way = Vec::new();
+        let unprocessed: Vec<_> = {
+            let mut st = self.conn.lock();
+            if matches!(st.phase, Phase::Open) {
+                st.phase = Phase::Draining;
+            }
+            self.conn.usable.store(false, Ordering::Release);
+            std::mem::swap(&mut st.room_waiters, &mut self.woken);
+            st.one_way.take_above(last, &mut unprocessed_one_way);
+            if code == GoAwayCode::NoError {
+                // The server processes every call up to `last`: these are taken.
+                st.one_way.take_upto(last, &mut self.acked);
+            }
+            let ids: Vec<u32> = st.pending.keys().copied().filter(|&id| id > last).collect();
+            ids.into_iter()
+                .filter_map(|id| st.pending.remove(&id))
+                .collect()
+        };
+        for w in self.woken.drain(..) {
+            w.wake();
+        }
+        for tx in self.acked.drain(..) {
+            let _ = tx.send(Ok(Response::default()));
+        }
+        for tx in unprocessed.into_iter().chain(unprocessed_one_way) {
+            let _ = tx.send(Err(Status::unavailable(format!(
+                "server is going away ({message}); the call was not processed"
+            ))
+            .with_delivery(Delivery::Unprocessed)));
+        }
+        if code != GoAwayCode::NoError {
+            return Err(ProtocolError::PeerGoAway { code, message });
+        }
+        Ok(())
+    }
+
+    /// The transport failed (a write to a server that closed, say): handles what the server sent
+    /// before that and is still readable, without waiting, so that its go-away, responses and
+    /// PONGs still settle the calls they concern (rather than all failing as maybe processed).
+    fn read_what_arrived(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) {
+        // Bounded: the transport buffers a limited amount; a peer still sending is not waited for.
+        for _ in 0..64 {
+            if !matches!(io.poll_fill(cx), Poll::Ready(Ok(true))) {
+                break;
+            }
+        }
+        if let Err(e) = self.handle_frames(io) {
+            tracing::debug!(peer = %self.conn.peer, error = %e, "after the connection failed");
+        }
+    }
+}
+
+impl Role for ClientRole {
+    fn poll_signals(
+        &mut self,
+        _io: &mut FrameIo,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ProtocolError>> {
+        if let Some(ka) = self.keepalive.as_mut() {
+            match ka.poll(cx) {
+                Ok(Some(value)) => encode_ping(&mut self.control, value),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Pending
+    }
+
+    fn take_out(&mut self, io: &mut FrameIo, cx: &mut Context<'_>) -> bool {
+        let conn = &*self.conn;
+        let mut st = conn.lock();
+        if !self.control.is_empty() {
+            st.queue.buf().extend_from_slice(&self.control);
+            self.control.clear();
+        }
+        if st.queue.take_into(io, cx) == Take::Taken {
+            st.taken_upto = st.appended_upto;
+            let taken = st.taken_upto;
+            if let Some(value) = st.one_way.ping_after(taken) {
+                // Its PONG tells the one-way callers in this batch that the server read them.
+                encode_ping(io.wbuf(), value);
+            }
+        }
+        st.writing = io.write_pending();
+        if conn.full.load(Ordering::Relaxed) && !conn.over_limit(&st) {
+            conn.full.store(false, Ordering::Release);
+            std::mem::swap(&mut st.room_waiters, &mut self.woken);
+        }
+        // Draining with no call left and nothing queued: the connection is done.
+        let done = matches!(st.phase, Phase::Draining)
+            && st.pending.is_empty()
+            && st.one_way.is_empty()
+            && st.queue.is_empty();
+        drop(st);
+        for w in self.woken.drain(..) {
+            w.wake();
+        }
+        done
+    }
+
+    fn wants_read(&self, _io: &FrameIo) -> bool {
+        true
+    }
+
+    fn on_frames(&mut self, io: &mut FrameIo, _cx: &mut Context<'_>) -> Result<(), ProtocolError> {
+        if let Some(ka) = self.keepalive.as_mut() {
+            ka.heard();
+        }
+        self.handle_frames(io)
+    }
+
+    fn on_eof(&mut self) -> Result<(), ProtocolError> {
+        Err(ProtocolError::Io(std::io::ErrorKind::UnexpectedEof.into()))
+    }
+
+    fn finish(
+        &mut self,
+        io: &mut FrameIo,
+        cx: &mut Context<'_>,
+        result: Result<(), ProtocolError>,
+    ) {
+        let e = match result {
+            Ok(()) => return self.conn.close(Status::unavailable("connection closed")),
+            Err(e) => e,
+        };
+        if matches!(e, ProtocolError::Io(_)) {
+            self.read_what_arrived(io, cx);
+        }
+        let peer = &self.conn.peer;
+        match &e {
+            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!(%peer, "server closed the connection");
+            }
+            _ => tracing::warn!(%peer, error = %e, "connection failed"),
+        }
+        self.conn.close(Status::unavailable(format!(
+            "connection to {peer} lost: {e}"
+        )));
+    }
+}
+
+fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
+    let code = Code::from_u8(r.code);
+    if code == Code::Ok {
+        let body = if r.flags & protocol::flags::COMPRESSED != 0 {
+            rpc_codec::decompress(&r.body, max_body).map_err(|e| {
+                tracing::warn!(call_id = r.call_id, error = %e, "undecodable compressed response");
+                Status::internal(format!("response body could not be decompressed: {e}"))
+            })?
+        } else {
+            r.body
+        };
+        Ok(Response::with_metadata(body, r.metadata))
+    } else {
+        let mut metadata = r.metadata;
+        let delivery = if metadata.remove(protocol::NOT_PROCESSED_KEY).is_some() {
+            Delivery::Unprocessed
+        } else {
+            Delivery::Sent
+        };
+        Err(
+            Status::new(code, String::from_utf8_lossy(&r.message).into_owned())
+                .with_metadata(metadata)
+                .with_delivery(delivery),
+        )
+    }
+}
