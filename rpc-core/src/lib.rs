@@ -141,7 +141,9 @@ pub mod __private {
     ) -> Result<Response, Status> {
         match result {
             Ok(value) => Ok(Response::new(codecs.encode_to_bytes(codec, &value)?)),
-            Err(e) => Err(e.into_status()),
+            // The handler ran: its error is never "not processed", even one passed on from a
+            // downstream call.
+            Err(e) => Err(crate::server::handler_ran(e.into_status())),
         }
     }
 

@@ -26,6 +26,8 @@ fn publish(body: impl Into<bytes::Bytes>) -> Request {
 mod fake;
 #[path = "delivery/one_way.rs"]
 mod one_way;
+#[path = "delivery/passed_on.rs"]
+mod passed_on;
 #[path = "delivery/shutdown.rs"]
 mod shutdown;
 #[path = "delivery/unwritten.rs"]

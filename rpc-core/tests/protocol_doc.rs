@@ -50,3 +50,46 @@ fn preface_example_matches() {
     assert!(DOC.contains("```hex\n7f 52 50 43 01 00 00 00\n```"));
     assert_eq!(protocol::PREFACE, [0x7f, 0x52, 0x50, 0x43, 1, 0, 0, 0]);
 }
+
+/// The SETTINGS example is what a default server and a default client really send.
+#[tokio::test]
+async fn settings_example_is_what_the_reference_sends_by_default() {
+    use rpc_core::transport::memory::{MemoryConnector, MemoryListener};
+    use rpc_core::transport::{Connector, Listener};
+    use rpc_core::{Endpoint, Server};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let expected = hex_block("settings-example");
+    let len = protocol::PREFACE_LEN + expected.len();
+    let read_preface_and_settings = |mut io: rpc_core::transport::BoxIo| async move {
+        let mut buf = vec![0u8; len];
+        io.read_exact(&mut buf).await.expect("preface and SETTINGS");
+        (io, buf.split_off(protocol::PREFACE_LEN))
+    };
+
+    // The server's SETTINGS, answering a client preface and default SETTINGS.
+    let listener = MemoryListener::bind("doc-settings-server").unwrap();
+    let server = tokio::spawn(Server::builder().serve(listener));
+    let (mut io, _) = MemoryConnector::new("doc-settings-server")
+        .connect()
+        .await
+        .unwrap();
+    let mut hello = BytesMut::from(&protocol::PREFACE[..]);
+    protocol::encode_settings(&mut hello, &Settings::protocol_default());
+    io.write_all(&hello).await.unwrap();
+    let (_io, sent_by_server) = read_preface_and_settings(io).await;
+    assert_eq!(sent_by_server, expected, "server");
+    server.abort();
+
+    // A default client's SETTINGS, read by a listener that never answers.
+    let mut listener = MemoryListener::bind("doc-settings-client").unwrap();
+    let client = tokio::spawn(async move {
+        let _ = Endpoint::memory("doc-settings-client").connect().await;
+    });
+    let (io, _) = std::future::poll_fn(|cx| listener.poll_accept(cx))
+        .await
+        .unwrap();
+    let (_io, sent_by_client) = read_preface_and_settings(io).await;
+    assert_eq!(sent_by_client, expected, "client");
+    client.abort();
+}

@@ -29,6 +29,7 @@ use crate::status::Status;
 use crate::transport::Listener;
 use accept::{accept_until, serve_connection, Caps, ConnSetup};
 use connection::ConnShared;
+pub(crate) use service::handler_ran;
 use service::Erased;
 
 #[doc(hidden)]

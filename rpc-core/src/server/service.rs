@@ -61,6 +61,17 @@ pub trait Dispatch: Send + Sync + 'static {
 #[doc(hidden)]
 pub type ServerCall = Pin<Box<dyn Future<Output = Result<Response, Status>> + Send>>;
 
+/// A status a handler returned: the handler ran, so the call was processed, whatever the status
+/// says of the downstream call it may come from (a `Status` from another service can be marked not
+/// processed; passed on as is, it would let the caller retry a call that had effects).
+pub(crate) fn handler_ran(status: Status) -> Status {
+    if status.delivery() == Delivery::Sent {
+        status
+    } else {
+        status.with_delivery(Delivery::Sent)
+    }
+}
+
 /// Boxes a handler future with its context scope and deadline: the one allocation of a call.
 #[doc(hidden)]
 pub fn server_call<F>(ctx: CallContext, deadline: Option<Instant>, fut: F) -> ServerCall
@@ -174,7 +185,10 @@ impl RawService {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |req| Box::pin(handler(req)));
+        let handler: Handler = Arc::new(move |req| {
+            let reply = handler(req);
+            Box::pin(async move { reply.await.map_err(handler_ran) })
+        });
         Arc::make_mut(&mut self.methods).insert(Box::from(name), handler);
         self
     }
