@@ -58,7 +58,7 @@ impl FrameIo {
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, ProtocolError> {
         let frame = self.decoder.decode(&mut self.rbuf)?;
         if frame.is_none() {
-            // The decoder reserves the rest of a frame whose header it has read.
+            // The decoder reserves (a bounded part of) the rest of a frame whose header it read.
             self.rbuf_peak = self.rbuf_peak.max(self.rbuf.capacity());
         }
         Ok(frame)

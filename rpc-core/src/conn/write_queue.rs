@@ -6,7 +6,7 @@ use std::task::{Context, Waker};
 
 use bytes::BytesMut;
 
-use super::FrameIo;
+use super::{FrameIo, IDLE_BUFFER};
 
 /// Encoded frames waiting for the driver, and the driver's waker.
 ///
@@ -56,6 +56,14 @@ impl WriteQueue {
     /// Bytes queued and not yet taken by the driver.
     pub(crate) fn len(&self) -> usize {
         self.out.len()
+    }
+
+    /// Gives back the buffer when it is empty and larger than [`IDLE_BUFFER`] (a connection with
+    /// nothing in flight).
+    pub(crate) fn shrink_idle(&mut self) {
+        if self.out.is_empty() && self.out.capacity() > IDLE_BUFFER {
+            self.out = BytesMut::new();
+        }
     }
 
     /// Drops everything queued and the parked waker (the connection is gone).

@@ -9,6 +9,10 @@ const REQUEST_FIXED: usize = 2 + 1 + 8 + 4;
 /// Fixed bytes of a RESPONSE payload besides the message, metadata and body:
 /// status (1), message length (2), metadata length (4).
 const RESPONSE_FIXED: usize = 1 + 2 + 4;
+/// The most a decoder reserves ahead of the bytes of a frame it has seen the header of. A peer that
+/// announces a large frame and sends it slowly (or never) holds only what it sent plus this;
+/// the buffer grows (doubling) as the payload arrives.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 /// A decoded REQUEST frame. Method, metadata and body share the read buffer's memory.
 #[derive(Debug, Clone)]
@@ -120,7 +124,7 @@ impl FrameDecoder {
         }
         let total = HEADER_LEN + len as usize;
         if buf.len() < total {
-            buf.reserve(total - buf.len());
+            buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
             return Ok(None);
         }
         let flags = buf[5];
@@ -459,6 +463,23 @@ mod tests {
             buf.capacity(),
             cap,
             "nothing reserved for an oversized frame"
+        );
+    }
+
+    #[test]
+    fn an_announced_frame_reserves_only_a_bounded_amount_ahead() {
+        let d = FrameDecoder::new(&Settings::protocol_default());
+        let mut buf = BytesMut::new();
+        buf.put_u32(4 * 1024 * 1024 - 1);
+        buf.put_u8(frame_type::REQUEST);
+        buf.put_u8(0);
+        buf.put_u32(1);
+        buf.put_slice(&[0; 100]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() <= HEADER_LEN + 100 + RESERVE_AHEAD + 1024,
+            "a 4 MiB header reserved {} bytes",
+            buf.capacity()
         );
     }
 

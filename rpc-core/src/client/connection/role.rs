@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::one_way::{acked_by_pong, Waiter};
 use super::{ClientConn, Phase, Reply};
-use crate::conn::{FrameIo, Keepalive, Role, Take};
+use crate::conn::{FrameIo, Keepalive, Role, Take, IDLE_BUFFER};
 use crate::message::Response;
 use crate::protocol::{
     self, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
@@ -214,6 +214,20 @@ impl Role for ClientRole {
         done
     }
 
+    /// Gives back buffers over [`IDLE_BUFFER`] once no call is waiting and nothing is queued, so
+    /// that an idle connection costs little after one large call. The lock is taken only when
+    /// the buffers are large, not on every wake-up.
+    fn parked(&mut self, io: &mut FrameIo) {
+        if io.buffer_bytes() <= 2 * IDLE_BUFFER || io.write_pending() != 0 {
+            return;
+        }
+        let mut st = self.conn.lock();
+        if st.pending.is_empty() && st.one_way.is_empty() && st.queue.is_empty() {
+            io.shrink_idle();
+            st.queue.shrink_idle();
+        }
+    }
+
     fn wants_read(&self, _io: &FrameIo) -> bool {
         true
     }
@@ -279,5 +293,50 @@ fn reply_from_frame(r: ResponseFrame, max_body: usize) -> Reply {
                 .with_metadata(metadata)
                 .with_delivery(delivery),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{FrameDecoder, Settings};
+    use crate::transport::PeerAddr;
+
+    fn role_and_io() -> (ClientRole, FrameIo) {
+        let settings = Settings::protocol_default();
+        let conn = ClientConn::new(PeerAddr::Memory("idle".into(), 1), settings, None, 1 << 20);
+        let (near, _far) = tokio::io::duplex(64);
+        let io = FrameIo::new(
+            Box::new(near),
+            BytesMut::new(),
+            FrameDecoder::new(&settings),
+        );
+        (ClientRole::new(conn, 1 << 20, None), io)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_gives_back_its_large_buffers() {
+        let (mut role, mut io) = role_and_io();
+        io.wbuf().reserve(256 * 1024);
+        assert!(io.buffer_bytes() >= 256 * 1024);
+        role.parked(&mut io);
+        assert!(
+            io.buffer_bytes() <= 2 * IDLE_BUFFER,
+            "kept {} bytes",
+            io.buffer_bytes()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_a_call_waiting_keeps_its_buffers() {
+        let (mut role, mut io) = role_and_io();
+        let request = crate::message::Request::new("demo.Echo/Echo", "x");
+        let _started = role.conn.start(&request, 0, None).expect("queued");
+        io.wbuf().reserve(256 * 1024);
+        role.parked(&mut io);
+        assert!(
+            io.buffer_bytes() >= 256 * 1024,
+            "shrunk under a waiting call"
+        );
     }
 }
