@@ -4,9 +4,9 @@
 //! Two connections, one per policy of [`Endpoint::wait_for_write_capacity`]; each is given calls
 //! as fast as `Channel::poll_ready` admits them for `--secs`, each call spawned as its own task:
 //! - `wait`: the default; `poll_ready` waits while the connection holds
-//!   `max_unwritten_bytes` not yet written. Prints `wait admitted=… last_admit_at=… rss_kib=…`.
+//!   `max_unwritten_bytes` not yet written. Prints `wait made=… last_queued_at=… rss_kib=…`.
 //! - `nowait`: calls over the bound fail at once with `ResourceExhausted`. Prints
-//!   `nowait admitted=… refused=… rss_kib=…`.
+//!   `nowait made=… refused=… rss_kib=…`.
 //!
 //! The in-flight limit is raised (`--max-calls`, with the server's) so that the byte bound, not
 //! the count of calls, is what stops the queue.
@@ -19,7 +19,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpc_core::{Channel, Code, Endpoint, Request, Response, Status};
+use rpc_core::protocol::{request_len, HEADER_LEN};
+use rpc_core::{Channel, Code, Endpoint, Metadata, Request, Response, Status};
 use tokio::time::Instant;
 use tower::Service;
 
@@ -46,8 +47,8 @@ impl Outcomes {
     }
 }
 
-/// Admits calls on `channel` for `run`; returns how many, and when (seconds into the run) the
-/// last was admitted.
+/// Makes one-way calls on `channel` for `run`, as fast as `poll_ready` lets it; returns how many,
+/// and when (seconds into the run) the last one that was not refused at once was made.
 async fn offer(
     mut channel: Channel,
     body: &Bytes,
@@ -56,7 +57,7 @@ async fn offer(
 ) -> Result<(u64, f64), String> {
     let started = Instant::now();
     let end = started + run;
-    let (mut admitted, mut last_admit) = (0u64, 0.0f64);
+    let (mut made, mut last_queued) = (0u64, 0.0f64);
     loop {
         let ready = std::future::poll_fn(|cx| channel.poll_ready(cx));
         match tokio::time::timeout_at(end, ready).await {
@@ -75,19 +76,19 @@ async fn offer(
         match call.as_mut().poll(&mut cx) {
             Poll::Ready(result) => outcomes.count(&result),
             Poll::Pending => {
+                last_queued = started.elapsed().as_secs_f64();
                 let outcomes = outcomes.clone();
                 tokio::spawn(async move { outcomes.count(&call.await) });
             }
         }
-        admitted += 1;
-        last_admit = started.elapsed().as_secs_f64();
-        if admitted % 64 == 0 {
+        made += 1;
+        if made % 64 == 0 {
             tokio::task::yield_now().await;
         }
     }
     // Let the spawned calls that have already ended report it.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    Ok((admitted, last_admit))
+    Ok((made, last_queued))
 }
 
 pub(crate) fn one_way(args: Vec<String>) -> Result<(), String> {
@@ -118,6 +119,8 @@ pub(crate) fn one_way(args: Vec<String>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let body: Bytes = (0..payload).map(|i| (i % 251) as u8).collect();
+        // Bytes of one request on the wire (the deadline field is fixed-size).
+        let frame = HEADER_LEN + request_len(ECHO.as_bytes(), &Metadata::new(), &body);
         let endpoint = Endpoint::tcp(addr).max_concurrent_calls(max_calls);
         let waiting = endpoint.connect().await.map_err(|e| e.to_string())?;
         let failing = endpoint
@@ -139,9 +142,9 @@ pub(crate) fn one_way(args: Vec<String>) -> Result<(), String> {
         go_rx.recv().await.ok_or("stdin closed before `go`")?;
 
         let outcomes = Arc::new(Outcomes::default());
-        let (admitted, last) = offer(waiting.clone(), &body, run, &outcomes).await?;
+        let (made, last) = offer(waiting.clone(), &body, run, &outcomes).await?;
         say(&format!(
-            "wait admitted={admitted} last_admit_at={last:.3} in_flight={} refused={} ok={} other={} rss_kib={}",
+            "wait made={made} last_queued_at={last:.3} frame={frame} in_flight={} refused={} ok={} other={} rss_kib={}",
             waiting.in_flight(),
             outcomes.refused.load(Ordering::Relaxed),
             outcomes.ok.load(Ordering::Relaxed),
@@ -150,9 +153,9 @@ pub(crate) fn one_way(args: Vec<String>) -> Result<(), String> {
         ));
 
         let outcomes = Arc::new(Outcomes::default());
-        let (admitted, last) = offer(failing.clone(), &body, run, &outcomes).await?;
+        let (made, last) = offer(failing.clone(), &body, run, &outcomes).await?;
         say(&format!(
-            "nowait admitted={admitted} last_admit_at={last:.3} in_flight={} refused={} ok={} other={} rss_kib={}",
+            "nowait made={made} last_queued_at={last:.3} frame={frame} in_flight={} refused={} ok={} other={} rss_kib={}",
             failing.in_flight(),
             outcomes.refused.load(Ordering::Relaxed),
             outcomes.ok.load(Ordering::Relaxed),

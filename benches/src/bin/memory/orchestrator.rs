@@ -1,7 +1,7 @@
 //! The orchestrator: starts the server and the clients as child processes, reads the server's
 //! resident memory from `/proc/<pid>/status` at each phase, and prints the tables.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::args::{arg_value, parse, secs};
@@ -123,10 +123,11 @@ fn start_server(plan: &Plan, name: &str, extra: &[&str]) -> Result<(Proc, String
     Ok((server, addr))
 }
 
+/// Sends `sig` (`STOP`, `CONT`) to `pid` with the shell's `kill` builtin (no `kill` binary needed).
 fn signal(pid: u32, sig: &str) -> Result<(), String> {
-    let ok = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{sig} {pid}"))
         .status()
         .map_err(|e| format!("kill -{sig}: {e}"))?
         .success();
@@ -212,7 +213,18 @@ fn one_way(plan: &Plan) -> Result<[String; 3], String> {
     .to_vec();
     let mut client = Proc::start("one-way client", plan.cpu(1), &args)?;
     let connected = client.expect("connected", Duration::from_secs(10))?;
-    // The server stops reading: frozen, its socket still open.
+    // The server stops reading: frozen, its socket still open. A detached shell resumes it later
+    // in any case, so that it never outlives this run stopped (resumed, it sees its stdin closed
+    // and exits) even if this process is killed meanwhile.
+    let resume_after = (plan.one_way_secs * 2 + Duration::from_secs(60)).as_secs();
+    let mut resume = Command::new("sh")
+        .arg("-c")
+        .arg(format!("sleep {resume_after}; kill -CONT {}", server.pid()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("sh: {e}"))?;
     signal(server.pid(), "STOP")?;
     let result = (|| {
         client.send("go")?;
@@ -223,6 +235,9 @@ fn one_way(plan: &Plan) -> Result<[String; 3], String> {
     })();
     client.finish(Duration::from_secs(5));
     let _ = signal(server.pid(), "CONT");
+    // The shell's `sleep` may outlive it, but with nothing of ours open.
+    let _ = resume.kill();
+    let _ = resume.wait();
     result
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn report(
     [connected, waiting, failing]: [&String; 3],
 ) -> Result<String, String> {
     let mut s = String::new();
-    let size = if plan.payload >= 1024 && plan.payload % 1024 == 0 {
+    let size = if plan.payload >= 1024 && plan.payload.is_multiple_of(1024) {
         format!("{} KiB", plan.payload / 1024)
     } else {
         format!("{} B", plan.payload)
@@ -127,23 +127,26 @@ pub(crate) fn report(
         plan.one_way_payload,
         plan.one_way_secs.as_secs_f64()
     );
-    let _ = writeln!(s, "| `wait_for_write_capacity` | calls admitted | last admitted at s | refused | client RSS MiB | Δ MiB vs connected |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "| `wait_for_write_capacity` | calls made | refused at once | calls queued or written | their bytes MiB | last queued at s | client RSS MiB | RSS growth in the phase MiB |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut before = base;
     for (name, line) in [("true (default)", waiting), ("false", failing)] {
         let rss = field(line, "rss_kib")?;
+        let grew = rss - std::mem::replace(&mut before, rss);
+        let (made, refused) = (field(line, "made")?, field(line, "refused")?);
+        let queued = made - refused - field(line, "other")?;
         let _ = writeln!(
             s,
-            "| {name} | {} | {:.3} | {} | {:.1} | {:+.1} |",
-            field(line, "admitted")?,
-            field(line, "last_admit_at")?,
-            field(line, "refused")?,
+            "| {name} | {made} | {refused} | {queued} | {:.1} | {:.3} | {:.1} | {:+.1} |",
+            queued * field(line, "frame")? / 1048576.0,
+            field(line, "last_queued_at")?,
             rss / 1024.0,
-            (rss - base) / 1024.0
+            grew / 1024.0
         );
     }
     let _ = writeln!(
         s,
-        "\nClient RSS when connected: {:.1} MiB. The server (SIGSTOPped after the connect) announces 100 000 calls per connection and the client allows as many, so the bytes bound (`Endpoint::max_unwritten_bytes`, default 4 MiB) is what stops the queue; calls admitted include what the kernel's socket buffers took.",
+        "\nClient RSS when connected: {:.1} MiB; the phases run one after the other on two connections made then, each growth is over the RSS before its phase. The server (SIGSTOPped after the connect) announces 100 000 calls per connection and the client allows as many, so the bytes bound (`Endpoint::max_unwritten_bytes`, default 4 MiB) is what stops the queue. Calls queued or written include what the kernel's socket buffers took (the client's send buffer and the frozen server's receive buffer); with `true` the producer waits in `poll_ready` from the time of the last call on.",
         base / 1024.0
     );
     Ok(s)

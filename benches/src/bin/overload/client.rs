@@ -3,10 +3,11 @@
 //! - `--mode closed`: `--concurrency` callers, each making its next call when the last ends
 //!   (capacity). Latency counts from the call's start.
 //! - `--mode open`: calls start at `--rate` per second whatever the server does, at Poisson
-//!   times (exponential gaps), each spawned as its own task. Latency counts from the time the call
-//!   was due, so a client that falls behind shows it rather than hiding it.
+//!   times (exponential gaps), each spawned as its own task. Latency counts from when the client
+//!   started the call; how late that was against the schedule is reported apart (`lag_p99_us`),
+//!   to show whether the client kept up.
 //!
-//! Every call carries a deadline of `--deadline-ms` from its start (due time). Calls started in
+//! Every call carries a deadline of `--deadline-ms` from its start. Calls started in
 //! the `--warmup` are not counted; after the measured window the client waits for the calls
 //! still in flight (at most their deadline) before it prints.
 
@@ -24,6 +25,9 @@ use crate::args::{arg_value, parse, secs};
 use crate::child::say;
 use crate::cpu::cpu_ticks;
 use crate::server::Handler;
+
+/// How close to a call's due time the open loop stops sleeping and starts yielding.
+const SPIN: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -149,10 +153,15 @@ async fn run(a: ClientArgs) -> Result<(), String> {
     let measure_from = start + a.warmup;
     let measure_to = measure_from + a.duration;
     let window = tokio::spawn(window(measure_from, measure_to));
-    match a.mode {
-        Mode::Closed => closed(&a, &channels, &tally, &offered, measure_from, measure_to).await,
-        Mode::Open => open(&a, &channels, &tally, &offered, measure_from, measure_to).await,
-    }
+    let lag_p99_us = match a.mode {
+        Mode::Closed => {
+            closed(&a, &channels, &tally, &offered, measure_from, measure_to).await;
+            0
+        }
+        Mode::Open => open(&a, &channels, &tally, &offered, measure_from, measure_to)
+            .await
+            .value_at_quantile(0.99),
+    };
     let cpu = window.await.map_err(|e| e.to_string())?;
     let t = tally.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(e) = &t.first_error {
@@ -167,7 +176,7 @@ async fn run(a: ClientArgs) -> Result<(), String> {
     };
     let in_time = t.ok.count_between(0, a.deadline.as_micros() as u64);
     say(&format!(
-        "result offered={} ok={} in_time={in_time} refused={} expired_unstarted={} expired={} other={} secs={:.4} ok_p50_us={} ok_p99_us={} ok_p999_us={} refused_p50_us={} refused_p99_us={} cpu_ticks={cpu}",
+        "result offered={} ok={} in_time={in_time} refused={} expired_unstarted={} expired={} other={} secs={:.4} ok_p50_us={} ok_p99_us={} ok_p999_us={} refused_p50_us={} refused_p99_us={} lag_p99_us={lag_p99_us} cpu_ticks={cpu}",
         offered.load(Ordering::Relaxed),
         t.ok.len(),
         t.refused.len(),
@@ -196,8 +205,8 @@ async fn window(from: Instant, to: Instant) -> u64 {
     t1.saturating_sub(t0)
 }
 
-fn request(a: &ClientArgs, body: &Bytes, due: Instant) -> Request {
-    Request::new(a.path, body.clone()).with_deadline(due + a.deadline)
+fn request(a: &ClientArgs, body: &Bytes, start: Instant) -> Request {
+    Request::new(a.path, body.clone()).with_deadline(start + a.deadline)
 }
 
 async fn closed(
@@ -267,35 +276,47 @@ async fn open(
     offered: &Arc<AtomicU64>,
     from: Instant,
     to: Instant,
-) {
+) -> Histogram<u64> {
     let body = Bytes::from_static(b"overload");
     let in_flight = Arc::new(AtomicU64::new(0));
     let rate = a.rate.max(1.0);
     let mut rng = Rng::seeded();
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("static bounds");
     let mut due = Instant::now();
     let mut n = 0usize;
     while due < to {
         let now = Instant::now();
         if due > now {
-            tokio::time::sleep_until(due).await;
+            // Tokio's timers fire on millisecond ticks: sleep only while the next call is far
+            // off, then yield (letting the replies in) until it is due, so that calls leave
+            // when they are due, not in bursts a tick late. The client spins on its own core.
+            if due - now > SPIN {
+                tokio::time::sleep_until(due - SPIN).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
             continue;
         }
-        // Every call due by now, each with the time it was due.
+        // Every call due by now.
         while due <= now && due < to {
+            if due >= from {
+                let _ = lag.record((now.saturating_duration_since(due).as_micros() as u64).max(1));
+            }
             let channel = channels[n % channels.len()].clone();
             n += 1;
-            let req = request(a, &body, due);
+            let started = Instant::now();
+            let req = request(a, &body, started);
             let measured = due >= from;
             if measured {
                 offered.fetch_add(1, Ordering::Relaxed);
             }
-            let (tally, in_flight, at) = (tally.clone(), in_flight.clone(), due);
+            let (tally, in_flight) = (tally.clone(), in_flight.clone());
             in_flight.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let result = channel.unary(req).await.map(|r| r.into_body());
                 if measured {
                     let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
-                    t.record(&result, at.elapsed());
+                    t.record(&result, started.elapsed());
                 }
                 in_flight.fetch_sub(1, Ordering::Relaxed);
             });
@@ -307,4 +328,5 @@ async fn open(
     while in_flight.load(Ordering::Relaxed) > 0 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    lag
 }

@@ -135,7 +135,8 @@ pub(crate) struct Run {
     pub(crate) refused_p99_us: f64,
     /// CPU used in the window, as a share of one core.
     pub(crate) server_cpu: f64,
-    pub(crate) client_cpu: f64,
+    /// How late the open loop started its calls, at p99 (0 for a closed loop).
+    pub(crate) lag_p99_us: f64,
 }
 
 /// The three runs against one server.
@@ -220,11 +221,11 @@ fn measure(
         refused_p50_us: f("refused_p50_us")?,
         refused_p99_us: f("refused_p99_us")?,
         server_cpu: s1.saturating_sub(s0) as f64 / ticks,
-        client_cpu: f("cpu_ticks")? / ticks,
+        lag_p99_us: f("lag_p99_us")?,
     })
 }
 
-fn point(plan: &Plan, handler: Handler, shedding: Shedding) -> Result<Point, String> {
+fn start_server(plan: &Plan, shedding: Shedding) -> Result<(Proc, String), String> {
     let server_args = ServerArgs {
         shedding,
         ..plan.server
@@ -232,21 +233,32 @@ fn point(plan: &Plan, handler: Handler, shedding: Shedding) -> Result<Point, Str
     let server = Proc::start("server", plan.cpu(0), &server_args.to_args())?;
     let line = server.expect("listening", Duration::from_secs(10))?;
     let addr = line["listening ".len()..].trim().to_string();
-    let capacity = measure(
-        plan,
-        &server,
-        &addr,
-        handler,
-        Workload::Closed(plan.capacity_concurrency),
-        plan.capacity,
-    )?;
-    let rate = capacity.ok / capacity.secs;
-    if rate < 1.0 {
+    Ok((server, addr))
+}
+
+/// The capacity of a server without shedding for `handler`: successful calls per second in a
+/// closed loop. Every configuration is then offered multiples of this same rate.
+fn capacity(plan: &Plan, handler: Handler) -> Result<Run, String> {
+    let (server, addr) = start_server(plan, Shedding::parse("none")?)?;
+    let workload = Workload::Closed(plan.capacity_concurrency);
+    let run = measure(plan, &server, &addr, handler, workload, plan.capacity)?;
+    if run.ok < 1.0 {
         return Err(format!(
-            "{} / {shedding}: no call succeeded in the capacity run",
+            "{}: no call succeeded in the capacity run",
             handler.name()
         ));
     }
+    Ok(run)
+}
+
+fn point(
+    plan: &Plan,
+    handler: Handler,
+    shedding: Shedding,
+    capacity: Run,
+) -> Result<Point, String> {
+    let (server, addr) = start_server(plan, shedding)?;
+    let rate = capacity.ok / capacity.secs;
     let unloaded = measure(
         plan,
         &server,
@@ -278,13 +290,19 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
     };
     let mut points = Vec::new();
     for &handler in &plan.handlers {
+        let cap = capacity(&plan, handler)?;
+        eprintln!(
+            "{:<6} capacity {:>7.0}/s (p99 {} µs)",
+            handler.name(),
+            cap.ok / cap.secs,
+            cap.ok_p99_us
+        );
         for &shedding in &plan.configs {
-            let p = point(&plan, handler, shedding)?;
+            let p = point(&plan, handler, shedding, cap)?;
             eprintln!(
-                "{:<6} {:<24} capacity {:>7.0}/s  unloaded p99 {:>7} µs  at {}×: admitted p99 {:>8} µs, refusal p99 {:>6} µs, refused {:>5.1} %, in time {:>5.1} %",
+                "{:<6} {:<24} unloaded p99 {:>7} µs  at {}×: admitted p99 {:>8} µs, refusal p99 {:>6} µs, refused {:>5.1} %, in time {:>5.1} %",
                 handler.name(),
                 shedding.to_string(),
-                p.capacity.ok / p.capacity.secs,
                 p.unloaded.ok_p99_us,
                 plan.load,
                 p.overload.ok_p99_us,

@@ -30,7 +30,7 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
     );
     let _ = writeln!(
         s,
-        "Handler busy on the CPU for {} µs, `inline` (finishes in its first poll) or `await` (yields once first). Shedding: `queue-delay` = `Server::max_queue_delay({} ms)`; `layer-fixed` = `LoadShedLayer` with `ShedLimit::Fixed({})`; `layer-aimd` = AIMD from {} (1..4096, target {} ms); `none` = neither (deadlines still count from the read). {} connection(s); capacity from a closed loop with {} calls in flight ({:.1} s); unloaded = open loop at {} × capacity ({:.1} s); overload = open loop at {} × capacity ({:.1} s after {:.1} s of warm-up), Poisson arrivals, latency from the time each call was due.\n",
+        "Handler busy on the CPU for {} µs, `inline` (finishes in its first poll) or `await` (yields once first). Shedding: `queue-delay` = `Server::max_queue_delay({} ms)`; `layer-fixed` = `LoadShedLayer` with `ShedLimit::Fixed({})`; `layer-aimd` = AIMD from {} (1..4096, target {} ms); `none` = neither (deadlines still count from the read). {} connection(s); capacity from a closed loop with {} calls in flight ({:.1} s) against the server without shedding, the same rate then offered to every configuration; unloaded = open loop at {} × capacity ({:.1} s); overload = open loop at {} × capacity ({:.1} s after {:.1} s of warm-up), Poisson arrivals; latency from the moment the client starts a call (`client lag`: how late against the schedule it started them, at p99).\n",
         a.work.as_micros(),
         a.max_queue_delay.as_secs_f64() * 1000.0,
         a.layer_limit,
@@ -45,28 +45,33 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
         plan.overload.secs.as_secs_f64(),
         plan.overload.warmup.as_secs_f64(),
     );
-    let _ = writeln!(s, "| handler | shedding | capacity calls/s | p99 at capacity ms | unloaded calls/s | unloaded p50 ms | unloaded p99 ms | unloaded refused |");
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| handler | capacity calls/s (no shedding) | p50 at capacity ms | p99 at capacity ms | server CPU |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let mut seen = Vec::new();
     for p in points {
-        let (c, u) = (&p.capacity, &p.unloaded);
+        if seen.contains(&p.handler) {
+            continue;
+        }
+        seen.push(p.handler);
+        let c = &p.capacity;
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {:.0} % |",
             p.handler.name(),
-            p.shedding,
             rate(c, c.ok),
+            ms(c.ok_p50_us),
             ms(c.ok_p99_us),
-            rate(u, u.offered),
-            ms(u.ok_p50_us),
-            ms(u.ok_p99_us),
-            pct(u.refused, u.offered),
+            c.server_cpu * 100.0,
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "| handler | shedding | offered calls/s | admitted p50 ms | admitted p99 ms | ÷ unloaded p99 | refusal p50 ms | refusal p99 ms | refused | expired | answered in time (of offered) | answered in time (of capacity) | server CPU | client CPU | item 10 target |");
+    let _ = writeln!(s, "| handler | shedding | unloaded p99 ms | offered calls/s | admitted p50 ms | admitted p99 ms | ÷ unloaded p99 | refusal p50 ms | refusal p99 ms | refused | expired | answered in time (of offered) | answered in time (of capacity) | server CPU | client lag p99 ms | item 10 target |");
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for p in points {
         let (o, u, c) = (&p.overload, &p.unloaded, &p.capacity);
@@ -74,13 +79,14 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
         let met = o.ok > 0.0 && ratio <= 2.0 && (o.refused == 0.0 || o.refused_p99_us <= 1000.0);
         let _ = writeln!(
             s,
-            "| {} | {} | {:.0} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {:.0} % | {:.0} % | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} % | {} | {} |",
             p.handler.name(),
             p.shedding,
+            ms(u.ok_p99_us),
             rate(o, o.offered),
-            ms(o.ok_p50_us),
-            ms(o.ok_p99_us),
-            ratio,
+            if o.ok > 0.0 { ms(o.ok_p50_us) } else { "-".into() },
+            if o.ok > 0.0 { ms(o.ok_p99_us) } else { "-".into() },
+            if o.ok > 0.0 { format!("{ratio:.1}") } else { "-".into() },
             if o.refused > 0.0 { ms(o.refused_p50_us) } else { "-".into() },
             if o.refused > 0.0 { ms(o.refused_p99_us) } else { "-".into() },
             pct(o.refused, o.offered),
@@ -88,7 +94,7 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
             pct(o.in_time, o.offered),
             pct(rate(o, o.in_time), rate(c, c.ok)),
             o.server_cpu * 100.0,
-            o.client_cpu * 100.0,
+            ms(o.lag_p99_us),
             if met { "met" } else { "not met" },
         );
     }
