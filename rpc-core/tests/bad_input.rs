@@ -17,7 +17,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::Once;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -31,7 +31,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing_subscriber::fmt::MakeWriter;
 
 /// Upper bound for every single read, connect, write and call.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,53 +76,13 @@ fn assert_no_new_panics(baseline: usize) {
 // Log capture
 // ---------------------------------------------------------------------------------------------
 
-/// Collects everything a `fmt` subscriber writes.
-#[derive(Clone, Default)]
-struct LogCapture(Arc<Mutex<Vec<u8>>>);
+#[path = "support/logs.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod logs;
 
-impl LogCapture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogCapture {
-    type Writer = LogCapture;
-
-    fn make_writer(&'a self) -> LogCapture {
-        self.clone()
-    }
-}
-
-/// A subscriber for this thread only (the current-thread runtime runs the server here too).
-///
-/// While exactly one `Dispatch` exists in the process, tracing-core decides a callsite's interest
-/// by asking the subscriber of whichever thread hits it first (tokio-rs/tracing#3611). A test
-/// without a subscriber that first hits, say, the "protocol error" log would then make it
-/// "never" for the test capturing it, which finds no log. A second `Dispatch`, never enabled and
-/// alive for the whole process, makes tracing ask every subscriber instead.
-fn capture_logs() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
-    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
-    let capture = LogCapture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
-    (capture, guard)
+/// Captures this thread's logs at DEBUG and above.
+fn capture_logs() -> (logs::LogCapture, tracing::subscriber::DefaultGuard) {
+    logs::capture_logs(tracing::Level::DEBUG)
 }
 
 // ---------------------------------------------------------------------------------------------

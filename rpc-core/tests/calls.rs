@@ -21,28 +21,10 @@ use tokio::time::Instant;
 mod support;
 
 use support::poll::eventually;
-use support::{serve, Running};
+use support::{echo, serve, DropSignal, Running};
 
 /// How long a test waits for a condition it polls for.
 const POLL_LIMIT: Duration = Duration::from_secs(10);
-
-fn echo() -> RawService {
-    RawService::new("demo.Echo").method(
-        "Echo",
-        |req| async move { Ok(Response::new(req.into_body())) },
-    )
-}
-
-/// Sends `()` on the channel when dropped: tells a test that a handler future was dropped.
-struct DropSignal(Option<oneshot::Sender<()>>);
-
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 // The tests, by concept. (`#[path]`: this file is a test crate's root, and a file directly in
 // `tests/` would be a test crate of its own.)

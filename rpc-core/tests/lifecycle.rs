@@ -22,28 +22,10 @@ mod raw;
 
 use raw::{client_hello, request, send, End, FrameReader};
 use support::poll::eventually;
-use support::serve;
+use support::{echo, serve, DropSignal};
 
 /// How long a test waits for a condition it polls for.
 const POLL_LIMIT: Duration = Duration::from_secs(20);
-
-fn echo() -> RawService {
-    RawService::new("demo.Echo").method(
-        "Echo",
-        |req| async move { Ok(Response::new(req.into_body())) },
-    )
-}
-
-/// Sends `()` when dropped: tells a test that a handler future (or a task) was dropped.
-struct DropSignal(Option<oneshot::Sender<()>>);
-
-impl Drop for DropSignal {
-    fn drop(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
 
 /// A service whose `Hold` handler never finishes: it reports when it starts (with its body), and
 /// when it is dropped and when its call's cancellation token fires (each with its body).

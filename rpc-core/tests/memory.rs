@@ -6,7 +6,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +17,6 @@ use rpc_core::transport::memory::{MemoryConnector, MemoryListener};
 use rpc_core::transport::{BoxIo, Connector, Listener, PeerAddr};
 use rpc_core::{Code, Endpoint, Request, Response, Server};
 use tokio::net::{TcpListener, TcpStream};
-use tracing_subscriber::fmt::MakeWriter;
 
 mod support;
 
@@ -26,20 +25,14 @@ mod support;
 mod raw;
 
 use raw::{client_hello, request, send, FrameReader};
+use support::logs::LogCapture;
 use support::poll::eventually;
-use support::serve;
+use support::{echo, serve};
 
 /// How long a test waits for a condition it polls for.
 const POLL_LIMIT: Duration = Duration::from_secs(20);
 /// The output a connection may hold before it stops taking requests (`conn::WRITE_HIGH_WATER`).
 const HIGH_WATER: usize = 1 << 20;
-
-fn echo() -> RawService {
-    RawService::new("demo.Echo").method(
-        "Echo",
-        |req| async move { Ok(Response::new(req.into_body())) },
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // Item 5: a peer that never reads
@@ -196,53 +189,9 @@ async fn idle_connections_give_back_their_buffers() {
 // Item 8: caps on connections and handshakes, running out of descriptors
 // ---------------------------------------------------------------------------------------------
 
-/// Collects everything a `fmt` subscriber writes.
-#[derive(Clone, Default)]
-struct LogCapture(Arc<Mutex<Vec<u8>>>);
-
-impl LogCapture {
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
-    }
-}
-
-impl io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for LogCapture {
-    type Writer = LogCapture;
-
-    fn make_writer(&'a self) -> LogCapture {
-        self.clone()
-    }
-}
-
-/// A subscriber for this thread only (the current-thread runtime runs the server here too).
-/// The never-enabled second `Dispatch` makes tracing ask every subscriber about a callsite's
-/// interest (see `bad_input.rs`, tokio-rs/tracing#3611).
+/// Captures this thread's logs at INFO and above.
 fn capture_logs() -> (LogCapture, tracing::subscriber::DefaultGuard) {
-    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
-    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
-    let capture = LogCapture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    (
-        capture.clone(),
-        tracing::subscriber::set_default(subscriber),
-    )
+    support::logs::capture_logs(tracing::Level::INFO)
 }
 
 async fn assert_echo(channel: &rpc_core::Channel) {

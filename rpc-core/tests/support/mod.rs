@@ -4,6 +4,8 @@
 // Not every test binary that includes this module polls; `poll.rs` is also included by other
 // crates' tests with `#[path]`, hence plain `pub` items there.
 #[allow(dead_code, unreachable_pub)]
+pub mod logs;
+#[allow(dead_code, unreachable_pub)]
 pub mod poll;
 
 use rpc_core::transport::Listener;
@@ -39,5 +41,25 @@ pub(crate) fn serve(server: Server, listener: impl Listener) -> Running {
     Running {
         stop: Some(stop),
         join,
+    }
+}
+
+/// `demo.Echo/Echo`: answers with the request's body.
+#[allow(dead_code)]
+pub(crate) fn echo() -> rpc_core::server::RawService {
+    rpc_core::server::RawService::new("demo.Echo").method("Echo", |req| async move {
+        Ok(rpc_core::Response::new(req.into_body()))
+    })
+}
+
+/// Sends `()` when dropped: tells a test that a handler future (or a task) was dropped.
+#[allow(dead_code)]
+pub(crate) struct DropSignal(pub(crate) Option<oneshot::Sender<()>>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
     }
 }
