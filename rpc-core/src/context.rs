@@ -205,10 +205,13 @@ impl Context {
         self
     }
 
-    /// The token of the call being handled by the current task, if it has one: what a `Channel`
-    /// ties the calls it starts to.
-    pub(crate) fn current_cancellation() -> Option<CancellationToken> {
-        CURRENT.try_with(Context::cancellation).ok().flatten()
+    /// The deadline and cancellation token of the call being handled by the current task, in one
+    /// look-up of the task-local context: what a `Channel` ties every call it starts to.
+    pub(crate) fn current_deadline_and_cancellation() -> (Option<Instant>, Option<CancellationToken>)
+    {
+        CURRENT
+            .try_with(|c| (c.deadline, c.cancellation()))
+            .unwrap_or((None, None))
     }
 
     /// A copy of the context of the call being handled by the current task, if any.
@@ -276,14 +279,14 @@ mod tests {
         let ctx = Context::for_call(1, None, Metadata::new(), peer, calls.clone());
         let scoped = ctx.clone().scope(async {
             // The call ended meanwhile: the scope already holds its token.
-            Context::current_cancellation()
+            Context::current_deadline_and_cancellation().1
         });
         *calls.0.lock().unwrap() = None;
         let seen = scoped.await.expect("taken when the scope was made");
         assert!(ctx.cancellation().is_none(), "asked after the call ended");
         token.cancel();
         assert!(seen.is_cancelled());
-        assert!(Context::current_cancellation().is_none());
+        assert!(Context::current_deadline_and_cancellation().1.is_none());
         assert!(!Context::new().is_cancelled());
         assert!(Context::new().with_cancellation(token).is_cancelled());
     }

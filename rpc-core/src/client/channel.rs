@@ -187,16 +187,16 @@ impl tower::Service<Request> for Channel {
 
 /// The deadline a call runs under: the earliest of its own, the channel's default timeout and the
 /// deadline of the call being handled by this task.
-fn effective_deadline(config: &ChannelConfig, request: &Request) -> Option<Instant> {
+fn effective_deadline(
+    config: &ChannelConfig,
+    request: &Request,
+    inherited: Option<Instant>,
+) -> Option<Instant> {
     let from_config = config.timeout.map(|t| Instant::now() + t);
-    [
-        request.deadline(),
-        from_config,
-        CallContext::current_deadline(),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
+    [request.deadline(), from_config, inherited]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 /// Starts a call, tied to the cancellation of the call being handled here, if any (see
@@ -207,11 +207,12 @@ fn start(
     request: Request,
     permit: Permit,
 ) -> ResponseFuture {
-    let cancel = CallContext::current_cancellation();
+    // One look-up of the task-local context for both what a call inherits.
+    let (inherited, cancel) = CallContext::current_deadline_and_cancellation();
     if cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
         return ResponseFuture::failed(cascaded(Delivery::NotSent));
     }
-    start_call(handle, cached, request, permit).cancelled_by(cancel)
+    start_call(handle, cached, request, permit, inherited).cancelled_by(cancel)
 }
 
 fn start_call(
@@ -219,9 +220,10 @@ fn start_call(
     cached: Option<&Arc<ClientConn>>,
     request: Request,
     permit: Permit,
+    inherited: Option<Instant>,
 ) -> ResponseFuture {
     let shared = &handle.shared;
-    let deadline = effective_deadline(&shared.config, &request);
+    let deadline = effective_deadline(&shared.config, &request, inherited);
     let now = Instant::now();
     if deadline.is_some_and(|d| d <= now) {
         return ResponseFuture::failed(
