@@ -112,9 +112,14 @@ async fn receive(rx: &mut mpsc::UnboundedReceiver<String>, n: usize, what: &str)
 const ECHO: &str = "demo.Echo/Echo";
 /// Bytes the client writes at full speed after the shutdown starts, before it slows down.
 const BURST_AFTER_SHUTDOWN: usize = 1 << 20;
+/// Bytes the client writes at full speed before the shutdown starts, before it slows down: what
+/// the server has not read yet when it sends its go-away counts toward its lingering-close bound
+/// (4 MiB), so the client stays well within it whatever the machine's speed.
+const BURST_BEFORE_SHUTDOWN: usize = 1 << 20;
 
 /// A client pipelines requests without pause; the server is shut down after 200 responses. The
-/// client keeps sending (1 MiB at full speed, then a trickle) and reads everything only later.
+/// client keeps sending (1 MiB at full speed before and after, a trickle otherwise) and reads
+/// everything only later.
 /// Every call must end with its response or be covered by the go-away's last call id (not
 /// processed), and the stream must end cleanly: a reset would let the kernel destroy the go-away
 /// and responses the client had not read yet.
@@ -140,10 +145,13 @@ async fn shutdown_while_the_client_sends_answers_or_disowns_every_call() {
             let mut batch = BytesMut::new();
             let mut id = 0u32;
             while !stop.load(Ordering::SeqCst) {
-                let since = written
-                    .load(Ordering::SeqCst)
-                    .saturating_sub(shutdown_at.load(Ordering::SeqCst));
-                let burst = since < BURST_AFTER_SHUTDOWN;
+                let total = written.load(Ordering::SeqCst);
+                let started = shutdown_at.load(Ordering::SeqCst);
+                let burst = if started == usize::MAX {
+                    total < BURST_BEFORE_SHUTDOWN
+                } else {
+                    total.saturating_sub(started) < BURST_AFTER_SHUTDOWN
+                };
                 batch.clear();
                 for _ in 0..if burst { 32 } else { 1 } {
                     id += 1;
