@@ -41,11 +41,18 @@ fn stall(d: Duration) {
         .poll(&mut Context::from_waker(Waker::noop()));
 }
 
-/// `demo.Work`: `Stall` holds its thread for the milliseconds in its body; `Count` counts the
-/// calls its handler started.
+/// `demo.Work`: `Stall` holds its thread for the milliseconds in its body; `AwaitStall` does the
+/// same after one yield, so it finishes on its own task; `Count` counts the calls its handler
+/// started.
 fn work(started: Arc<AtomicUsize>) -> RawService {
     RawService::new("demo.Work")
         .method("Stall", |req: Request| async move {
+            let ms: u64 = std::str::from_utf8(req.body()).unwrap().parse().unwrap();
+            stall(Duration::from_millis(ms));
+            Ok(Response::new(req.into_body()))
+        })
+        .method("AwaitStall", |req: Request| async move {
+            tokio::task::yield_now().await;
             let ms: u64 = std::str::from_utf8(req.body()).unwrap().parse().unwrap();
             stall(Duration::from_millis(ms));
             Ok(Response::new(req.into_body()))
@@ -223,6 +230,48 @@ async fn a_call_queued_longer_than_the_max_queue_delay_is_refused_unprocessed() 
     let r = client.responses(1).await;
     assert_eq!(code(&r[0]), Code::Ok);
     assert_eq!(started.load(Ordering::SeqCst), 2);
+
+    drop(client);
+    server.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn handlers_that_await_are_admitted_only_as_many_as_can_start_within_the_limit() {
+    let (_, server) = start(
+        "overload-await",
+        Server::builder().max_queue_delay(Duration::from_micros(3_500)),
+    );
+    let mut client = RawClient::connect("overload-await").await;
+
+    // Each handler yields, then holds the thread for 1 ms on its own task. The server has not
+    // yet seen what one costs a task queued behind it, so it admits all four; each task learns,
+    // as it starts, that it waited 1 ms for every task ahead of it.
+    let first: Vec<_> = (1..=4).map(|id| (id, "AwaitStall", 0, 0, "1")).collect();
+    client.send_batch(&first).await;
+    let r = client.responses(4).await;
+    assert!(r.iter().all(|r| code(r) == Code::Ok), "{r:?}");
+
+    // Let the runtime's probe see it idle again, then send six at once: the fourth would start
+    // 3 ms after its read (three ahead), within the 3.5 ms limit; the fifth and sixth would wait
+    // 4 and 5 ms, so they are refused before their handlers start, not admitted to wait.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let second: Vec<_> = (5..=10).map(|id| (id, "AwaitStall", 0, 0, "1")).collect();
+    client.send_batch(&second).await;
+    let r = client.responses(6).await;
+    let codes: Vec<Code> = r.iter().map(code).collect();
+    assert_eq!(
+        codes,
+        [
+            Code::Ok,
+            Code::Ok,
+            Code::Ok,
+            Code::Ok,
+            Code::ResourceExhausted,
+            Code::ResourceExhausted
+        ],
+        "{r:?}"
+    );
+    assert!(r[4..].iter().all(not_processed), "{r:?}");
 
     drop(client);
     server.shutdown().await;

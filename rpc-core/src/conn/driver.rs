@@ -56,6 +56,9 @@ pub(crate) trait Role {
     /// The driver has nothing more to do until it is woken; called once per wake-up, not per
     /// frame. A role may publish its buffer use, or give memory back when nothing is in flight.
     fn parked(&mut self, _io: &mut FrameIo) {}
+
+    /// A read found the transport empty: every frame the peer sent so far has been handled.
+    fn caught_up(&mut self) {}
 }
 
 /// A lingering close: after its last frame, a side shuts its write side down (the peer reads end
@@ -128,7 +131,7 @@ impl<R: Role> Driver<R> {
                         progress = true;
                         self.role.on_eof()?;
                     }
-                    Poll::Pending => {}
+                    Poll::Pending => self.role.caught_up(),
                 }
             }
             if !progress {

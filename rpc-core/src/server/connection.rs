@@ -20,7 +20,7 @@ mod admit;
 
 use self::admit::{split_path, Admitted, Refusal};
 use super::cancel::CallCancels;
-use super::overload::{Overload, ReadBatch};
+use super::overload::{Overload, ReadBatch, SpawnTicket};
 use super::reply::{encode_refusal, encode_reply, ReplyRules};
 use super::service::{Reply, ServerCall};
 use super::stats::ConnGauge;
@@ -112,6 +112,8 @@ pub(crate) struct ServerRole {
     batch: ReadBatch,
     /// Frames of `batch` were kept unread: the next `on_frames` hands them over without a read.
     kept_unread: bool,
+    /// A read found the transport empty since `batch` was read.
+    caught_up: bool,
     last_call_id: u32,
     goaway_sent: bool,
     read_closed: bool,
@@ -147,6 +149,7 @@ impl ServerRole {
             upkeep: ConnUpkeep::new(gauge),
             batch: ReadBatch::new(),
             kept_unread: false,
+            caught_up: true,
             last_call_id: 0,
             goaway_sent: false,
             read_closed: false,
@@ -267,8 +270,9 @@ impl ServerRole {
             Poll::Pending => {
                 let outbox = self.outbox.clone();
                 let cancels = self.upkeep.cancels.clone();
+                let ticket = self.shared.overload.spawn_ticket();
                 let task = tokio::spawn(finish_on_own_task(
-                    call, span, started, slot, outbox, cancels, id, one_way, self.rules,
+                    call, span, started, slot, ticket, outbox, cancels, id, one_way, self.rules,
                 ));
                 self.running.insert(id, task.abort_handle());
                 self.upkeep.spawned();
@@ -335,7 +339,8 @@ impl Role for ServerRole {
         // Deadlines and queue delays count from the read that brought the frames: one stamp per
         // read (not per call), kept for frames kept unread and handed over again.
         if !std::mem::take(&mut self.kept_unread) {
-            self.batch = self.shared.overload.stamp();
+            let previous = (!std::mem::take(&mut self.caught_up)).then_some(self.batch);
+            self.batch = self.shared.overload.stamp(previous.as_ref());
         }
         loop {
             // Per frame, not per read: one read can carry thousands of requests whose replies
@@ -425,6 +430,10 @@ impl Role for ServerRole {
         Some(SHUTDOWN_LINGER)
     }
 
+    fn caught_up(&mut self) {
+        self.caught_up = true;
+    }
+
     fn parked(&mut self, io: &mut FrameIo) {
         let outbox = &self.outbox;
         self.upkeep
@@ -438,12 +447,16 @@ async fn finish_on_own_task(
     span: tracing::Span,
     started: Option<Instant>,
     slot: GlobalSlot,
+    ticket: Option<SpawnTicket>,
     outbox: Arc<OutboxCell>,
     cancels: Arc<CallCancels>,
     id: u32,
     one_way: bool,
     rules: ReplyRules,
 ) {
+    if let Some(t) = ticket {
+        t.started();
+    }
     let reply = tracing::Instrument::instrument(call, span.clone()).await;
     cancels.end(id, expired(&reply));
     drop(slot);

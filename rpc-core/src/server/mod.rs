@@ -242,14 +242,25 @@ impl Server {
     /// before its body is decompressed or decoded and before any service or layer sees it. Off by
     /// default.
     ///
-    /// The wait counted is the time since the read that brought the call's frame (calls read
-    /// together queue behind each other's handlers on the connection's task), plus how long the
-    /// runtime took, just before that read, to run a task that was ready: a probe task, spawned
-    /// with the server, measures that every `delay / 4` (1–10 ms). Time in the kernel's socket
-    /// buffers is not seen. Unlike [`LoadShedLayer`](crate::middleware::LoadShedLayer), which
-    /// limits calls in flight in a service and so never sheds handlers that finish in their
-    /// first poll, this works for fast handlers; the two combine. A few milliseconds suit most
-    /// services: above the handler's own time, well below the clients' deadlines.
+    /// The wait counted (CoDel's sojourn time, bounded from above where it cannot be seen) is the
+    /// sum of: the time since the read that brought the call's frame (calls read together queue
+    /// behind each other's handlers on the connection's task); before that read, the time since
+    /// the previous read if the connection had not found its socket empty in between (the frame
+    /// may have waited in the socket buffers that long), else the runtime's scheduling delay,
+    /// which a probe task spawned with the server measures every `delay / 4` (1–10 ms; the least
+    /// of its last four measures, or how overdue it is now); and, for a handler that will move to
+    /// its own task, the wait behind the handler tasks already spawned and not yet run (their
+    /// number times what each was seen to cost the one behind it). So a server over capacity
+    /// refuses at once what arrives while it is behind, and admits only calls it can start
+    /// within `delay`, whether handlers finish in their first poll or await.
+    ///
+    /// Unlike [`LoadShedLayer`](crate::middleware::LoadShedLayer), which limits calls in flight
+    /// in a service and so never sheds handlers that finish in their first poll, this works for
+    /// fast handlers; the two combine. An admitted call can take up to about twice `delay` more
+    /// than unloaded (the bound counts whole reads); three to four times the handler's own time
+    /// suits CPU-bound handlers (`benches/RESULTS-memory-overload.md`: 75 µs handlers at 3 ×
+    /// capacity with 250–300 µs keep admitted p99 within 2 × the unloaded p99, and refuse 2–4 %
+    /// of calls at 0.3 × capacity). Keep it well below the clients' deadlines.
     ///
     /// Whatever this setting, a call whose deadline (counted from the read of its frame) passed
     /// before a handler could start it is never started: it is answered `DeadlineExceeded`,

@@ -1,18 +1,28 @@
 //! Shedding on queue delay ([`Server::max_queue_delay`](super::Server::max_queue_delay)): how
 //! long a call waited before a handler could start, measured before any handler or layer sees it.
 //!
-//! A call's wait has two parts, added up:
+//! A call's wait has three parts, added up:
 //! - **behind the calls read with it**: from the read that brought its frame (stamped once per
 //!   read batch, [`ReadBatch`]) to the moment it would be handed to its handler. Handlers that
 //!   finish in their first poll run on the connection's task, so a batch of them is a queue.
-//! - **for a busy runtime**: before that read, the connection's task waited to be scheduled. That
-//!   wait is invisible to the connection itself, so a probe task measures it server-wide: it
-//!   yields and times how long the runtime takes to run it again ([`Lag`]). A probe that is
-//!   overdue right now counts as late by as much, so a stalled runtime shows at once.
+//! - **before that read**: if the connection had not found its socket empty since its previous
+//!   read, the frame arrived while the previous batch was being handled, so it may have waited in
+//!   the socket buffers as long as that took: the time since the previous read counts (an upper
+//!   bound, as CoDel counts a packet's whole sojourn). After a read that emptied the socket, the
+//!   frame arrived while the connection's task waited to be woken and scheduled. That wait is
+//!   invisible to the connection itself, so a probe task measures it server-wide: it yields and
+//!   times how long the runtime takes to run it again ([`Lag`]). A probe that is overdue right now
+//!   counts as late by as much, so a stalled runtime shows at once.
+//! - **ahead of it, once it leaves the connection**: a handler still pending after its first poll
+//!   moves to its own task, which the runtime runs after the tasks already queued. The server
+//!   counts the handler tasks spawned and not yet run, and learns from each how long every task
+//!   queued ahead of it delayed it ([`SpawnQueue`]); their product is the wait a new one would
+//!   add. This is what keeps a burst of handlers that await from being admitted all at once, only
+//!   to wait behind each other.
 //!
-//! Time spent in the kernel's socket buffers and in the client is not seen by either.
+//! Time the client took to write a frame is not seen.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,6 +38,7 @@ const PROBE_MAX: Duration = Duration::from_millis(10);
 pub(crate) struct Overload {
     max_delay: Option<Duration>,
     lag: Arc<Lag>,
+    spawned: Arc<SpawnQueue>,
 }
 
 impl Overload {
@@ -39,7 +50,11 @@ impl Overload {
             let period = (max / 4).clamp(PROBE_MIN, PROBE_MAX);
             tokio::spawn(probe(Arc::downgrade(&lag), period));
         }
-        Overload { max_delay, lag }
+        Overload {
+            max_delay,
+            lag,
+            spawned: Arc::new(SpawnQueue::default()),
+        }
     }
 
     /// The limit on a call's wait, if any.
@@ -47,16 +62,99 @@ impl Overload {
         self.max_delay
     }
 
-    /// Stamps a read batch: now, and how long a task waits for the runtime at this moment.
-    pub(crate) fn stamp(&self) -> ReadBatch {
+    /// Stamps a read batch: now, and how long its frames may have waited before it. `previous`
+    /// is the read before, when the socket was not found empty since: its frames arrived while
+    /// that batch was handled. Otherwise they arrived while the connection's task waited for the
+    /// runtime, as long as a task waits at this moment.
+    pub(crate) fn stamp(&self, previous: Option<&ReadBatch>) -> ReadBatch {
         let read_at = Instant::now();
-        let waited_before = match self.max_delay {
-            Some(_) => self.lag.current(read_at),
-            None => Duration::ZERO,
+        let waited_before = match (self.max_delay, previous) {
+            (None, _) => Duration::ZERO,
+            (Some(_), Some(p)) => read_at.saturating_duration_since(p.read_at),
+            (Some(_), None) => self.lag.current(read_at),
         };
         ReadBatch {
             read_at,
             waited_before,
+        }
+    }
+
+    /// Whether a call of `batch` has waited, or would wait on its own task, longer than the
+    /// limit at `now`. Always `false` without a limit.
+    pub(crate) fn over_limit(&self, batch: &ReadBatch, now: Instant) -> bool {
+        self.max_delay
+            .is_some_and(|max| batch.queue_delay(now) + self.spawned.expected() > max)
+    }
+
+    /// Counts a handler task about to be spawned until it first runs, with a limit set; `None`
+    /// (and no clock read) without.
+    pub(crate) fn spawn_ticket(&self) -> Option<SpawnTicket> {
+        self.max_delay?;
+        let ahead = self.spawned.waiting.fetch_add(1, Ordering::Relaxed);
+        Some(SpawnTicket {
+            queue: self.spawned.clone(),
+            spawned_at: Instant::now(),
+            ahead,
+            done: false,
+        })
+    }
+}
+
+/// Handler tasks spawned and not yet run, and what each costs a task queued behind it.
+#[derive(Default)]
+struct SpawnQueue {
+    waiting: AtomicUsize,
+    /// How long one task queued ahead delays a new one, in nanoseconds: a moving average
+    /// (weight 1/8) of each task's wait divided by the tasks that were ahead of it (at least
+    /// one: a task with none ahead waited for the runtime's other work).
+    per_task_ns: AtomicU64,
+}
+
+impl SpawnQueue {
+    /// The wait a handler task spawned now would likely have before it runs.
+    fn expected(&self) -> Duration {
+        let waiting = self.waiting.load(Ordering::Relaxed) as u64;
+        if waiting == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(waiting.saturating_mul(self.per_task_ns.load(Ordering::Relaxed)))
+    }
+
+    fn learn(&self, waited: Duration, ahead: usize) {
+        let sample = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX) / (ahead.max(1) as u64);
+        let old = self.per_task_ns.load(Ordering::Relaxed);
+        // Races between tasks lose a sample at worst.
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.per_task_ns.store(new, Ordering::Relaxed);
+    }
+}
+
+/// A spawned handler task, counted as waiting for the runtime until [`started`](Self::started)
+/// or dropped (aborted before it ran).
+pub(crate) struct SpawnTicket {
+    queue: Arc<SpawnQueue>,
+    spawned_at: Instant,
+    ahead: usize,
+    done: bool,
+}
+
+impl SpawnTicket {
+    /// The task runs: learns how long it waited.
+    pub(crate) fn started(mut self) {
+        self.queue.learn(self.spawned_at.elapsed(), self.ahead);
+        self.done = true;
+        self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SpawnTicket {
+    fn drop(&mut self) {
+        if !self.done {
+            self.queue.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -94,11 +192,18 @@ impl ReadBatch {
     }
 }
 
-/// The runtime's scheduling delay, as the probe last measured it.
+/// How many of the probe's last measures count: the runtime's delay is the least of them, so a
+/// probe that happened to wait behind one busy task does not make the runtime look slow (CoDel
+/// looks at the minimum delay over an interval for the same reason: a standing queue, not a
+/// burst, is what shedding should answer).
+const LAG_WINDOW: usize = 4;
+
+/// The runtime's scheduling delay, as the probe measured it lately.
 struct Lag {
     epoch: Instant,
-    /// The last measured delay, in microseconds.
-    last_us: AtomicU64,
+    /// The last `LAG_WINDOW` measures, in microseconds, written in turn.
+    recent_us: [AtomicU64; LAG_WINDOW],
+    next: AtomicUsize,
     /// Since when (microseconds after `epoch`) the probe has been due to run and has not: it is
     /// late by `now - due`. `u64::MAX` while it runs.
     due_us: AtomicU64,
@@ -108,7 +213,8 @@ impl Lag {
     fn new() -> Lag {
         Lag {
             epoch: Instant::now(),
-            last_us: AtomicU64::new(0),
+            recent_us: Default::default(),
+            next: AtomicUsize::new(0),
             due_us: AtomicU64::new(u64::MAX),
         }
     }
@@ -117,14 +223,19 @@ impl Lag {
         u64::try_from(t.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// The delay a task woken at `now` should expect: the last measure, or how late the probe is
-    /// right now if that is more.
+    /// The delay a task woken at `now` should expect: the least of the recent measures, or how
+    /// late the probe is right now if that is more.
     fn current(&self, now: Instant) -> Duration {
-        let last = self.last_us.load(Ordering::Relaxed);
+        let standing = self
+            .recent_us
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
         let late = self
             .micros(now)
             .saturating_sub(self.due_us.load(Ordering::Relaxed));
-        Duration::from_micros(last.max(late))
+        Duration::from_micros(standing.max(late))
     }
 
     fn due_at(&self, t: Instant) {
@@ -133,7 +244,9 @@ impl Lag {
 
     fn record(&self, delay: Duration) {
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
-        self.last_us.store(us, Ordering::Relaxed);
+        // Only the probe writes: no two records race.
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % LAG_WINDOW;
+        self.recent_us[i].store(us, Ordering::Relaxed);
         self.due_us.store(u64::MAX, Ordering::Relaxed);
     }
 }
@@ -175,10 +288,21 @@ mod tests {
             lag.current(t0 + Duration::from_millis(7)),
             Duration::from_millis(5)
         );
+        // One slow measure among fast ones is a burst, not a standing delay; a window of slow
+        // measures is.
         lag.record(Duration::from_millis(3));
+        assert_eq!(lag.current(t0 + Duration::from_secs(1)), Duration::ZERO);
+        for _ in 1..LAG_WINDOW {
+            lag.record(Duration::from_millis(3));
+        }
         assert_eq!(
             lag.current(t0 + Duration::from_secs(1)),
             Duration::from_millis(3)
+        );
+        lag.record(Duration::from_micros(100));
+        assert_eq!(
+            lag.current(t0 + Duration::from_secs(1)),
+            Duration::from_micros(100)
         );
     }
 
@@ -194,11 +318,65 @@ mod tests {
         let _ = stall
             .as_mut()
             .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-        let batch = overload.stamp();
+        let batch = overload.stamp(None);
         assert!(
             batch.waited_before >= Duration::from_millis(45),
             "{batch:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_did_not_empty_the_socket_counts_the_time_since_the_previous_one() {
+        let overload = Overload::new(Some(Duration::from_millis(5)));
+        let first = overload.stamp(None);
+        tokio::time::advance(Duration::from_millis(3)).await;
+        // The socket was not found empty in between: the frames of this read may have waited
+        // the whole 3 ms behind the first batch.
+        let second = overload.stamp(Some(&first));
+        assert_eq!(second.waited_before, Duration::from_millis(3));
+        assert_eq!(
+            second.queue_delay(second.read_at + Duration::from_millis(1)),
+            Duration::from_millis(4)
+        );
+        assert!(!overload.over_limit(&second, second.read_at + Duration::from_millis(2)));
+        assert!(overload.over_limit(&second, second.read_at + Duration::from_millis(3)));
+        // Without a limit nothing is measured.
+        let unlimited = Overload::new(None);
+        let later = unlimited.stamp(Some(&first));
+        assert_eq!(later.waited_before, Duration::ZERO);
+        assert!(!unlimited.over_limit(&later, later.read_at + Duration::from_secs(9)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spawned_handlers_waiting_for_the_runtime_count_against_a_new_one() {
+        let overload = Overload::new(Some(Duration::from_millis(10)));
+        // Nothing learnt yet: no wait expected, however many are queued.
+        let a = overload.spawn_ticket().unwrap();
+        let b = overload.spawn_ticket().unwrap();
+        let c = overload.spawn_ticket().unwrap();
+        assert_eq!(overload.spawned.expected(), Duration::ZERO);
+        // They run 2 ms apart: `c` had two ahead of it and waited 4 ms, 2 ms for each.
+        a.started();
+        tokio::time::advance(Duration::from_millis(2)).await;
+        b.started();
+        tokio::time::advance(Duration::from_millis(2)).await;
+        c.started();
+        assert_eq!(
+            overload.spawned.per_task_ns.load(Ordering::Relaxed),
+            2_000_000
+        );
+        assert_eq!(overload.spawned.waiting.load(Ordering::Relaxed), 0);
+        // Four queued now: a fifth would wait about 8 ms, so a call that already waited 3 ms
+        // would be over the 10 ms limit, one that waited 1 ms not.
+        let queued: Vec<_> = (0..4).map(|_| overload.spawn_ticket().unwrap()).collect();
+        assert_eq!(overload.spawned.expected(), Duration::from_millis(8));
+        let batch = overload.stamp(None);
+        assert!(!overload.over_limit(&batch, batch.read_at + Duration::from_millis(1)));
+        assert!(overload.over_limit(&batch, batch.read_at + Duration::from_millis(3)));
+        // Tasks aborted before they ran stop counting.
+        drop(queued);
+        assert_eq!(overload.spawned.expected(), Duration::ZERO);
+        assert!(Overload::new(None).spawn_ticket().is_none());
     }
 
     #[test]

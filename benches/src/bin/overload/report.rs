@@ -68,10 +68,10 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "| handler | shedding | unloaded p99 ms | offered calls/s | admitted p50 ms | admitted p99 ms | ÷ unloaded p99 | refusal p50 ms | refusal p99 ms | refused | expired | answered in time (of offered) | answered in time (of capacity) | server CPU | client lag p99 ms | item 10 target |");
+    let _ = writeln!(s, "| handler | shedding | unloaded p99 ms | refused unloaded | offered calls/s | admitted p50 ms | admitted p99 ms | ÷ unloaded p99 | refusal p50 ms | refusal p99 ms | refused | expired | answered in time (of offered) | answered in time (of capacity) | server CPU | client lag p99 ms | item 10 target |");
     let _ = writeln!(
         s,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for p in points {
         let (o, u, c) = (&p.overload, &p.unloaded, &p.capacity);
@@ -79,10 +79,11 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
         let met = o.ok > 0.0 && ratio <= 2.0 && (o.refused == 0.0 || o.refused_p99_us <= 1000.0);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} % | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} % | {} | {} |",
             p.handler.name(),
             p.shedding,
             ms(u.ok_p99_us),
+            pct(u.refused, u.offered),
             rate(o, o.offered),
             if o.ok > 0.0 { ms(o.ok_p50_us) } else { "-".into() },
             if o.ok > 0.0 { ms(o.ok_p99_us) } else { "-".into() },
@@ -100,7 +101,7 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
     }
     let _ = writeln!(
         s,
-        "\n`expired`: calls that ended `DeadlineExceeded` (not started by the server, or timed out at the client). Item 10 target: admitted p99 ≤ 2 × unloaded p99 and refusal p99 ≤ 1 ms."
+        "\n`expired`: calls that ended `DeadlineExceeded` (not started by the server, or timed out at the client). `refused unloaded`: the share of calls refused at the unloaded rate (a shedder should refuse next to none). Item 10 target: admitted p99 ≤ 2 × unloaded p99 and refusal p99 ≤ 1 ms."
     );
     s
 }

@@ -82,11 +82,11 @@ impl ServerRole {
                 "deadline exceeded before a handler could start the call; not processed",
             ));
         }
-        if max_delay.is_some_and(|max| self.batch.queue_delay(now) > max) {
+        if self.shared.overload.over_limit(&self.batch, now) {
             return Err(Refusal::Quick(
                 Code::ResourceExhausted,
-                "overloaded: the call waited longer than the server's max queue delay before a \
-                 handler could start it; not processed",
+                "overloaded: the call waited, or would wait, longer than the server's max queue \
+                 delay before a handler could start it; not processed",
             ));
         }
         Ok(deadline)
