@@ -70,8 +70,7 @@ pub(crate) fn client(args: Vec<String>) -> Result<(), String> {
             other => return Err(format!("client: unknown argument {other:?}")),
         }
     }
-    let rt = a.runtime.build().map_err(|e| e.to_string())?;
-    rt.block_on(run_client(a))
+    a.runtime.run(run_client(a)).map_err(|e| e.to_string())?
 }
 
 struct WorkerResult {
@@ -92,7 +91,7 @@ async fn run_client(a: ClientArgs) -> Result<(), String> {
         let phase = phase.clone();
         let counter = counter.clone();
         let template = template.clone();
-        workers.push(tokio::spawn(async move {
+        workers.push(a.runtime.spawn(async move {
             let mut r = WorkerResult {
                 hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("static bounds"),
                 calls: 0,

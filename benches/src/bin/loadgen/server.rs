@@ -18,14 +18,15 @@ pub(crate) fn serve(args: Vec<String>) -> Result<(), String> {
         }
     }
     let system = system.ok_or("serve: --system is required")?;
-    let rt = runtime.build().map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        println!("listening {addr}");
-        std::io::stdout().flush().map_err(|e| e.to_string())?;
-        benches::systems::serve(system, listener).await
-    })
+    runtime
+        .run(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("listening {addr}");
+            std::io::stdout().flush().map_err(|e| e.to_string())?;
+            benches::systems::serve(system, listener).await
+        })
+        .map_err(|e| e.to_string())?
 }
