@@ -22,7 +22,7 @@ use self::admit::{split_path, Admitted, Refusal};
 use super::cancel::CallCancels;
 use super::overload::{Overload, ReadBatch, SpawnTicket};
 use super::reply::{encode_refusal, encode_reply, ReplyRules};
-use super::service::{Reply, ServerCall};
+use super::service::{Dispatch, Reply, ServerCall};
 use super::stats::ConnGauge;
 use super::upkeep::{expired, ConnUpkeep, SHUTDOWN_LINGER};
 use super::Router;
@@ -89,6 +89,27 @@ impl OutboxCell {
     }
 }
 
+/// The last method path this connection routed to a service: a call naming the same path (the
+/// common case: a connection's calls go to few methods) skips UTF-8 validation, the split at the
+/// last `/` and the router's hash look-up. The path is copied, so the cache never holds on to a
+/// read buffer.
+struct LastRoute {
+    path: Box<str>,
+    /// Where the `/` between service and method is.
+    split: usize,
+    svc: Arc<dyn Dispatch>,
+}
+
+impl LastRoute {
+    fn service(&self) -> &str {
+        &self.path[..self.split]
+    }
+
+    fn method(&self) -> &str {
+        &self.path[self.split + 1..]
+    }
+}
+
 /// Counts a call against the server-wide limit until dropped.
 struct GlobalSlot(Arc<ConnShared>);
 
@@ -115,6 +136,7 @@ pub(crate) struct ServerRole {
     /// A read found the transport empty since `batch` was read.
     caught_up: bool,
     last_call_id: u32,
+    last_route: Option<LastRoute>,
     goaway_sent: bool,
     read_closed: bool,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
@@ -151,6 +173,7 @@ impl ServerRole {
             kept_unread: false,
             caught_up: true,
             last_call_id: 0,
+            last_route: None,
             goaway_sent: false,
             read_closed: false,
             shutdown: Box::pin(shutdown),
@@ -193,16 +216,49 @@ impl ServerRole {
         }
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
         let body = std::mem::take(&mut r.body);
-        let (service, method) = match split_path(&r.path) {
-            Ok(parts) => parts,
-            Err(status) => {
-                self.respond_now(io, id, one_way, status.into());
+        let cached = self
+            .last_route
+            .as_ref()
+            .is_some_and(|l| l.path.as_bytes() == &r.path[..]);
+        if !cached {
+            let (service, method) = match split_path(&r.path) {
+                Ok(parts) => parts,
+                Err(status) => {
+                    self.respond_now(io, id, one_way, status.into());
+                    return Ok(());
+                }
+            };
+            let Some(svc) = self.shared.router.get(service) else {
+                // Unknown: admission refuses it, after the checks that come first.
+                let refusal = self
+                    .admit(id, service, None, r.codec, r.flags, r.timeout_us, body)
+                    .err();
+                if let Some(refusal) = refusal {
+                    self.respond_now(io, id, one_way, refusal);
+                }
                 return Ok(());
-            }
+            };
+            self.last_route = Some(LastRoute {
+                split: service.len(),
+                path: Box::from(format!("{service}/{method}")),
+                svc: svc.clone(),
+            });
+        }
+        let Some(route) = self.last_route.as_ref() else {
+            return Ok(());
         };
-        match self.admit(id, service, r.codec, r.flags, r.timeout_us, body) {
+        let admitted = self.admit(
+            id,
+            route.service(),
+            Some(route.svc.clone()),
+            r.codec,
+            r.flags,
+            r.timeout_us,
+            body,
+        );
+        match admitted {
             Ok(admitted) => {
-                let span = self.call_span(id, service, method);
+                let span = self.call_span(id, route.service(), route.method());
                 self.run(io, r, admitted, span, cx);
             }
             Err(refusal) => self.respond_now(io, id, one_way, refusal),

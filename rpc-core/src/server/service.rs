@@ -1,6 +1,5 @@
 //! What a server hosts: named tower services, erased so that one router holds them all.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -73,18 +72,18 @@ pub(crate) fn handler_ran(status: Status) -> Status {
 }
 
 /// Boxes a handler future with its context scope and deadline: the one allocation of a call.
+/// The deadline's timer is made only if the handler is still pending after its first poll, so a
+/// handler that finishes at once (most) never registers one, and the box stays small.
 #[doc(hidden)]
 pub fn server_call<F>(ctx: CallContext, deadline: Option<Instant>, fut: F) -> ServerCall
 where
     F: Future<Output = Result<Response, Status>> + Send + 'static,
 {
-    let timer = match deadline {
-        Some(d) => Timer::At {
-            sleep: tokio::time::sleep_until(d),
-        },
-        None => Timer::Never,
-    };
-    Box::pin(ctx.scope_call(Timed { fut, timer }))
+    Box::pin(ctx.scope_call(Timed {
+        fut,
+        deadline,
+        timer: None,
+    }))
 }
 
 pub(crate) struct Erased<S>(pub(crate) S);
@@ -102,20 +101,13 @@ where
 }
 
 pin_project_lite::pin_project! {
-    #[project = TimerProj]
-    enum Timer {
-        Never,
-        At { #[pin] sleep: Sleep },
-    }
-}
-
-pin_project_lite::pin_project! {
     /// A handler's future with its deadline.
     struct Timed<F> {
         #[pin]
         fut: F,
-        #[pin]
-        timer: Timer,
+        deadline: Option<Instant>,
+        // Boxed, and only once the handler is pending with a deadline: a `Sleep` is large.
+        timer: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -127,14 +119,17 @@ impl<F: Future<Output = Reply>> Future for Timed<F> {
         if let Poll::Ready(reply) = this.fut.poll(cx) {
             return Poll::Ready(reply);
         }
-        match this.timer.project() {
-            TimerProj::Never => Poll::Pending,
-            TimerProj::At { sleep } => match sleep.poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(Status::deadline_exceeded(
-                    "deadline exceeded while the server was handling the call",
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Status::deadline_exceeded(
+                "deadline exceeded while the server was handling the call",
+            ))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -155,13 +150,13 @@ type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Reply> + Send + Sync>;
 #[derive(Clone)]
 pub struct RawService {
     name: Arc<str>,
-    methods: Arc<HashMap<Box<str>, Handler>>,
+    /// Sorted by name: found by binary search, no hashing per call.
+    methods: Arc<Vec<(Box<str>, Handler)>>,
 }
 
 impl fmt::Debug for RawService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut methods: Vec<_> = self.methods.keys().collect();
-        methods.sort();
+        let methods: Vec<_> = self.methods.iter().map(|(name, _)| name).collect();
         f.debug_struct("RawService")
             .field("name", &self.name)
             .field("methods", &methods)
@@ -174,7 +169,7 @@ impl RawService {
     pub fn new(name: &str) -> RawService {
         RawService {
             name: Arc::from(name),
-            methods: Arc::new(HashMap::new()),
+            methods: Arc::new(Vec::new()),
         }
     }
 
@@ -189,8 +184,20 @@ impl RawService {
             let reply = handler(req);
             Box::pin(async move { reply.await.map_err(handler_ran) })
         });
-        Arc::make_mut(&mut self.methods).insert(Box::from(name), handler);
+        let methods = Arc::make_mut(&mut self.methods);
+        match methods.binary_search_by(|(n, _)| (**n).cmp(name)) {
+            Ok(i) => methods[i].1 = handler,
+            Err(i) => methods.insert(i, (Box::from(name), handler)),
+        }
         self
+    }
+
+    fn handler(&self, method: &str) -> Option<&Handler> {
+        let i = self
+            .methods
+            .binary_search_by(|(n, _)| (**n).cmp(method))
+            .ok()?;
+        Some(&self.methods[i].1)
     }
 
     /// Adds a method that takes and returns typed messages. The request is decoded in the codec it
@@ -234,9 +241,7 @@ impl RawService {
 
     /// The names of the methods, sorted.
     pub fn method_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.methods.keys().map(|k| &**k).collect();
-        names.sort_unstable();
-        names
+        self.methods.iter().map(|(name, _)| &**name).collect()
     }
 }
 
@@ -256,7 +261,7 @@ impl Service<Request> for RawService {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        match self.methods.get(req.method()) {
+        match self.handler(req.method()) {
             Some(handler) => handler(req),
             None => Box::pin(std::future::ready(Err(unknown_method(
                 &self.name,

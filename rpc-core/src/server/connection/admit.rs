@@ -40,12 +40,15 @@ impl From<Status> for Refusal {
 impl ServerRole {
     /// The checks a request passes before any handler sees it, in this order: its deadline and
     /// its queue delay (both before the body is touched), the codec, the body's compression, the
-    /// connection's limit, the service's existence and the server's limit on calls in flight.
+    /// connection's limit, the service's existence (`routed`: the service the path names, if the
+    /// server has it) and the server's limit on calls in flight.
     /// Every refusal but an undecompressable body is marked unprocessed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn admit(
         &self,
         id: u32,
         service: &str,
+        routed: Option<Arc<dyn Dispatch>>,
         codec: u8,
         flags: u8,
         timeout_us: u64,
@@ -55,7 +58,7 @@ impl ServerRole {
         let codec = self.check_codec(id, codec)?;
         let body = self.decompress(id, flags, body)?;
         self.check_connection_limit(id)?;
-        let svc = self.route(id, service)?;
+        let svc = routed.ok_or_else(|| self.unknown_service(id, service))?;
         let slot = self.reserve_global_slot(id)?;
         Ok(Admitted {
             svc,
@@ -123,13 +126,10 @@ impl ServerRole {
         Err(Status::resource_exhausted(msg).with_delivery(Delivery::Unprocessed))
     }
 
-    fn route(&self, id: u32, service: &str) -> Result<Arc<dyn Dispatch>, Status> {
-        if let Some(svc) = self.shared.router.get(service) {
-            return Ok(svc.clone());
-        }
+    fn unknown_service(&self, id: u32, service: &str) -> Status {
         let msg = format!("unknown service {service:?}");
         tracing::warn!(peer = %self.peer, call_id = id, "{msg}");
-        Err(Status::unimplemented(msg).with_delivery(Delivery::Unprocessed))
+        Status::unimplemented(msg).with_delivery(Delivery::Unprocessed)
     }
 
     fn reserve_global_slot(&self, id: u32) -> Result<GlobalSlot, Status> {
