@@ -1,10 +1,17 @@
+use base64::alphabet::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_bytes_repr::{ByteFmtDeserializer, ByteFmtSerializer};
 
 use crate::{CodecError, CodecId};
 
-/// JSON through serde_json: plain JSON, field names as serde names them.
+/// JSON through serde_json: plain JSON, field names as serde names them. Byte strings (what
+/// serde serializes as bytes: `bytes::Bytes`, `serde_bytes` fields) are base64 strings, as in the
+/// proto3 JSON mapping: the standard alphabet, padded when written; read with or without
+/// padding, and an array of numbers is still read too. A plain `Vec<u8>` without
+/// `#[serde(with = "serde_bytes")]` is a sequence to serde, so it stays an array of numbers.
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -18,6 +25,13 @@ use crate::{CodecError, CodecId};
 /// assert_eq!(&buf[..], br#"{"code":"a-1","count":2}"#);
 /// let back: Sku = Json::decode(buf.freeze()).unwrap();
 /// assert_eq!(back.count, 2);
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Blob { data: bytes::Bytes }
+///
+/// let mut buf = BytesMut::new();
+/// Json::encode(&Blob { data: bytes::Bytes::from_static(b"hi!") }, &mut buf).unwrap();
+/// assert_eq!(&buf[..], br#"{"data":"aGkh"}"#);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json;
@@ -31,7 +45,14 @@ impl Json {
     /// # Errors
     /// [`CodecError::Encode`] if serde refuses the value (e.g. a map with non-string keys).
     pub fn encode<T: Serialize + ?Sized>(value: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
-        serde_json::to_writer(dst.writer(), value).map_err(|e| CodecError::encode::<T>(Self::ID, e))
+        let mut ser = serde_json::Serializer::new(dst.writer());
+        value
+            .serialize(ByteFmtSerializer::base64(
+                &mut ser,
+                STANDARD,
+                base64_config(),
+            ))
+            .map_err(|e| CodecError::encode::<T>(Self::ID, e))
     }
 
     /// Reads a value from JSON text.
@@ -39,7 +60,14 @@ impl Json {
     /// # Errors
     /// [`CodecError::Decode`] naming the field path where the text went wrong.
     pub fn decode<T: DeserializeOwned>(src: Bytes) -> Result<T, CodecError> {
-        match serde_json::from_slice(&src) {
+        let mut de = serde_json::Deserializer::from_slice(&src);
+        let value = T::deserialize(ByteFmtDeserializer::new_base64(
+            &mut de,
+            STANDARD,
+            base64_config(),
+        ))
+        .and_then(|v| de.end().map(|()| v));
+        match value {
             Ok(value) => Ok(value),
             Err(first) => Err(Self::explain::<T>(&src, &first)),
         }
@@ -50,10 +78,16 @@ impl Json {
     #[inline(never)]
     fn explain<T: DeserializeOwned>(src: &[u8], first: &serde_json::Error) -> CodecError {
         let mut de = serde_json::Deserializer::from_slice(src);
-        let message = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        let de = ByteFmtDeserializer::new_base64(&mut de, STANDARD, base64_config());
+        let message = match serde_path_to_error::deserialize::<_, T>(de) {
             Err(e) => crate::error::with_path(&e),
             Ok(_) => first.to_string(),
         };
         CodecError::decode::<T>(Self::ID, message)
     }
+}
+
+/// Written padded; read with or without padding (proto3's JSON mapping accepts both).
+fn base64_config() -> GeneralPurposeConfig {
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent)
 }
