@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p benches --bin memory -- [--quick] [--no-pin] [--connections N]
 //!     [--payload BYTES] [--flood-secs S] [--flood-max-bytes B] [--one-way-secs S]
-//!     [--one-way-payload BYTES]
+//!     [--one-way-payload BYTES] [--busy-secs S]
 //! ```
 //!
 //! The phases, each against an echo server with the default limits in a child process on a
@@ -13,6 +13,8 @@
 //! - (a) the server's RSS at start;
 //! - (b) with `--connections` (1000) connections, each from its own `Channel`, having made one
 //!   `--payload` (64 KiB) echo call and then idle: RSS, and RSS per connection;
+//! - (b') those connections then each keep one 64 B echo call in flight for `--busy-secs` (3 s;
+//!   0 skips it): calls per second, the server's CPU time per call and its RSS (issue 13, item 6);
 //! - (c) after those connections closed;
 //! - (d) a raw TCP client pipelining 64 KiB requests that never reads a byte: the server's RSS
 //!   over a bounded run (`--flood-secs` 5 s or `--flood-max-bytes` 2 GiB, whichever first);
@@ -32,6 +34,8 @@ mod args;
 mod child;
 #[path = "memory/clients.rs"]
 mod clients;
+#[path = "loadgen/cpu.rs"]
+mod cpu;
 #[path = "memory/flood.rs"]
 mod flood;
 #[path = "memory/one_way.rs"]

@@ -1,5 +1,7 @@
 //! `memory idle-clients`: opens many connections (one `Channel` each), makes one echo call of
-//! `--payload` bytes on each, checks every reply, then keeps them all open and idle. Prints
+//! `--payload` bytes on each, checks every reply; then, with `--busy-secs S`, keeps one 64 B echo
+//! call in flight on every connection for S seconds (printing `busy-start`, then
+//! `busy calls=… errors=… secs=…`); then keeps them all open and idle. Prints
 //! `idle ok=… errors=… rss_kib=…` once done; exits when stdin closes, closing them all.
 
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use crate::server::ECHO;
 pub(crate) fn idle_clients(args: Vec<String>) -> Result<(), String> {
     let mut addr: Option<SocketAddr> = None;
     let (mut connections, mut payload, mut parallel) = (1000usize, 65536usize, 64usize);
+    let mut busy_secs = 0.0f64;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
         let v = arg_value(&mut it, &flag)?;
@@ -24,6 +27,7 @@ pub(crate) fn idle_clients(args: Vec<String>) -> Result<(), String> {
             "--connections" => connections = parse(&v, &flag)?,
             "--payload" => payload = parse(&v, &flag)?,
             "--parallel" => parallel = parse(&v, &flag)?,
+            "--busy-secs" => busy_secs = parse(&v, &flag)?,
             other => return Err(format!("idle-clients: unknown argument {other:?}")),
         }
     }
@@ -69,6 +73,9 @@ pub(crate) fn idle_clients(args: Vec<String>) -> Result<(), String> {
         if let Some(e) = &first_error {
             eprintln!("memory idle-clients: {e}");
         }
+        if busy_secs > 0.0 {
+            busy(&channels, std::time::Duration::from_secs_f64(busy_secs)).await;
+        }
         say(&format!(
             "idle ok={} errors={} rss_kib={}",
             channels.len(),
@@ -80,4 +87,38 @@ pub(crate) fn idle_clients(args: Vec<String>) -> Result<(), String> {
         drop(channels);
         Ok(())
     })
+}
+
+/// One 64 B echo call in flight on every channel for `secs`; prints the calls made and failed.
+async fn busy(channels: &[rpc_core::Channel], secs: std::time::Duration) {
+    let body = Bytes::from(vec![7u8; 64]);
+    say("busy-start");
+    let started = tokio::time::Instant::now();
+    let until = started + secs;
+    let tasks: Vec<_> = channels
+        .iter()
+        .map(|channel| {
+            let (channel, body) = (channel.clone(), body.clone());
+            tokio::spawn(async move {
+                let (mut calls, mut errors) = (0u64, 0u64);
+                while tokio::time::Instant::now() < until {
+                    match channel.unary(Request::new(ECHO, body.clone())).await {
+                        Ok(reply) if reply.body() == &body => calls += 1,
+                        _ => errors += 1,
+                    }
+                }
+                (calls, errors)
+            })
+        })
+        .collect();
+    let (mut calls, mut errors) = (0u64, 0u64);
+    for t in tasks {
+        let (c, e) = t.await.unwrap_or((0, 1));
+        calls += c;
+        errors += e;
+    }
+    say(&format!(
+        "busy calls={calls} errors={errors} secs={:.4}",
+        started.elapsed().as_secs_f64()
+    ));
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::args::{arg_value, parse, secs};
 use crate::child::{can_pin, field, Proc};
+use crate::cpu::{clock_ticks_per_sec, cpu_ticks};
 use crate::procfs::{ensure_open_files, rss_kib};
 use crate::report::report;
 
@@ -16,6 +17,8 @@ pub(crate) struct Plan {
     pub(crate) flood_max_bytes: u64,
     pub(crate) one_way_secs: Duration,
     pub(crate) one_way_payload: usize,
+    /// How long every idle connection then keeps one call in flight (0: not at all).
+    pub(crate) busy_secs: Duration,
     pub(crate) settle: Duration,
     pub(crate) pin: bool,
     pub(crate) quick: bool,
@@ -30,6 +33,7 @@ impl Plan {
             flood_max_bytes: 2 << 30,
             one_way_secs: Duration::from_secs(3),
             one_way_payload: 1024,
+            busy_secs: Duration::from_secs(3),
             settle: Duration::from_millis(500),
             pin: true,
             quick: false,
@@ -55,6 +59,7 @@ impl Plan {
             plan.connections = 100;
             plan.flood_secs = Duration::from_secs(1);
             plan.one_way_secs = Duration::from_secs(1);
+            plan.busy_secs = Duration::from_millis(500);
             plan.settle = Duration::from_millis(200);
         }
         for (flag, v) in set {
@@ -66,6 +71,7 @@ impl Plan {
                 "--flood-max-bytes" => plan.flood_max_bytes = parse(&v, flag)?,
                 "--one-way-secs" => plan.one_way_secs = secs(&v, flag)?,
                 "--one-way-payload" => plan.one_way_payload = parse(&v, flag)?,
+                "--busy-secs" => plan.busy_secs = secs(&v, flag)?,
                 other => return Err(format!("unknown argument {other:?} (try --help)")),
             }
         }
@@ -121,6 +127,39 @@ fn start_server(plan: &Plan, name: &str, extra: &[&str]) -> Result<(Proc, String
     let line = server.expect("listening", Duration::from_secs(10))?;
     let addr = line["listening ".len()..].trim().to_string();
     Ok((server, addr))
+}
+
+/// Every connection with one call in flight: what the server did and what it cost.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Busy {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) secs: f64,
+    /// Server CPU time over the phase, in microseconds.
+    pub(crate) server_cpu_us: f64,
+    pub(crate) server_rss_kib: u64,
+}
+
+/// Reads the server's CPU time around the clients' busy phase, and its RSS at the end of it.
+fn busy(plan: &Plan, server: &mut Proc, clients: &Proc) -> Result<Busy, String> {
+    let pid = server.pid().to_string();
+    let wait = Duration::from_secs(120) + plan.busy_secs;
+    clients.expect("busy-start", Duration::from_secs(120))?;
+    let t0 = cpu_ticks(&pid).ok_or("the server's /proc/<pid>/stat")?;
+    let line = clients.expect("busy ", wait)?;
+    let t1 = cpu_ticks(&pid).ok_or("the server's /proc/<pid>/stat")?;
+    let b = Busy {
+        calls: field(&line, "calls")? as u64,
+        errors: field(&line, "errors")? as u64,
+        secs: field(&line, "secs")?,
+        server_cpu_us: (t1.saturating_sub(t0)) as f64 / clock_ticks_per_sec() * 1e6,
+        server_rss_kib: rss_kib(&pid).unwrap_or(0),
+    };
+    eprintln!("(b') busy: {b:?}");
+    if b.errors > 0 {
+        return Err(format!("{} calls failed in the busy phase", b.errors));
+    }
+    Ok(b)
 }
 
 /// Sends `sig` (`STOP`, `CONT`) to `pid` with the shell's `kill` builtin (no `kill` binary needed).
@@ -260,10 +299,17 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
         &plan.connections.to_string(),
         "--payload",
         &plan.payload.to_string(),
+        "--busy-secs",
+        &plan.busy_secs.as_secs_f64().to_string(),
     ]
     .map(String::from)
     .to_vec();
     let mut clients = Proc::start("clients", plan.cpu(1), &args)?;
+    let busy = if plan.busy_secs.is_zero() {
+        None
+    } else {
+        Some(busy(&plan, &mut server, &clients)?)
+    };
     let idle_line = clients.expect("idle", Duration::from_secs(120))?;
     let ok = field(&idle_line, "ok")? as u64;
     let idle = read_at(&mut server, ok, Duration::from_secs(10), plan.settle)?;
@@ -287,6 +333,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
             [start, idle, closed],
             ok,
             client_rss,
+            busy.as_ref(),
             &f,
             [&connected, &waiting, &failing]
         )?

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::child::field;
-use crate::orchestrator::{Flood, Plan, Reading};
+use crate::orchestrator::{Busy, Flood, Plan, Reading};
 
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
@@ -18,6 +18,7 @@ pub(crate) fn report(
     [start, idle, closed]: [Reading; 3],
     ok: u64,
     client_rss: u64,
+    busy: Option<&Busy>,
     f: &Flood,
     [connected, waiting, failing]: [&String; 3],
 ) -> Result<String, String> {
@@ -119,6 +120,31 @@ pub(crate) fn report(
         mib(client_rss),
         client_rss as f64 / ok.max(1) as f64,
     );
+    if let Some(b) = busy {
+        let _ = writeln!(
+            s,
+            "\n### {ok} connections, one 64 B echo call in flight on each ({:.1} s)\n",
+            b.secs
+        );
+        let _ = writeln!(
+            s,
+            "| calls/s | server CPU µs/call | server RSS MiB | Δ MiB vs (a) | failed calls |"
+        );
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "| {:.0} | {:.2} | {} | {} | {} |",
+            b.calls as f64 / b.secs.max(1e-9),
+            b.server_cpu_us / b.calls.max(1) as f64,
+            mib(b.server_rss_kib),
+            delta_mib(b.server_rss_kib, start.rss_kib),
+            b.errors,
+        );
+        let _ = writeln!(
+            s,
+            "\nThe client (one process, one `Channel` per connection, one task each) runs on the other CPU; CPU time from `/proc/<pid>/stat` (10 ms ticks)."
+        );
+    }
 
     let base = field(connected, "rss_kib")?;
     let _ = writeln!(
