@@ -134,7 +134,13 @@ impl<F: Future<Output = Reply>> Future for Timed<F> {
     }
 }
 
-type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Reply> + Send + Sync>;
+/// One method of a [`RawService`]: the handler as a tower call, and the same handler started by
+/// a server with its context scope and deadline in one box (no second box around the first).
+#[derive(Clone)]
+struct Method {
+    call: Arc<dyn Fn(Request) -> BoxFuture<'static, Reply> + Send + Sync>,
+    dispatch: Arc<dyn Fn(Request, CallContext, Option<Instant>) -> ServerCall + Send + Sync>,
+}
 
 /// A service assembled from closures that take and return raw (already encoded) bodies.
 ///
@@ -151,7 +157,7 @@ type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Reply> + Send + Sync>;
 pub struct RawService {
     name: Arc<str>,
     /// Sorted by name: found by binary search, no hashing per call.
-    methods: Arc<Vec<(Box<str>, Handler)>>,
+    methods: Arc<Vec<(Box<str>, Method)>>,
 }
 
 impl fmt::Debug for RawService {
@@ -180,10 +186,22 @@ impl RawService {
         F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |req| {
-            let reply = handler(req);
-            Box::pin(async move { reply.await.map_err(handler_ran) })
-        });
+        let handler = Arc::new(handler);
+        let for_server = handler.clone();
+        let handler = Method {
+            call: Arc::new(move |req| {
+                let reply = handler(req);
+                Box::pin(async move { reply.await.map_err(handler_ran) })
+            }),
+            dispatch: Arc::new(move |req, ctx, deadline| {
+                let reply = for_server(req);
+                server_call(
+                    ctx,
+                    deadline,
+                    async move { reply.await.map_err(handler_ran) },
+                )
+            }),
+        };
         let methods = Arc::make_mut(&mut self.methods);
         match methods.binary_search_by(|(n, _)| (**n).cmp(name)) {
             Ok(i) => methods[i].1 = handler,
@@ -192,7 +210,7 @@ impl RawService {
         self
     }
 
-    fn handler(&self, method: &str) -> Option<&Handler> {
+    fn handler(&self, method: &str) -> Option<&Method> {
         let i = self
             .methods
             .binary_search_by(|(n, _)| (**n).cmp(method))
@@ -249,6 +267,26 @@ impl NamedService for RawService {
     fn service_name(&self) -> &str {
         &self.name
     }
+
+    fn __dispatcher(&self) -> Option<Arc<dyn Dispatch>> {
+        Some(Arc::new(RawDispatch(self.clone())))
+    }
+}
+
+/// A [`RawService`] hosted by a server: each call is one box (the handler's future with its
+/// context scope and deadline), with no tower `Oneshot` or service clone around it.
+struct RawDispatch(RawService);
+
+impl Dispatch for RawDispatch {
+    fn dispatch(&self, req: Request, ctx: CallContext, deadline: Option<Instant>) -> ServerCall {
+        match self.0.handler(req.method()) {
+            Some(m) => (m.dispatch)(req, ctx, deadline),
+            None => {
+                let status = unknown_method(&self.0.name, req.method());
+                server_call(ctx, deadline, std::future::ready(Err(status)))
+            }
+        }
+    }
 }
 
 impl Service<Request> for RawService {
@@ -262,7 +300,7 @@ impl Service<Request> for RawService {
 
     fn call(&mut self, req: Request) -> Self::Future {
         match self.handler(req.method()) {
-            Some(handler) => handler(req),
+            Some(m) => (m.call)(req),
             None => Box::pin(std::future::ready(Err(unknown_method(
                 &self.name,
                 req.method(),
