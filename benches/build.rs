@@ -1,13 +1,15 @@
-//! Generates the tonic echo service (`proto/echo.proto`) used by `src/systems/tonic_echo.rs`.
+//! Generates the tonic services used by `src/systems/tonic_echo.rs` (`proto/echo.proto`, package
+//! `bench`) and `src/systems/tonic_order.rs` (`proto/order.proto`, package `bench.order`).
 //! Needs `protoc` (and its well-known includes) on the build machine.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/echo.proto");
+    println!("cargo:rerun-if-changed=proto/order.proto");
     tonic_prost_build::configure()
         // `bytes payload` fields become `bytes::Bytes`, so decoding slices instead of copying.
         .bytes(".")
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["proto/echo.proto"], &["proto"])?;
+        .compile_protos(&["proto/echo.proto", "proto/order.proto"], &["proto"])?;
     Ok(())
 }

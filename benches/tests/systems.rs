@@ -1,5 +1,6 @@
 //! Every system echoes correctly under concurrency: 2000 calls from 256 tasks over one client
-//! (one connection), payloads of 64 B and 64 KiB that differ per call.
+//! (one connection), payloads of 64 B and 64 KiB that differ per call (the order systems send
+//! their order, numbered after the payload, whatever its size).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -103,4 +104,29 @@ async fn tonic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tarpc() {
     run(System::Tarpc).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_order_protobuf() {
+    run(System::OursOrderProtobuf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_order_json() {
+    run(System::OursOrderJson).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ours_order_msgpack() {
+    run(System::OursOrderMsgpack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_order() {
+    run(System::TonicOrder).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tarpc_order() {
+    run(System::TarpcOrder).await;
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin loadgen -- [--quick] [--pin] [--runtime current|N]
-//!     [--systems raw-tcp,ours-raw,...] [--payloads 64,1024,4096,65536]
+//!     [--systems raw-tcp,ours-raw,...|order] [--payloads 64,1024,4096,65536]
 //!     [--concurrency 1,32,256,1024] [--duration SECS] [--warmup SECS]
 //!     [--out benches/RESULTS.md] [--chart benches/results.svg]
 //! ```
@@ -13,9 +13,18 @@
 //! is compared with its request. Server and client CPU time per call come from
 //! `/proc/<pid>/stat`, read at the start and end of the measured window.
 //!
+//! By default it runs the payload echo systems (`raw-tcp`, `ours-raw`, `ours-protobuf`,
+//! `ours-msgpack`, `ours-json`, `tonic`, `tarpc`). The order systems (`ours-order-protobuf`,
+//! `ours-order-json`, `ours-order-msgpack`, `tonic-order`, `tarpc-order`; `order` in the
+//! `--systems` list stands for all five) echo a realistic order of about 600 bytes in Protobuf
+//! (10 lines, see `benches::realistic_order`) through each system's typed API instead of the
+//! payload: the payload only numbers the order (its first 8 bytes) and its size changes nothing
+//! that is sent, only the tables' headings. Run them with `--systems order --payloads 64`.
+//!
 //! The full run writes a Markdown report (`--out`) and an SVG chart (`--chart`). `--quick` runs
-//! every system once at 64 B and 32 in flight for half a second, prints the table, writes nothing,
-//! and fails if any call failed or any reply was wrong: CI runs it so that the harness cannot rot.
+//! every selected system once at 64 B and 32 in flight for half a second, prints the table,
+//! writes nothing, and fails if any call failed or any reply was wrong: CI runs it so that the
+//! harness cannot rot.
 //!
 //! The subcommands `serve` and `client` are what the orchestrator starts.
 

@@ -5,6 +5,16 @@
 //! - [`ours`]: this framework, raw bytes or a structured message in each codec;
 //! - [`tonic_echo`]: tonic unary gRPC (prost) over one HTTP/2 channel;
 //! - [`tarpc_echo`]: tarpc (bincode over TCP) over one connection.
+//!
+//! The order systems ([`System::ORDER`], not among the default [`System::ALL`]) echo a realistic
+//! [`Order`](crate::Order) of about 600 bytes ([`realistic_order`](crate::realistic_order))
+//! instead of the payload; each call's order is numbered after the payload's first 8 bytes, and
+//! the client hands the payload back once the reply matches the order sent:
+//!
+//! - [`ours_order`]: this framework through a `#[rpc_core::service]` trait, in Protobuf, JSON or
+//!   MessagePack (`ours-order-protobuf`, `ours-order-json`, `ours-order-msgpack`);
+//! - [`tonic_order`]: tonic, the same messages from `proto/order.proto` (`tonic-order`);
+//! - [`tarpc_order`]: tarpc, the same [`Order`](crate::Order) in bincode (`tarpc-order`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,10 +22,14 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+mod order;
 pub mod ours;
+pub mod ours_order;
 pub mod raw;
 pub mod tarpc_echo;
+pub mod tarpc_order;
 pub mod tonic_echo;
+pub mod tonic_order;
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,10 +48,20 @@ pub enum System {
     Tonic,
     /// tarpc.
     Tarpc,
+    /// Ours, an [`Order`](crate::Order) in Protobuf through a generated client.
+    OursOrderProtobuf,
+    /// Ours, an [`Order`](crate::Order) in JSON through a generated client.
+    OursOrderJson,
+    /// Ours, an [`Order`](crate::Order) in MessagePack through a generated client.
+    OursOrderMsgpack,
+    /// tonic, an [`Order`](crate::Order).
+    TonicOrder,
+    /// tarpc, an [`Order`](crate::Order).
+    TarpcOrder,
 }
 
 impl System {
-    /// Every system, in table order.
+    /// Every payload echo system, in table order: what the load generator runs by default.
     pub const ALL: [System; 7] = [
         System::Raw,
         System::OursRaw,
@@ -47,6 +71,48 @@ impl System {
         System::Tonic,
         System::Tarpc,
     ];
+
+    /// The order systems, in table order: `order` in the load generator's `--systems` list.
+    pub const ORDER: [System; 5] = [
+        System::OursOrderProtobuf,
+        System::OursOrderJson,
+        System::OursOrderMsgpack,
+        System::TonicOrder,
+        System::TarpcOrder,
+    ];
+
+    /// Parses a comma-separated list of system names, in which `order` stands for every system
+    /// of [`System::ORDER`]. A system named twice runs once.
+    ///
+    /// # Errors
+    /// The first name that is neither a system nor `order`.
+    ///
+    /// ```
+    /// use benches::systems::System;
+    ///
+    /// let systems = System::parse_list("tonic, order")?;
+    /// assert_eq!(systems[0], System::Tonic);
+    /// assert_eq!(systems[1..], System::ORDER);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn parse_list(s: &str) -> Result<Vec<System>, String> {
+        let mut systems = Vec::new();
+        for name in s.split(',').map(str::trim) {
+            let named = if name == "order" {
+                System::ORDER.to_vec()
+            } else {
+                vec![name
+                    .parse()
+                    .map_err(|e| format!("{e}, or `order` for the order systems"))?]
+            };
+            for system in named {
+                if !systems.contains(&system) {
+                    systems.push(system);
+                }
+            }
+        }
+        Ok(systems)
+    }
 
     /// The name on the command line and in tables.
     pub fn name(self) -> &'static str {
@@ -58,6 +124,11 @@ impl System {
             System::OursMsgpack => "ours-msgpack",
             System::Tonic => "tonic",
             System::Tarpc => "tarpc",
+            System::OursOrderProtobuf => "ours-order-protobuf",
+            System::OursOrderJson => "ours-order-json",
+            System::OursOrderMsgpack => "ours-order-msgpack",
+            System::TonicOrder => "tonic-order",
+            System::TarpcOrder => "tarpc-order",
         }
     }
 }
@@ -72,13 +143,11 @@ impl FromStr for System {
     type Err = String;
 
     fn from_str(s: &str) -> Result<System, String> {
-        System::ALL
-            .into_iter()
-            .find(|sys| sys.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = System::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown system {s:?}; expected one of {}", names.join(", "))
-            })
+        let every = || System::ALL.into_iter().chain(System::ORDER);
+        every().find(|sys| sys.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = every().map(System::name).collect();
+            format!("unknown system {s:?}; expected one of {}", names.join(", "))
+        })
     }
 }
 
@@ -94,6 +163,11 @@ pub async fn serve(system: System, listener: tokio::net::TcpListener) -> Result<
         }
         System::Tonic => tonic_echo::serve(listener).await,
         System::Tarpc => tarpc_echo::serve(listener).await,
+        System::OursOrderProtobuf | System::OursOrderJson | System::OursOrderMsgpack => {
+            ours_order::serve(listener).await
+        }
+        System::TonicOrder => tonic_order::serve(listener).await,
+        System::TarpcOrder => tarpc_order::serve(listener).await,
     }
 }
 
@@ -108,6 +182,12 @@ pub enum Client {
     Tonic(tonic_echo::Client),
     /// tarpc.
     Tarpc(tarpc_echo::Client),
+    /// Ours, echoing an order.
+    OursOrder(ours_order::Client),
+    /// tonic, echoing an order.
+    TonicOrder(tonic_order::Client),
+    /// tarpc, echoing an order.
+    TarpcOrder(tarpc_order::Client),
 }
 
 impl fmt::Debug for Client {
@@ -117,6 +197,9 @@ impl fmt::Debug for Client {
             Client::Ours(_) => "Client::Ours",
             Client::Tonic(_) => "Client::Tonic",
             Client::Tarpc(_) => "Client::Tarpc",
+            Client::OursOrder(_) => "Client::OursOrder",
+            Client::TonicOrder(_) => "Client::TonicOrder",
+            Client::TarpcOrder(_) => "Client::TarpcOrder",
         })
     }
 }
@@ -141,10 +224,22 @@ impl Client {
             }
             System::Tonic => Client::Tonic(tonic_echo::Client::connect(addr).await?),
             System::Tarpc => Client::Tarpc(tarpc_echo::Client::connect(addr).await?),
+            System::OursOrderProtobuf => Client::OursOrder(
+                ours_order::Client::connect(addr, rpc_core::CodecId::PROTOBUF).await?,
+            ),
+            System::OursOrderJson => {
+                Client::OursOrder(ours_order::Client::connect(addr, rpc_core::CodecId::JSON).await?)
+            }
+            System::OursOrderMsgpack => Client::OursOrder(
+                ours_order::Client::connect(addr, rpc_core::CodecId::MSGPACK).await?,
+            ),
+            System::TonicOrder => Client::TonicOrder(tonic_order::Client::connect(addr).await?),
+            System::TarpcOrder => Client::TarpcOrder(tarpc_order::Client::connect(addr).await?),
         })
     }
 
-    /// Sends `payload`; returns the echoed bytes.
+    /// Sends `payload`; returns the echoed bytes. An order client sends its order instead (see
+    /// the [module docs](self)) and returns `payload` once the reply checks out.
     ///
     /// # Errors
     /// The call's failure, as text.
@@ -154,6 +249,9 @@ impl Client {
             Client::Ours(c) => c.echo(payload).await,
             Client::Tonic(c) => c.echo(payload).await,
             Client::Tarpc(c) => c.echo(payload).await,
+            Client::OursOrder(c) => c.echo(payload).await,
+            Client::TonicOrder(c) => c.echo(payload).await,
+            Client::TarpcOrder(c) => c.echo(payload).await,
         }
     }
 }

@@ -18,6 +18,21 @@ pub struct EchoMessage {
 
 impl_message!(EchoMessage);
 
+/// Calls in flight per connection that servers and clients allow (the ours systems share it).
+pub(super) const MAX_IN_FLIGHT: u32 = 100_000;
+
+/// Connects one channel with the ours systems' limits.
+///
+/// # Errors
+/// The connection failure.
+pub(super) async fn connect_channel(addr: SocketAddr) -> Result<Channel, String> {
+    Endpoint::tcp(addr)
+        .max_concurrent_calls(MAX_IN_FLIGHT as usize)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Serves the echo service.
 ///
 /// # Errors
@@ -29,7 +44,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
         })
         .typed("Message", |m: EchoMessage, _ctx| async move { Ok(m) });
     Server::builder()
-        .max_concurrent_calls_per_connection(100_000)
+        .max_concurrent_calls_per_connection(MAX_IN_FLIGHT)
         .add_service(svc)
         .serve(listener)
         .await
@@ -49,11 +64,7 @@ impl Client {
     /// # Errors
     /// The connection failure.
     pub async fn connect(addr: SocketAddr, codec: Option<CodecId>) -> Result<Client, String> {
-        let channel = Endpoint::tcp(addr)
-            .max_concurrent_calls(100_000)
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+        let channel = connect_channel(addr).await?;
         Ok(Client { channel, codec })
     }
 

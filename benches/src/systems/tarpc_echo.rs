@@ -2,7 +2,8 @@
 //!
 //! Frames are tokio-util length-delimited, messages bincode (tokio-serde's `Bincode`). The server
 //! spawns every request as its own task; both sides allow many thousands of calls in flight on a
-//! connection. Each call carries a 60 s deadline so slow runs do not time out.
+//! connection. Each call carries a 60 s deadline so slow runs do not time out. The order system
+//! ([`tarpc_order`](super::tarpc_order)) uses the same settings.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -32,16 +33,18 @@ use service::{Echo, EchoClient};
 /// The largest frame either side accepts (payloads are at most 64 KiB in the runs).
 const MAX_FRAME: usize = 16 << 20;
 /// Calls a client lets be in flight at once (tarpc's default is 1000; more are queued).
-const CLIENT_IN_FLIGHT: usize = 1 << 14;
+pub(super) const CLIENT_IN_FLIGHT: usize = 1 << 14;
 /// Calls the server runs at once per connection (above the client's, so it never rejects).
-const SERVER_IN_FLIGHT: usize = 1 << 15;
+pub(super) const SERVER_IN_FLIGHT: usize = 1 << 15;
 /// Queue lengths between the callers / handlers and the connection's I/O (tarpc's default: 100).
-const QUEUE: usize = 4096;
+pub(super) const QUEUE: usize = 4096;
 /// How long a call may take.
-const DEADLINE: Duration = Duration::from_secs(60);
+pub(super) const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Frames a connected stream.
-fn framed(stream: TcpStream) -> tarpc::tokio_util::codec::Framed<TcpStream, LengthDelimitedCodec> {
+pub(super) fn framed(
+    stream: TcpStream,
+) -> tarpc::tokio_util::codec::Framed<TcpStream, LengthDelimitedCodec> {
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
         .new_framed(stream)

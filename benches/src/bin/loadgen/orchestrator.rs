@@ -184,7 +184,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
         match flag.as_str() {
             "--quick" => plan.quick = true,
             "--pin" => plan.pin = true,
-            "--systems" => plan.systems = list(&arg_value(&mut it, &flag)?, &flag)?,
+            "--systems" => plan.systems = System::parse_list(&arg_value(&mut it, &flag)?)?,
             "--payloads" => plan.payloads = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--concurrency" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--duration" => {
