@@ -148,7 +148,13 @@ impl ResponseFuture {
         request: &Request,
     ) -> ResponseFuture {
         let Queued { id, rx, one_way } = queued;
-        let span = tracing::debug_span!(
+        // Checked first, so that the fields are never computed for a span nobody wants (tracing's
+        // `log` fallback would compute them whenever no subscriber is set).
+        let enabled = tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG);
+        let span = if !enabled {
+            tracing::Span::none()
+        } else {
+            tracing::debug_span!(
             "rpc.client",
             service = request.service(),
             method = request.method(),
@@ -156,7 +162,8 @@ impl ResponseFuture {
             peer = %conn.peer(),
             status = tracing::field::Empty,
             duration_us = tracing::field::Empty,
-        );
+            )
+        };
         let started = (!span.is_disabled()).then(Instant::now);
         let guard = CallGuard {
             conn,

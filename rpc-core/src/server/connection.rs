@@ -267,7 +267,13 @@ impl ServerRole {
     }
 
     /// The span of one call; its status and duration are recorded when it finishes.
+    /// A disabled span when no subscriber wants it: checked first, so that the span's fields are
+    /// never computed for nothing (tracing's `log` fallback would compute them whenever no
+    /// subscriber is set).
     fn call_span(&self, id: u32, service: &str, method: &str) -> tracing::Span {
+        if !tracing::enabled!(kind: tracing::metadata::Kind::SPAN, tracing::Level::DEBUG) {
+            return tracing::Span::none();
+        }
         tracing::debug_span!(
             "rpc.server",
             service,
