@@ -1,19 +1,25 @@
 use std::io::Write as _;
 
 use base64::alphabet::STANDARD;
-use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_bytes_repr::ByteFmtDeserializer;
 
 use crate::{CodecError, CodecId};
+
+use self::base64_reader::Base64Reader;
+
+mod base64_reader;
 
 /// JSON through serde_json: plain JSON, field names as serde names them. Byte strings (what
 /// serde serializes as bytes: `bytes::Bytes`, `serde_bytes` fields) are base64 strings, as in the
 /// proto3 JSON mapping: the standard alphabet, padded when written; read with or without
 /// padding, and an array of numbers is still read too. A plain `Vec<u8>` without
 /// `#[serde(with = "serde_bytes")]` is a sequence to serde, so it stays an array of numbers.
+/// (Values serde buffers before knowing their type — untagged or internally tagged enums,
+/// `#[serde(flatten)]` — are replayed by serde itself, so byte strings inside them are not
+/// base64-decoded.)
 ///
 /// ```
 /// use bytes::BytesMut;
@@ -61,12 +67,7 @@ impl Json {
     /// [`CodecError::Decode`] naming the field path where the text went wrong.
     pub fn decode<T: DeserializeOwned>(src: Bytes) -> Result<T, CodecError> {
         let mut de = serde_json::Deserializer::from_slice(&src);
-        let value = T::deserialize(ByteFmtDeserializer::new_base64(
-            &mut de,
-            STANDARD,
-            base64_config(),
-        ))
-        .and_then(|v| de.end().map(|()| v));
+        let value = T::deserialize(Base64Reader(&mut de)).and_then(|v| de.end().map(|()| v));
         match value {
             Ok(value) => Ok(value),
             Err(first) => Err(Self::explain::<T>(&src, &first)),
@@ -78,8 +79,9 @@ impl Json {
     #[inline(never)]
     fn explain<T: DeserializeOwned>(src: &[u8], first: &serde_json::Error) -> CodecError {
         let mut de = serde_json::Deserializer::from_slice(src);
-        let de = ByteFmtDeserializer::new_base64(&mut de, STANDARD, base64_config());
-        let message = match serde_path_to_error::deserialize::<_, T>(de) {
+        // The path tracker outside, our reader inside: the tracker sees every field and element
+        // (including a byte string our reader refuses) on its way down.
+        let message = match serde_path_to_error::deserialize::<_, T>(Base64Reader(&mut de)) {
             Err(e) => crate::error::with_path(&e),
             Ok(_) => first.to_string(),
         };
@@ -96,9 +98,8 @@ impl serde_json::ser::Formatter for Base64Bytes {
         W: ?Sized + std::io::Write,
     {
         writer.write_all(b"\"")?;
-        let engine = base64::engine::GeneralPurpose::new(&STANDARD, base64_config());
         {
-            let mut encoder = base64::write::EncoderWriter::new(&mut *writer, &engine);
+            let mut encoder = base64::write::EncoderWriter::new(&mut *writer, &BASE64);
             encoder.write_all(value)?;
             encoder.finish()?;
         }
@@ -106,7 +107,9 @@ impl serde_json::ser::Formatter for Base64Bytes {
     }
 }
 
-/// Written padded; read with or without padding (proto3's JSON mapping accepts both).
-fn base64_config() -> GeneralPurposeConfig {
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent)
-}
+/// The standard base64 alphabet, written padded; read with or without padding (proto3's JSON
+/// mapping accepts both). Built at compile time.
+static BASE64: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
