@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin loadgen -- [--quick] [--pin] [--runtime current|N]
-//!     [--systems raw-tcp,ours-raw,...|order] [--payloads 64,1024,4096,65536]
+//!     [--systems raw-tcp,ours-raw,...|order|stack] [--payloads 64,1024,4096,65536]
 //!     [--concurrency 1,32,256,1024] [--duration SECS] [--warmup SECS]
 //!     [--out benches/RESULTS.md] [--chart benches/results.svg]
 //! ```
@@ -20,6 +20,9 @@
 //! (10 lines, see `benches::realistic_order`) through each system's typed API instead of the
 //! payload: the payload only numbers the order (its first 8 bytes) and its size changes nothing
 //! that is sent, only the tables' headings. Run them with `--systems order --payloads 64`.
+//! `stack` stands for `ours-generated` and `ours-stack`: a 64 B item through the generated client
+//! over a bare channel, and over deadline, retry, breaker and a balanced channel across three
+//! endpoints (the whole client stack's cost per call; `--systems stack --payloads 64`).
 //!
 //! The full run writes a Markdown report (`--out`) and an SVG chart (`--chart`). `--quick` runs
 //! every selected system once at 64 B and 32 in flight for half a second, prints the table,

@@ -15,6 +15,11 @@
 //!   MessagePack (`ours-order-protobuf`, `ours-order-json`, `ours-order-msgpack`);
 //! - [`tonic_order`]: tonic, the same messages from `proto/order.proto` (`tonic-order`);
 //! - [`tarpc_order`]: tarpc, the same [`Order`](crate::Order) in bincode (`tarpc-order`).
+//!
+//! The stack systems ([`System::STACK`]) send a 64 B [`Item`](crate::Item) through the generated
+//! [`EchoClient`](crate::EchoClient) ([`ours_stack`]): over a bare channel (`ours-generated`), and
+//! over deadline, retry, circuit breaker and a balanced channel across three endpoints
+//! (`ours-stack`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +30,7 @@ use bytes::Bytes;
 mod order;
 pub mod ours;
 pub mod ours_order;
+pub mod ours_stack;
 pub mod raw;
 pub mod tarpc_echo;
 pub mod tarpc_order;
@@ -58,6 +64,10 @@ pub enum System {
     TonicOrder,
     /// tarpc, an [`Order`](crate::Order).
     TarpcOrder,
+    /// Ours, a 64 B [`Item`](crate::Item) through a generated client over a bare channel.
+    OursGenerated,
+    /// Ours, the same through deadline, retry, breaker and a balanced channel over 3 endpoints.
+    OursStack,
 }
 
 impl System {
@@ -81,8 +91,13 @@ impl System {
         System::TarpcOrder,
     ];
 
+    /// The whole client stack against a bare channel, both with a generated client: `stack` in
+    /// the load generator's `--systems` list.
+    pub const STACK: [System; 2] = [System::OursGenerated, System::OursStack];
+
     /// Parses a comma-separated list of system names, in which `order` stands for every system
-    /// of [`System::ORDER`]. A system named twice runs once.
+    /// of [`System::ORDER`] and `stack` for those of [`System::STACK`]. A system named twice
+    /// runs once.
     ///
     /// # Errors
     /// The first name that is neither a system nor `order`.
@@ -100,10 +115,12 @@ impl System {
         for name in s.split(',').map(str::trim) {
             let named = if name == "order" {
                 System::ORDER.to_vec()
+            } else if name == "stack" {
+                System::STACK.to_vec()
             } else {
                 vec![name
                     .parse()
-                    .map_err(|e| format!("{e}, or `order` for the order systems"))?]
+                    .map_err(|e| format!("{e}, or `order` / `stack` for those groups"))?]
             };
             for system in named {
                 if !systems.contains(&system) {
@@ -129,6 +146,8 @@ impl System {
             System::OursOrderMsgpack => "ours-order-msgpack",
             System::TonicOrder => "tonic-order",
             System::TarpcOrder => "tarpc-order",
+            System::OursGenerated => "ours-generated",
+            System::OursStack => "ours-stack",
         }
     }
 }
@@ -143,7 +162,12 @@ impl FromStr for System {
     type Err = String;
 
     fn from_str(s: &str) -> Result<System, String> {
-        let every = || System::ALL.into_iter().chain(System::ORDER);
+        let every = || {
+            System::ALL
+                .into_iter()
+                .chain(System::ORDER)
+                .chain(System::STACK)
+        };
         every().find(|sys| sys.name() == s).ok_or_else(|| {
             let names: Vec<&str> = every().map(System::name).collect();
             format!("unknown system {s:?}; expected one of {}", names.join(", "))
@@ -168,6 +192,8 @@ pub async fn serve(system: System, listener: tokio::net::TcpListener) -> Result<
         }
         System::TonicOrder => tonic_order::serve(listener).await,
         System::TarpcOrder => tarpc_order::serve(listener).await,
+        System::OursGenerated => ours::serve(listener).await,
+        System::OursStack => ours_stack::serve(listener).await,
     }
 }
 
@@ -188,6 +214,10 @@ pub enum Client {
     TonicOrder(tonic_order::Client),
     /// tarpc, echoing an order.
     TarpcOrder(tarpc_order::Client),
+    /// Ours, a generated client over a bare channel.
+    OursGenerated(ours_stack::Bare),
+    /// Ours, a generated client over the whole stack.
+    OursStack(ours_stack::Full),
 }
 
 impl fmt::Debug for Client {
@@ -200,6 +230,8 @@ impl fmt::Debug for Client {
             Client::OursOrder(_) => "Client::OursOrder",
             Client::TonicOrder(_) => "Client::TonicOrder",
             Client::TarpcOrder(_) => "Client::TarpcOrder",
+            Client::OursGenerated(_) => "Client::OursGenerated",
+            Client::OursStack(_) => "Client::OursStack",
         })
     }
 }
@@ -235,6 +267,8 @@ impl Client {
             ),
             System::TonicOrder => Client::TonicOrder(tonic_order::Client::connect(addr).await?),
             System::TarpcOrder => Client::TarpcOrder(tarpc_order::Client::connect(addr).await?),
+            System::OursGenerated => Client::OursGenerated(ours_stack::Bare::connect(addr).await?),
+            System::OursStack => Client::OursStack(ours_stack::Full::connect(addr).await?),
         })
     }
 
@@ -252,6 +286,8 @@ impl Client {
             Client::OursOrder(c) => c.echo(payload).await,
             Client::TonicOrder(c) => c.echo(payload).await,
             Client::TarpcOrder(c) => c.echo(payload).await,
+            Client::OursGenerated(c) => c.echo(payload).await,
+            Client::OursStack(c) => c.echo(payload).await,
         }
     }
 }
