@@ -6,7 +6,7 @@
 //! The three endpoints are one server process listening on the same port at 127.0.0.1, .2 and
 //! .3 (Linux routes all of 127.0.0.0/8 to the loopback interface), so the server side is the
 //! same as for the other `ours` systems and the client's CPU per call is what differs. The
-//! message is an [`Item`](crate::Item) whose SKU carries the call's number, 64 B in Protobuf.
+//! message is an [`Item`] whose SKU carries the call's number, 64 B in Protobuf.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
