@@ -42,12 +42,7 @@ mod server;
 
 /// This file's doc comment, for `--help`.
 fn usage() -> String {
-    include_str!("overload.rs")
-        .lines()
-        .take_while(|l| l.starts_with("//!"))
-        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
-        .collect::<Vec<_>>()
-        .join("\n")
+    args::usage_from(include_str!("overload.rs"))
 }
 
 fn main() {

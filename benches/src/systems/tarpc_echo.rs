@@ -33,13 +33,13 @@ use service::{Echo, EchoClient};
 /// The largest frame either side accepts (payloads are at most 64 KiB in the runs).
 const MAX_FRAME: usize = 16 << 20;
 /// Calls a client lets be in flight at once (tarpc's default is 1000; more are queued).
-pub(super) const CLIENT_IN_FLIGHT: usize = 1 << 14;
+const CLIENT_IN_FLIGHT: usize = 1 << 14;
 /// Calls the server runs at once per connection (above the client's, so it never rejects).
 pub(super) const SERVER_IN_FLIGHT: usize = 1 << 15;
 /// Queue lengths between the callers / handlers and the connection's I/O (tarpc's default: 100).
-pub(super) const QUEUE: usize = 4096;
+const QUEUE: usize = 4096;
 /// How long a call may take.
-pub(super) const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Frames a connected stream.
 pub(super) fn framed(
@@ -48,6 +48,28 @@ pub(super) fn framed(
     LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
         .new_framed(stream)
+}
+
+/// The server's settings per connection (shared with the order system).
+pub(super) fn server_config() -> server::Config {
+    server::Config {
+        pending_response_buffer: QUEUE,
+    }
+}
+
+/// The client's settings (shared with the order system).
+pub(super) fn client_config() -> client::Config {
+    let mut config = client::Config::default();
+    config.max_in_flight_requests = CLIENT_IN_FLIGHT;
+    config.pending_request_buffer = QUEUE;
+    config
+}
+
+/// The context of one call: the current one with the benchmark's deadline.
+pub(super) fn call_context() -> context::Context {
+    let mut ctx = context::current();
+    ctx.deadline = Instant::now() + DEADLINE;
+    ctx
 }
 
 /// The echo service.
@@ -69,10 +91,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let transport = serde_transport::new(framed(stream), Bincode::default());
-        let config = server::Config {
-            pending_response_buffer: QUEUE,
-        };
-        let requests = BaseChannel::new(config, transport)
+        let requests = BaseChannel::new(server_config(), transport)
             .max_concurrent_requests(SERVER_IN_FLIGHT)
             .execute(EchoServer.serve());
         tokio::spawn(requests.for_each(|call| async move {
@@ -96,10 +115,7 @@ impl Client {
         let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let transport = serde_transport::new(framed(stream), Bincode::default());
-        let mut config = client::Config::default();
-        config.max_in_flight_requests = CLIENT_IN_FLIGHT;
-        config.pending_request_buffer = QUEUE;
-        let inner = EchoClient::new(config, transport).spawn();
+        let inner = EchoClient::new(client_config(), transport).spawn();
         Ok(Client { inner })
     }
 
@@ -108,10 +124,8 @@ impl Client {
     /// # Errors
     /// The call's failure, as text.
     pub async fn echo(&self, payload: Bytes) -> Result<Bytes, String> {
-        let mut ctx = context::current();
-        ctx.deadline = Instant::now() + DEADLINE;
         self.inner
-            .echo(ctx, payload)
+            .echo(call_context(), payload)
             .await
             .map_err(|e| e.to_string())
     }

@@ -4,17 +4,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
-use tarpc::{client, context, serde_transport, server};
+use tarpc::{context, serde_transport};
 use tokio::net::TcpStream;
 
 use super::order;
-use super::tarpc_echo::{framed, CLIENT_IN_FLIGHT, DEADLINE, QUEUE, SERVER_IN_FLIGHT};
+use super::tarpc_echo::{call_context, client_config, framed, server_config, SERVER_IN_FLIGHT};
 use crate::{realistic_order, Order};
 
 /// The service, kept private so the workspace's documentation lints do not apply to what the
@@ -50,10 +49,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let transport = serde_transport::new(framed(stream), Bincode::default());
-        let config = server::Config {
-            pending_response_buffer: QUEUE,
-        };
-        let requests = BaseChannel::new(config, transport)
+        let requests = BaseChannel::new(server_config(), transport)
             .max_concurrent_requests(SERVER_IN_FLIGHT)
             .execute(OrderEchoServer.serve());
         tokio::spawn(requests.for_each(|call| async move {
@@ -79,10 +75,7 @@ impl Client {
         let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         let transport = serde_transport::new(framed(stream), Bincode::default());
-        let mut config = client::Config::default();
-        config.max_in_flight_requests = CLIENT_IN_FLIGHT;
-        config.pending_request_buffer = QUEUE;
-        let inner = OrderEchoClient::new(config, transport).spawn();
+        let inner = OrderEchoClient::new(client_config(), transport).spawn();
         Ok(Client {
             inner,
             template: Arc::new(realistic_order(0)),
@@ -98,11 +91,9 @@ impl Client {
         let id = order::id_of(&payload);
         let mut sent = Order::clone(&self.template);
         sent.id = id;
-        let mut ctx = context::current();
-        ctx.deadline = Instant::now() + DEADLINE;
         let mut reply = self
             .inner
-            .echo(ctx, sent)
+            .echo(call_context(), sent)
             .await
             .map_err(|e| e.to_string())?;
         let got = std::mem::take(&mut reply.id);

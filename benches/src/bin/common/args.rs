@@ -20,3 +20,13 @@ pub(crate) fn secs(v: &str, flag: &str) -> Result<std::time::Duration, String> {
     let s: f64 = parse(v, flag)?;
     std::time::Duration::try_from_secs_f64(s).map_err(|_| format!("{flag}: bad value {v:?}"))
 }
+
+/// The `//!` doc comment at the top of a binary's source, as its `--help` text.
+pub(crate) fn usage_from(source: &str) -> String {
+    source
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
