@@ -1,6 +1,7 @@
-//! Serves the `#[service]`-defined inventory of `examples::shop` over TCP on 127.0.0.1 and over the
-//! in-memory transport, calls every method in Protobuf, JSON and MessagePack, shows a typed error,
-//! then asks the running server to describe itself and prints the Markdown it returns.
+//! Serves the `#[service]`-defined inventory of the reference shop (`examples::shop`) over TCP on
+//! 127.0.0.1 and over the in-memory transport, calls every method in Protobuf, JSON and
+//! MessagePack, shows a typed error, then asks the running server to describe itself and prints
+//! the Markdown it returns.
 //!
 //! ```text
 //! cargo run --release --example quickstart

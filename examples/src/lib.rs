@@ -1,11 +1,13 @@
 //! What the example binaries share. The examples themselves are `[[example]]` targets beside this
 //! crate: `quickstart`, `echo_server`, `echo_client`.
 //!
-//! [`shop`] holds the quickstart's inventory service, defined with `#[service]`; `cargo doc -p
-//! examples --open` shows the client and server types generated for it.
+//! [`shop`] holds the reference shop's services (the `shop` example runs them; the quickstart
+//! uses its inventory), each defined with `#[service]`; `cargo doc -p examples --open` shows the
+//! client and server types generated for them.
 
 use std::io;
 
+#[path = "../shop/mod.rs"]
 pub mod shop;
 
 use bytes::Bytes;
@@ -46,10 +48,16 @@ pub fn runtime(threads: usize) -> io::Result<tokio::runtime::Runtime> {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
 pub fn init_tracing() {
+    init_tracing_or("warn");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `default`, such as `"error"`).
+pub fn init_tracing_or(default: &str) {
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
         )
         .init();
 }

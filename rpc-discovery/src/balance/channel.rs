@@ -108,6 +108,8 @@ pub struct EndpointStats {
     pub picks: usize,
     /// `true` while it is ejected.
     pub ejected: bool,
+    /// Times it was ejected since it joined the set.
+    pub ejections: u64,
 }
 
 impl BalancedChannel {
@@ -157,6 +159,7 @@ impl BalancedChannel {
                 outstanding: n.outstanding.load(Ordering::Relaxed),
                 picks: n.picks.load(Ordering::Relaxed),
                 ejected: n.availability(now) != Availability::Available,
+                ejections: n.health.ejections(),
             })
             .collect()
     }

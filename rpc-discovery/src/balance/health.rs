@@ -8,7 +8,7 @@
 //! - probing: once its ejection is over, an endpoint takes one call whose outcome decides whether
 //!   it comes back or is ejected again.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -96,6 +96,8 @@ pub(super) struct Health {
     ejected: AtomicBool,
     /// A probe call is in flight.
     probing: AtomicBool,
+    /// Ejections since the endpoint was added.
+    ejections: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -115,12 +117,18 @@ impl Health {
             ejection: Mutex::new(Ejection::default()),
             ejected: AtomicBool::new(false),
             probing: AtomicBool::new(false),
+            ejections: AtomicU64::new(0),
         }
     }
 
     /// The latency estimate.
     pub(super) fn latency(&self) -> &PeakEwma {
         &self.latency
+    }
+
+    /// Ejections since the endpoint was added.
+    pub(super) fn ejections(&self) -> u64 {
+        self.ejections.load(Ordering::Relaxed)
     }
 
     /// Whether the endpoint may take a call at `now`.
@@ -166,6 +174,7 @@ impl Health {
             e.count = e.count.saturating_add(1);
             self.ejected.store(true, Ordering::Release);
             self.failures.store(0, Ordering::Release);
+            self.ejections.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 addr = %addr,
                 failures = n,

@@ -1,0 +1,334 @@
+//! Simulated customers: each signs up and tops up a wallet, then until the time is up browses
+//! the catalogue, places orders (some for products with little stock, some beyond its wallet)
+//! and cancels some of those paid, topping up again after a declined payment (and leaving after
+//! the third); at the end it reads what it was told.
+//!
+//! A customer retries an operation that failed for a reason of the transport (the stack's own
+//! retries were not enough, or its retry budget was spent), as a shop's front end would, up to
+//! [`ATTEMPTS`] times with a growing pause: every operation is idempotent, so this is safe. An
+//! operation that still fails counts as failed.
+
+use std::future::IntoFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rpc_core::{Code, Status};
+use tokio::time::Instant;
+
+use super::catalogue::{CatalogueClient, Product};
+use super::inventory::{InventoryClient, InventoryError};
+use super::notifications::NotificationsClient;
+use super::orders::{OrderState, OrdersClient, PlaceOrder};
+use super::payments::{PaymentError, PaymentsClient, TopUp};
+use super::users::{SignUp, UsersClient};
+use super::wiring::{Stack, Wiring};
+
+/// How many times a customer tries one operation.
+pub const ATTEMPTS: u32 = 8;
+
+/// The shop's products: (SKU, name, price in cents, initial stock). The last two have little
+/// stock, so that some orders are refused for it.
+pub const PRODUCTS: &[(&str, &str, u64, u32)] = &[
+    ("mug-red", "red ceramic mug", 1_200, 100_000),
+    ("mug-blue", "blue ceramic mug", 1_200, 100_000),
+    ("tea-green", "green tea 250 g", 900, 100_000),
+    ("tea-black", "black tea 250 g", 800, 100_000),
+    ("beans", "espresso beans 1 kg", 2_400, 100_000),
+    ("kettle", "steel kettle", 4_900, 100_000),
+    ("teapot", "glass teapot", 3_500, 100_000),
+    ("tray", "oak tray", 2_900, 100_000),
+    ("print", "limited print, signed", 15_000, 40),
+    ("book", "first edition tea book", 9_000, 25),
+];
+
+/// Words customers search for.
+const SEARCHES: &[&str] = &[
+    "mug", "tea", "ceramic", "steel", "oak", "signed", "", "glass",
+];
+
+/// Counts of what the customers did.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Customers that finished their journey.
+    pub customers: AtomicU64,
+    /// Operations (a call the customer made, with its own repeats counted once).
+    pub operations: AtomicU64,
+    /// Operations that failed after every attempt.
+    pub failed: AtomicU64,
+    /// Repeats the customers made.
+    pub repeats: AtomicU64,
+    /// Orders placed (each order id once).
+    pub placed: AtomicU64,
+    /// Orders that ended paid (before any cancel).
+    pub paid: AtomicU64,
+    /// Paid orders then cancelled.
+    pub cancelled: AtomicU64,
+    /// Orders refused for stock.
+    pub refused_stock: AtomicU64,
+    /// Orders refused for payment.
+    pub refused_payment: AtomicU64,
+    /// Orders refused for another reason.
+    pub refused_other: AtomicU64,
+}
+
+impl Tally {
+    /// Orders refused, for any reason.
+    pub fn refused(&self) -> u64 {
+        self.refused_stock.load(Ordering::Relaxed)
+            + self.refused_payment.load(Ordering::Relaxed)
+            + self.refused_other.load(Ordering::Relaxed)
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An error a customer may repeat the operation after: the transport's, not a refusal.
+pub trait Transient {
+    /// `true` for `Unavailable`, `DeadlineExceeded`, `ResourceExhausted`, `Aborted`,
+    /// `Cancelled` and `Unknown`.
+    fn transient(&self) -> bool;
+}
+
+impl Transient for Status {
+    fn transient(&self) -> bool {
+        matches!(
+            self.code(),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::Cancelled
+                | Code::Unknown
+        )
+    }
+}
+
+impl Transient for PaymentError {
+    fn transient(&self) -> bool {
+        matches!(self, PaymentError::Rpc(s) if s.transient())
+    }
+}
+
+impl Transient for InventoryError {
+    fn transient(&self) -> bool {
+        matches!(self, InventoryError::Rpc(s) if s.transient())
+    }
+}
+
+/// The customer-facing clients (the shop's front end).
+#[derive(Clone)]
+pub struct Frontend {
+    /// `shop.Users`.
+    pub users: UsersClient<Stack>,
+    /// `shop.Catalogue`.
+    pub catalogue: CatalogueClient<Stack>,
+    /// `shop.Inventory`.
+    pub inventory: InventoryClient<Stack>,
+    /// `shop.Orders`.
+    pub orders: OrdersClient<Stack>,
+    /// `shop.Payments`.
+    pub payments: PaymentsClient<Stack>,
+    /// `shop.Notifications`.
+    pub notifications: NotificationsClient<Stack>,
+}
+
+impl std::fmt::Debug for Frontend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frontend").finish_non_exhaustive()
+    }
+}
+
+impl Frontend {
+    /// Clients of every service through `wiring`.
+    ///
+    /// # Errors
+    /// The registry's, if a watch cannot start.
+    pub async fn new(wiring: &Wiring) -> Result<Frontend, rpc_discovery::DiscoveryError> {
+        Ok(Frontend {
+            users: UsersClient::new(wiring.stack("shop.Users").await?),
+            catalogue: CatalogueClient::new(wiring.stack("shop.Catalogue").await?),
+            inventory: InventoryClient::new(wiring.stack("shop.Inventory").await?),
+            orders: OrdersClient::new(wiring.stack("shop.Orders").await?),
+            payments: PaymentsClient::new(wiring.stack("shop.Payments").await?),
+            notifications: NotificationsClient::new(wiring.stack("shop.Notifications").await?),
+        })
+    }
+}
+
+/// Runs `op` until it succeeds, fails for good, or [`ATTEMPTS`] runs out, counting it in `tally`.
+///
+/// # Errors
+/// The last error; the operation counts as failed only if it is transient (a refusal is an
+/// answer).
+pub async fn attempt<T, E, F, Fut>(tally: &Tally, what: &str, mut op: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: IntoFuture<Output = Result<T, E>>,
+    E: Transient + std::fmt::Display,
+{
+    bump(&tally.operations);
+    let mut pause = Duration::from_millis(20);
+    let mut tries = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.transient() && tries < ATTEMPTS => {
+                bump(&tally.repeats);
+                tracing::info!(what, tries, error = %e, "repeating an operation");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(640));
+                tries += 1;
+            }
+            Err(e) => {
+                if e.transient() {
+                    // The first few are printed; the report counts them all.
+                    if tally.failed.fetch_add(1, Ordering::Relaxed) < 10 {
+                        eprintln!("customer operation failed for good: {what}: {e}");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a run is the same journey every time.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi` (`lo` if the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    /// `true` with probability `percent` %.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.range(0, 100) < percent
+    }
+}
+
+/// One customer's whole journey, until `end`. Errors are counted in `tally`; a customer whose
+/// sign-up fails for good stops there.
+pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: Instant) {
+    let mut rng = Rng::new(seed ^ n.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let sign_up = SignUp {
+        name: format!("customer {n}"),
+        email: format!("customer{n}@example.com"),
+    };
+    let Ok(account) = attempt(tally, "sign up", || front.users.sign_up(sign_up.clone())).await
+    else {
+        return;
+    };
+    // Most wallets cover many orders; one in five holds little, so some payments are declined.
+    let mut top_ups = 0u64;
+    let mut declined = 0;
+    let mut orders = 0u64;
+    while Instant::now() < end {
+        if declined == top_ups {
+            // The first top-up, or one after a declined payment; a customer declined three times
+            // leaves.
+            if top_ups == 3 {
+                break;
+            }
+            let amount = if rng.chance(20) {
+                rng.range(1_000, 5_000)
+            } else {
+                rng.range(100_000, 400_000)
+            };
+            top_ups += 1;
+            let top_up = TopUp {
+                account_id: account.id,
+                top_up_id: (n << 20) | top_ups,
+                amount_cents: amount,
+            };
+            if attempt(tally, "top up", || front.payments.top_up(top_up.clone()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let search = SEARCHES[rng.range(0, SEARCHES.len() as u64) as usize].to_owned();
+        let found = attempt(tally, "search", || front.catalogue.search(search.clone())).await;
+        // One in ten orders is for a scarce product, whatever the search found.
+        let product: Option<Product> = match found {
+            Ok(list) if !list.products.is_empty() && !rng.chance(10) => {
+                let i = rng.range(0, list.products.len() as u64) as usize;
+                list.products.into_iter().nth(i)
+            }
+            Ok(_) => {
+                let (sku, ..) =
+                    PRODUCTS[rng.range(PRODUCTS.len() as u64 - 2, PRODUCTS.len() as u64) as usize];
+                attempt(tally, "product", || front.catalogue.get(sku.to_owned()))
+                    .await
+                    .ok()
+            }
+            Err(_) => None,
+        };
+        let Some(product) = product else { continue };
+        let _ = attempt(tally, "check stock", || {
+            front.inventory.check(product.sku.clone())
+        })
+        .await;
+        orders += 1;
+        let request = PlaceOrder {
+            order_id: (n << 20) | orders,
+            account_id: account.id,
+            sku: product.sku.clone(),
+            quantity: rng.range(1, 4) as u32,
+        };
+        bump(&tally.placed);
+        let Ok(order) = attempt(tally, "place order", || front.orders.place(request.clone())).await
+        else {
+            continue;
+        };
+        match OrderState::try_from(order.state) {
+            Ok(OrderState::Paid) => {
+                bump(&tally.paid);
+                if rng.chance(15) {
+                    let id = order.order_id;
+                    if let Ok(o) = attempt(tally, "cancel order", || front.orders.cancel(id)).await
+                    {
+                        if o.state == OrderState::Cancelled as i32 {
+                            bump(&tally.cancelled);
+                        }
+                    }
+                }
+            }
+            Ok(OrderState::Refused) => match order.reason.as_str() {
+                "out of stock" => bump(&tally.refused_stock),
+                "payment declined" => {
+                    bump(&tally.refused_payment);
+                    declined += 1;
+                }
+                _ => bump(&tally.refused_other),
+            },
+            _ => {}
+        }
+        // Thinking before the next order.
+        tokio::time::sleep(Duration::from_millis(rng.range(20, 120))).await;
+    }
+    let id = account.id;
+    let _ = attempt(tally, "read notices", || front.notifications.sent(id)).await;
+    bump(&tally.customers);
+}

@@ -1,0 +1,333 @@
+//! The whole shop in one process (`cargo run --release --example shop`): every replica on its
+//! own runtime and port ([`Host`]), the in-process registry, simulated customers, replicas killed
+//! mid-run, and the report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_core::Server;
+use rpc_discovery::{MemoryRegistry, Registry};
+use tokio::time::Instant;
+
+use super::audit::{invariants, Check, Snapshot};
+use super::catalogue::{CatalogueServer, MemoryCatalogue, Product};
+use super::host::{BoxError, Host};
+use super::inventory::{Delivery, InventoryServer, MemoryInventory};
+use super::journey::{customer, Frontend, Tally, PRODUCTS};
+use super::metrics::MethodFigures;
+use super::notifications::{MemoryNotifications, NotificationsServer};
+use super::orders::{OrderBook, OrderState, OrdersReplica, OrdersServer};
+use super::payments::{MemoryPayments, PaymentsServer};
+use super::users::{MemoryUsers, UsersServer};
+use super::wiring::Wiring;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Simulated customers, all at once.
+    pub customers: u64,
+    /// How long they keep shopping.
+    pub duration: Duration,
+    /// Seeds the customers' choices.
+    pub seed: u64,
+    /// Kill `inventory-2` at 35 % of the run and `orders-2` at 55 %.
+    pub kill: bool,
+}
+
+impl Default for RunConfig {
+    /// 300 customers for 6 s, seed 1, with the kills.
+    fn default() -> Self {
+        RunConfig {
+            customers: 300,
+            duration: Duration::from_secs(6),
+            seed: 1,
+            kill: true,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the customers did.
+    pub tally: Arc<Tally>,
+    /// What the services hold at the end.
+    pub snapshot: Snapshot,
+    /// The invariants, checked on `snapshot`.
+    pub checks: Vec<Check>,
+    /// The report, several lines, without the summary.
+    pub report: String,
+    /// The last line: `shop: customers=C orders=O paid=P cancelled=X refused=R failed=F
+    /// invariants=ok` (or `invariants=violated`).
+    pub summary: String,
+}
+
+impl Outcome {
+    /// Every invariant holds and no customer operation failed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(Check::ok) && self.tally.failed.load(Ordering::Relaxed) == 0
+    }
+}
+
+/// Runs the shop: starts it, lets the customers shop, kills replicas as configured, audits.
+/// Progress lines (the start, the kills) are printed as they happen.
+///
+/// # Errors
+/// A replica that could not start or register within 10 s, or an audit that could not be read.
+pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
+    let memory = MemoryRegistry::new();
+    let registry: Arc<dyn Registry> = Arc::new(memory.clone());
+
+    // Each service's state, shared by its replicas (their database).
+    let users = MemoryUsers::default();
+    let catalogue = MemoryCatalogue::new(PRODUCTS.iter().map(|&(sku, name, price, _)| Product {
+        sku: sku.to_owned(),
+        name: name.to_owned(),
+        price_cents: price,
+    }));
+    let inventory = MemoryInventory::with_stock(PRODUCTS.iter().map(|&(sku, .., n)| (sku, n)));
+    let payments = MemoryPayments::default();
+    let notifications = MemoryNotifications::default();
+    let book = OrderBook::default();
+
+    let mut hosts = Vec::new();
+    let mut wirings = Vec::new();
+    let r = || registry.clone();
+    hosts.push(Host::start(
+        "users-1",
+        "shop.Users",
+        r(),
+        move || async move { Ok(Server::builder().add_service(UsersServer::new(users))) },
+    )?);
+    hosts.push(Host::start(
+        "catalogue-1",
+        "shop.Catalogue",
+        r(),
+        move || async move { Ok(Server::builder().add_service(CatalogueServer::new(catalogue))) },
+    )?);
+    hosts.push(Host::start(
+        "payments-1",
+        "shop.Payments",
+        r(),
+        move || async move { Ok(Server::builder().add_service(PaymentsServer::new(payments))) },
+    )?);
+    hosts.push(Host::start(
+        "notifications-1",
+        "shop.Notifications",
+        r(),
+        move || async move {
+            Ok(Server::builder().add_service(NotificationsServer::new(notifications)))
+        },
+    )?);
+    for i in 1..=2 {
+        let inventory = inventory.clone();
+        let name = format!("inventory-{i}");
+        hosts.push(Host::start(&name, "shop.Inventory", r(), move || async move {
+            Ok(Server::builder().add_service(InventoryServer::new(inventory)))
+        })?);
+    }
+    for i in 1..=2 {
+        let wiring = Wiring::new(r());
+        wirings.push(wiring.clone());
+        let book = book.clone();
+        let name = format!("orders-{i}");
+        hosts.push(Host::start(
+            &name,
+            "shop.Orders",
+            r(),
+            move || async move {
+                let replica = OrdersReplica::new(book, &wiring).await?;
+                Ok(Server::builder().add_service(OrdersServer::new(replica)))
+            },
+        )?);
+    }
+    let replicas = hosts.len();
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while memory.instances().len() < replicas {
+        if Instant::now() >= ready_by {
+            let n = memory.instances().len();
+            return Err(format!("only {n} of {replicas} replicas registered within 10 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "shop: {replicas} replicas of 6 services on 127.0.0.1, in-process registry; {} customers for {:.1} s",
+        config.customers,
+        config.duration.as_secs_f64()
+    );
+
+    let front_wiring = Wiring::new(r());
+    wirings.push(front_wiring.clone());
+    let front = Frontend::new(&front_wiring).await?;
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let end = started + config.duration;
+    let mut customers = tokio::task::JoinSet::new();
+    for n in 1..=config.customers {
+        let (front, tally, seed) = (front.clone(), tally.clone(), config.seed);
+        customers.spawn(async move { customer(front, &tally, n, seed, end).await });
+    }
+
+    // Mid-run: a delivery of the scarce products (one-way), and two replicas killed.
+    let at = |share: f64| started + config.duration.mul_f64(share);
+    tokio::time::sleep_until(at(0.25)).await;
+    for &(sku, ..) in &PRODUCTS[PRODUCTS.len() - 2..] {
+        let delivery = Delivery {
+            sku: sku.to_owned(),
+            quantity: 10,
+        };
+        front.inventory.restock(delivery).await?;
+    }
+    if config.kill {
+        let mut killed = Vec::new();
+        for (share, name) in [(0.35, "inventory-2"), (0.55, "orders-2")] {
+            tokio::time::sleep_until(at(share)).await;
+            if let Some(h) = hosts.iter_mut().find(|h| h.name == name) {
+                h.kill();
+                let secs = started.elapsed().as_secs_f64();
+                killed.push(format!("{name} ({}) at {secs:.1} s", h.addr));
+            }
+        }
+        println!("  killed without warning: {}", killed.join(", "));
+    }
+    while let Some(joined) = customers.join_next().await {
+        joined?;
+    }
+    let ran = started.elapsed();
+
+    let snapshot = Snapshot::take(&front, &Tally::default(), Duration::from_secs(4)).await?;
+    let checks = invariants(&snapshot);
+    let mut report = render(&tally, &snapshot, &wirings, ran);
+    report.push_str("invariants\n");
+    for c in &checks {
+        let verdict = if c.ok() { "ok" } else { "VIOLATED" };
+        let _ = writeln!(report, "  {verdict:<8} {}", c.name);
+        for v in c.violations.iter().take(5) {
+            let _ = writeln!(report, "           {v}");
+        }
+        if c.violations.len() > 5 {
+            let _ = writeln!(report, "           ... and {} more", c.violations.len() - 5);
+        }
+    }
+    let holds = checks.iter().all(Check::ok);
+    let count = |s| snapshot.count(s);
+    let summary = format!(
+        "shop: customers={} orders={} paid={} cancelled={} refused={} failed={} invariants={}",
+        config.customers,
+        snapshot.orders.orders.len(),
+        count(OrderState::Paid),
+        count(OrderState::Cancelled),
+        count(OrderState::Refused),
+        tally.failed.load(Ordering::Relaxed),
+        if holds { "ok" } else { "violated" }
+    );
+    drop(hosts);
+    Ok(Outcome {
+        tally,
+        snapshot,
+        checks,
+        report,
+        summary,
+    })
+}
+
+/// Per-method figures of every wiring, merged.
+fn merged(wirings: &[Wiring]) -> BTreeMap<String, MethodFigures> {
+    let mut methods: BTreeMap<String, MethodFigures> = BTreeMap::new();
+    for w in wirings {
+        for (path, m) in w.metrics.snapshot() {
+            match methods.get_mut(&path) {
+                Some(all) => {
+                    all.calls += m.calls;
+                    all.errors += m.errors;
+                    // Same bounds on both sides: adding cannot fail.
+                    let _ = all.latency_us.add(&m.latency_us);
+                }
+                None => {
+                    methods.insert(path, m);
+                }
+            }
+        }
+    }
+    methods
+}
+
+fn render(tally: &Tally, s: &Snapshot, wirings: &[Wiring], ran: Duration) -> String {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "customers   {} finished in {:.1} s; operations {}, repeated by the customer {}, failed {}",
+        load(&tally.customers),
+        ran.as_secs_f64(),
+        load(&tally.operations),
+        load(&tally.repeats),
+        load(&tally.failed)
+    );
+    let _ = writeln!(
+        out,
+        "orders      placed {}: paid {} (then cancelled {}), refused {} (out of stock {}, payment declined {}, other {})",
+        load(&tally.placed),
+        load(&tally.paid),
+        load(&tally.cancelled),
+        tally.refused(),
+        load(&tally.refused_stock),
+        load(&tally.refused_payment),
+        load(&tally.refused_other)
+    );
+    let methods = merged(wirings);
+    let mut per_service: BTreeMap<&str, u64> = BTreeMap::new();
+    for (path, m) in &methods {
+        let service = path.split('/').next().unwrap_or(path);
+        *per_service.entry(service).or_default() += m.calls;
+    }
+    out.push_str("calls per service (as their callers saw them; the stack's retries inside)\n");
+    for (service, calls) in &per_service {
+        let _ = writeln!(out, "  {service:<22} {calls:>7}");
+    }
+    let _ = writeln!(
+        out,
+        "  {:<32} {:>7} {:>7} {:>8} {:>8}",
+        "method", "calls", "errors", "p50 ms", "p99 ms"
+    );
+    for (path, m) in &methods {
+        let ms = |q| m.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "  {path:<32} {:>7} {:>7} {:>8.2} {:>8.2}",
+            m.calls,
+            m.errors,
+            ms(0.5),
+            ms(0.99)
+        );
+    }
+    let (mut retries, mut over_budget, mut opened, mut rejected, mut ejections) = (0, 0, 0, 0, 0);
+    for w in wirings {
+        let st = w.stats.snapshot();
+        retries += st.retries;
+        over_budget += st.retries_over_budget;
+        opened += st.breaker_opened;
+        rejected += st.breaker_rejected;
+        ejections += w.ejections();
+    }
+    let _ = writeln!(
+        out,
+        "middleware  retries {retries} (refused by the budget {over_budget}), breakers opened {opened} (calls refused {rejected}), endpoints ejected {ejections}"
+    );
+    let live = s.payments.charges.iter().filter(|c| !c.refunded).count();
+    let repeats: u32 = s
+        .payments
+        .charges
+        .iter()
+        .map(|c| c.requests.saturating_sub(1))
+        .sum();
+    let _ = writeln!(
+        out,
+        "payments    {live} live charges, {} refunded; {repeats} repeated charge requests applied once",
+        s.payments.charges.len() - live
+    );
+    out
+}

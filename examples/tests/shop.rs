@@ -1,0 +1,215 @@
+//! The reference shop: a short run with replicas killed loses nothing, the audit catches what
+//! would be lost or applied twice, and the services' repeat rules hold on their own.
+
+use std::time::Duration;
+
+use examples::shop::audit::{invariants, Snapshot};
+use examples::shop::inventory::{Inventory, InventoryAudit, InventoryError, MemoryInventory};
+use examples::shop::local::{run, RunConfig};
+use examples::shop::notifications::{Notice, Notices};
+use examples::shop::orders::{Order, OrderList, OrderState};
+use examples::shop::payments::{
+    Charge, ChargeAudit, MemoryPayments, PaymentError, Payments, PaymentsAudit, TopUp, WalletAudit,
+};
+use examples::shop::ReserveRequest;
+use rpc_core::Context;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_with_two_replicas_killed_loses_nothing() {
+    let config = RunConfig {
+        customers: 40,
+        duration: Duration::from_millis(1500),
+        seed: 3,
+        kill: true,
+    };
+    let outcome = run(&config).await.expect("the shop runs");
+    println!("{}{}", outcome.report, outcome.summary);
+    assert!(outcome.passed(), "{}{}", outcome.report, outcome.summary);
+    assert!(outcome.snapshot.count(OrderState::Paid) > 0);
+    assert!(outcome.summary.starts_with("shop: customers=40 orders="));
+    assert!(outcome.summary.ends_with(" failed=0 invariants=ok"));
+}
+
+fn order(id: u64, state: OrderState, total: u64) -> Order {
+    Order {
+        order_id: id,
+        account_id: 1,
+        sku: "mug".into(),
+        quantity: 1,
+        total_cents: total,
+        state: state as i32,
+        reason: String::new(),
+    }
+}
+
+fn notice(order_id: u64, kind: &str) -> Notice {
+    Notice {
+        account_id: 1,
+        order_id,
+        kind: kind.into(),
+        text: String::new(),
+    }
+}
+
+fn charge(order_id: u64, amount: u64, refunded: bool) -> ChargeAudit {
+    ChargeAudit {
+        charge: Some(Charge {
+            order_id,
+            account_id: 1,
+            amount_cents: amount,
+        }),
+        refunded,
+        requests: 1,
+    }
+}
+
+/// One paid order (1 mug for 500), one cancelled and refunded: consistent.
+fn consistent() -> Snapshot {
+    Snapshot {
+        inventory: InventoryAudit {
+            skus: vec![examples::shop::inventory::SkuAudit {
+                sku: "mug".into(),
+                initial: 10,
+                restocked: 0,
+                on_hand: 9,
+                held: 0,
+                sold: 1,
+            }],
+            holds: vec![],
+            underflows: 0,
+        },
+        payments: PaymentsAudit {
+            charges: vec![charge(1, 500, false), charge(2, 500, true)],
+            wallets: vec![WalletAudit {
+                account_id: 1,
+                topped_up_cents: 2_000,
+                balance_cents: 1_500,
+            }],
+        },
+        orders: OrderList {
+            orders: vec![
+                order(1, OrderState::Paid, 500),
+                order(2, OrderState::Cancelled, 500),
+            ],
+        },
+        notices: Notices {
+            notices: vec![notice(1, "paid"), notice(2, "cancelled")],
+        },
+    }
+}
+
+fn violated(s: &Snapshot) -> Vec<&'static str> {
+    invariants(s)
+        .into_iter()
+        .filter(|c| !c.ok())
+        .map(|c| c.name)
+        .collect()
+}
+
+#[test]
+fn the_audit_catches_what_a_lost_or_doubled_step_leaves_behind() {
+    assert!(violated(&consistent()).is_empty());
+
+    // The cancelled order was never refunded (a lost step of the cancel).
+    let mut s = consistent();
+    s.payments.charges[1].refunded = false;
+    assert!(violated(&s).contains(&"refused and cancelled orders hold no stock and no charge"));
+
+    // A paid order without its charge.
+    let mut s = consistent();
+    s.payments.charges.remove(0);
+    assert!(violated(&s).contains(&"every paid order charged exactly once, for its total"));
+
+    // Stock sold that no paid order accounts for (a confirm applied twice).
+    let mut s = consistent();
+    s.inventory.skus[0].sold = 2;
+    s.inventory.skus[0].on_hand = 8;
+    assert!(
+        violated(&s).contains(&"stock = initial + restocked - sold to paid orders; nothing held")
+    );
+
+    // An order left pending, and one never notified.
+    let mut s = consistent();
+    s.orders.orders.push(order(3, OrderState::Pending, 0));
+    s.notices.notices.remove(0);
+    assert_eq!(
+        violated(&s),
+        ["every order final and notified of how it ended"]
+    );
+
+    // Money that appeared or vanished.
+    let mut s = consistent();
+    s.payments.wallets[0].balance_cents += 1;
+    assert_eq!(violated(&s), ["every wallet = top-ups - live charges"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
+    let inventory = MemoryInventory::with_stock([("mug", 5)]).hold_ttl(Duration::from_millis(50));
+    let ctx = Context::default();
+    let reserve = ReserveRequest {
+        order_id: 7,
+        sku: "mug".into(),
+        quantity: 2,
+    };
+    // A repeat of a reservation returns the same hold, without holding twice.
+    inventory.reserve(&ctx, reserve.clone()).await.unwrap();
+    inventory.reserve(&ctx, reserve.clone()).await.unwrap();
+    assert_eq!(inventory.check("mug".into()).await.unwrap().available, 3);
+    // Unconfirmed, it expires and the units come back; a late confirm is refused.
+    tokio::time::advance(Duration::from_millis(120)).await;
+    assert_eq!(inventory.check("mug".into()).await.unwrap().available, 5);
+    assert!(matches!(
+        inventory.confirm(7).await,
+        Err(InventoryError::NoHold { order_id: 7 })
+    ));
+    // Confirmed twice, sold once; released, the units return.
+    let other = ReserveRequest {
+        order_id: 8,
+        ..reserve
+    };
+    inventory.reserve(&ctx, other).await.unwrap();
+    inventory.confirm(8).await.unwrap();
+    inventory.confirm(8).await.unwrap();
+    let audit = inventory.audit().await.unwrap();
+    assert_eq!((audit.skus[0].on_hand, audit.skus[0].sold), (3, 2));
+    inventory.release(8).await.unwrap();
+    inventory.release(8).await.unwrap();
+    assert_eq!(inventory.check("mug".into()).await.unwrap().available, 5);
+
+    let payments = MemoryPayments::default();
+    let top_up = TopUp {
+        account_id: 1,
+        top_up_id: 1,
+        amount_cents: 1_000,
+    };
+    payments.top_up(top_up.clone()).await.unwrap();
+    payments.top_up(top_up).await.unwrap();
+    let charge = Charge {
+        order_id: 7,
+        account_id: 1,
+        amount_cents: 600,
+    };
+    assert_eq!(
+        payments.charge(charge.clone()).await.unwrap().balance_cents,
+        400
+    );
+    assert_eq!(payments.charge(charge).await.unwrap().balance_cents, 400);
+    let too_much = Charge {
+        order_id: 8,
+        account_id: 1,
+        amount_cents: 600,
+    };
+    assert!(matches!(
+        payments.charge(too_much).await,
+        Err(PaymentError::Declined {
+            balance_cents: 400,
+            amount_cents: 600
+        })
+    ));
+    payments.refund(7).await.unwrap();
+    payments.refund(7).await.unwrap();
+    let audit = payments.audit().await.unwrap();
+    assert_eq!(audit.wallets[0].balance_cents, 1_000);
+    assert_eq!(audit.charges[0].requests, 2);
+}
