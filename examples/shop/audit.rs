@@ -97,12 +97,13 @@ pub fn invariants(s: &Snapshot) -> Vec<Check> {
         .filter_map(|c| c.charge.as_ref().map(|ch| (ch.order_id, (ch, c))))
         .collect();
     let holds: HashMap<u64, _> = s.inventory.holds.iter().map(|h| (h.order_id, h)).collect();
-    let notices: HashSet<(u64, &str)> = s
-        .notices
-        .notices
-        .iter()
-        .map(|n| (n.order_id, n.kind.as_str()))
-        .collect();
+    let mut notices: HashMap<u64, HashSet<&str>> = HashMap::new();
+    for n in &s.notices.notices {
+        notices
+            .entry(n.order_id)
+            .or_default()
+            .insert(n.kind.as_str());
+    }
 
     let mut negative = Vec::new();
     if s.inventory.underflows > 0 {
@@ -127,6 +128,13 @@ pub fn invariants(s: &Snapshot) -> Vec<Check> {
     }
 
     let mut charged_once = Vec::new();
+    if charges.len() != s.payments.charges.len() {
+        charged_once.push(format!(
+            "{} charge records for {} orders",
+            s.payments.charges.len(),
+            charges.len()
+        ));
+    }
     let mut nothing_kept = Vec::new();
     let mut final_and_notified = Vec::new();
     for o in orders.values() {
@@ -153,16 +161,43 @@ pub fn invariants(s: &Snapshot) -> Vec<Check> {
                     ));
                 }
             }
-            OrderState::Pending => final_and_notified.push(format!("order {id} is still pending")),
+            OrderState::Pending => {
+                final_and_notified.push(format!("order {id} is still pending"));
+                if charge.is_some_and(|(_, c)| !c.refunded) {
+                    charged_once.push(format!("pending order {id} holds a live charge"));
+                }
+            }
         }
         let st = state(o);
-        if st != OrderState::Pending && !notices.contains(&(id, st.name())) {
+        let told = notices.get(&id);
+        if st != OrderState::Pending && !told.is_some_and(|k| k.contains(st.name())) {
             final_and_notified.push(format!("order {id} ({}) was never notified", st.name()));
+        }
+        // What a customer may have been told: a cancelled order was paid first.
+        let allowed: &[&str] = match st {
+            OrderState::Paid => &["paid"],
+            OrderState::Cancelled => &["paid", "cancelled"],
+            OrderState::Refused => &["refused"],
+            OrderState::Pending => &[],
+        };
+        for kind in told.into_iter().flatten() {
+            if !allowed.contains(kind) {
+                final_and_notified.push(format!("order {id} ({}) was told {kind:?}", st.name()));
+            }
         }
     }
     for id in charges.keys() {
         if !orders.contains_key(id) {
             charged_once.push(format!("a charge for order {id}, which does not exist"));
+        }
+    }
+    for (id, h) in &holds {
+        let live = h.state == "held" || h.state == "confirmed";
+        if live && !orders.contains_key(id) {
+            nothing_kept.push(format!(
+                "stock {} for order {id}, which does not exist",
+                h.state
+            ));
         }
     }
     let mut live_charges: HashMap<u64, u64> = HashMap::new();
@@ -196,7 +231,7 @@ pub fn invariants(s: &Snapshot) -> Vec<Check> {
             nothing_kept,
         ),
         check(
-            "every order final and notified of how it ended",
+            "every order final, notified of how it ended and of nothing else",
             final_and_notified,
         ),
         check("every wallet = top-ups - live charges", wallets),

@@ -243,6 +243,7 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
     let mut top_ups = 0u64;
     let mut declined = 0;
     let mut orders = 0u64;
+    let mut unfinished = Vec::new();
     while Instant::now() < end {
         if declined == top_ups {
             // The first top-up, or one after a declined payment; a customer declined three times
@@ -300,6 +301,8 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
         bump(&tally.placed);
         let Ok(order) = attempt(tally, "place order", || front.orders.place(request.clone())).await
         else {
+            // Counted as failed; placed again at the end, so that it does not stay half-done.
+            unfinished.push(request);
             continue;
         };
         match OrderState::try_from(order.state) {
@@ -327,6 +330,12 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
         }
         // Thinking before the next order.
         tokio::time::sleep(Duration::from_millis(rng.range(20, 120))).await;
+    }
+    for request in unfinished {
+        let _ = attempt(tally, "place order again", || {
+            front.orders.place(request.clone())
+        })
+        .await;
     }
     let id = account.id;
     let _ = attempt(tally, "read notices", || front.notifications.sent(id)).await;

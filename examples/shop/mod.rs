@@ -11,10 +11,11 @@
 //! | [`notifications`] | `shop.Notifications` | what each customer was told | 1 |
 //!
 //! Every call between services goes through [`wiring::Wiring::stack`]: a generated client over
-//! deadline, retry (with a budget) and circuit-breaker layers over a `BalancedChannel` that
-//! follows the registry. Every method that changes state is idempotent by a key the caller chooses
-//! (an order id, a top-up id, an e-mail address), so a retry after a lost response, or a call
-//! repeated on another replica after a crash, applies its effect once.
+//! deadline and retry (with a budget) layers over a `BalancedChannel` that follows the registry,
+//! with ejection and a circuit breaker per endpoint. Every method that changes state is
+//! idempotent by a key the caller chooses (an order id, a top-up id, an e-mail address), so a
+//! retry after a lost response, or a call repeated on another replica after a crash, applies its
+//! effect once.
 //!
 //! The replicas of one service share its state (`Arc`): in a real deployment that is the
 //! service's database; here it lives in the process, so killing a replica loses its connections

@@ -4,9 +4,13 @@
 //!
 //! 1. the account exists (`shop.Users/Get`) and the product has a price (`shop.Catalogue/Get`);
 //! 2. hold the stock (`shop.Inventory/Reserve`); too little: the order is refused;
-//! 3. charge the wallet (`shop.Payments/Charge`); declined: release the hold, refuse the order;
-//! 4. confirm the hold (`shop.Inventory/Confirm`); it expired meanwhile: refund, refuse;
+//! 3. charge the wallet (`shop.Payments/Charge`); declined: the order is refused;
+//! 4. confirm the hold (`shop.Inventory/Confirm`); it expired meanwhile: the order is refused;
 //! 5. tell the customer (`shop.Notifications/Notify`), then record the order as final.
+//!
+//! A refusal is recorded on the order before anything else, then the order gives back whatever
+//! it may hold (release the hold, refund the charge: both no-ops when there is nothing), then the
+//! customer is told. A repeat of an order whose refusal was decided only finishes it.
 //!
 //! A step that fails for a reason of the transport (after the client stack's own retries) fails
 //! the call with that status and leaves the order pending; the caller places it again with the
@@ -99,8 +103,9 @@ pub struct Order {
     /// Where it stands.
     #[prost(enumeration = "OrderState", tag = "6")]
     pub state: i32,
-    /// Why it was refused: `out of stock`, `payment declined`, `hold expired`, `unknown account`
-    /// or `unknown product`; empty otherwise.
+    /// Why it was refused: `out of stock`, `payment declined`, `payment void` (its charge was
+    /// refunded by an earlier run), `hold expired`, `unknown account` or `unknown product`; empty
+    /// otherwise. Set on a pending order once its refusal is decided.
     #[prost(string, tag = "7")]
     pub reason: String,
 }
@@ -231,23 +236,43 @@ impl OrdersReplica {
         Ok(order)
     }
 
+    /// Refuses `order` for `reason`: the decision is recorded first (a repeat of the order only
+    /// finishes it, whatever the other services would answer by then), then whatever the order
+    /// may hold is given back (both steps are `Ok` when there is nothing to give back, and a
+    /// refund of an order never charged voids its charge for good), then the customer is told.
+    async fn refuse(&self, mut order: Order, reason: &str) -> Result<Order, Status> {
+        reason.clone_into(&mut order.reason);
+        self.book.put(&order);
+        let d = &self.down;
+        d.inventory
+            .release(order.order_id)
+            .await
+            .map_err(ServiceError::into_status)?;
+        d.payments
+            .refund(order.order_id)
+            .await
+            .map_err(ServiceError::into_status)?;
+        self.finish(order, OrderState::Refused, reason).await
+    }
+
     async fn saga(&self, mut order: Order) -> Result<Order, Status> {
+        if !order.reason.is_empty() {
+            // A refusal decided by an earlier run, cut off before it finished.
+            let reason = order.reason.clone();
+            return self.refuse(order, &reason).await;
+        }
         let d = &self.down;
         match d.users.get(order.account_id).await {
             Ok(_) => {}
             Err(s) if s.code() == Code::NotFound => {
-                return self
-                    .finish(order, OrderState::Refused, "unknown account")
-                    .await
+                return self.refuse(order, "unknown account").await
             }
             Err(s) => return Err(s),
         }
         let price = match d.catalogue.get(order.sku.clone()).await {
             Ok(p) => p.price_cents,
             Err(s) if s.code() == Code::NotFound => {
-                return self
-                    .finish(order, OrderState::Refused, "unknown product")
-                    .await
+                return self.refuse(order, "unknown product").await
             }
             Err(s) => return Err(s),
         };
@@ -265,9 +290,7 @@ impl OrdersReplica {
         {
             Ok(_) => {}
             Err(InventoryError::Insufficient { .. } | InventoryError::UnknownSku { .. }) => {
-                return self
-                    .finish(order, OrderState::Refused, "out of stock")
-                    .await
+                return self.refuse(order, "out of stock").await
             }
             Err(e) => return Err(e.into_status()),
         }
@@ -279,27 +302,14 @@ impl OrdersReplica {
         match d.payments.charge(charge).await {
             Ok(_) => {}
             Err(PaymentError::Declined { .. }) => {
-                d.inventory
-                    .release(order.order_id)
-                    .await
-                    .map_err(ServiceError::into_status)?;
-                return self
-                    .finish(order, OrderState::Refused, "payment declined")
-                    .await;
+                return self.refuse(order, "payment declined").await
             }
+            Err(PaymentError::Void { .. }) => return self.refuse(order, "payment void").await,
             Err(PaymentError::Rpc(s)) => return Err(s),
         }
         match d.inventory.confirm(order.order_id).await {
             Ok(()) => {}
-            Err(InventoryError::NoHold { .. }) => {
-                d.payments
-                    .refund(order.order_id)
-                    .await
-                    .map_err(ServiceError::into_status)?;
-                return self
-                    .finish(order, OrderState::Refused, "hold expired")
-                    .await;
-            }
+            Err(InventoryError::NoHold { .. }) => return self.refuse(order, "hold expired").await,
             Err(e) => return Err(e.into_status()),
         }
         self.finish(order, OrderState::Paid, "").await
@@ -315,7 +325,11 @@ impl Orders for OrdersReplica {
         let _one_at_a_time = lock.lock().await;
         let order = match self.book.get(request.order_id) {
             Some(o) if o.state != OrderState::Pending as i32 => return Ok(o),
-            Some(o) if o.account_id != request.account_id || o.sku != request.sku => {
+            Some(o)
+                if o.account_id != request.account_id
+                    || o.sku != request.sku
+                    || o.quantity != request.quantity =>
+            {
                 return Err(Status::already_exists(format!(
                     "order {} exists with other contents",
                     request.order_id

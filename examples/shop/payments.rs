@@ -94,6 +94,12 @@ pub enum PaymentError {
         /// Cents asked for.
         amount_cents: u64,
     },
+    /// The order's charge was refunded, or refunded before it was made: the order cannot be
+    /// charged again.
+    Void {
+        /// The order.
+        order_id: u64,
+    },
     /// The call failed for a reason of the transport or the server.
     #[serde(skip)]
     Rpc(Status),
@@ -109,6 +115,12 @@ impl std::fmt::Display for PaymentError {
                 f,
                 "declined: {amount_cents} cents asked, {balance_cents} in the wallet"
             ),
+            PaymentError::Void { order_id } => {
+                write!(
+                    f,
+                    "order {order_id} was refunded and cannot be charged again"
+                )
+            }
             PaymentError::Rpc(status) => write!(f, "{status}"),
         }
     }
@@ -146,11 +158,14 @@ pub trait Payments {
     async fn top_up(&self, top_up: TopUp) -> Result<Balance, PaymentError>;
 
     /// Charges an order to its customer's wallet, once: a repeat returns the balance without
-    /// charging again. `Declined` if the wallet holds too little.
+    /// charging again. `Declined` if the wallet holds too little; `Void` once the order was
+    /// refunded (a refund is final, even one that came before any charge).
     #[rpc(idempotent, timeout = "1s")]
     async fn charge(&self, charge: Charge) -> Result<Balance, PaymentError>;
 
-    /// Refunds an order's charge, once; `Ok` if the order was never charged.
+    /// Refunds an order's charge, once. `Ok` if the order was never charged, and then no charge
+    /// for it is accepted any more: a charge delayed in the network cannot land after the order
+    /// was given up.
     #[rpc(idempotent, timeout = "1s")]
     async fn refund(&self, order_id: u64) -> Result<(), PaymentError>;
 
@@ -170,6 +185,8 @@ struct State {
     wallets: HashMap<u64, Wallet>,
     top_ups: HashMap<u64, u64>,
     charges: HashMap<u64, ChargeAudit>,
+    /// Orders refunded before any charge: closed to charges.
+    void: std::collections::HashSet<u64>,
 }
 
 /// [`Payments`] in memory; clones share the wallets.
@@ -199,8 +216,18 @@ impl Payments for MemoryPayments {
         let mut s = super::lock(&self.state);
         let s = &mut *s;
         let wallet = s.wallets.entry(charge.account_id).or_default();
+        if s.void.contains(&charge.order_id) {
+            return Err(PaymentError::Void {
+                order_id: charge.order_id,
+            });
+        }
         if let Some(done) = s.charges.get_mut(&charge.order_id) {
             done.requests += 1;
+            if done.refunded {
+                return Err(PaymentError::Void {
+                    order_id: charge.order_id,
+                });
+            }
             return Ok(Balance {
                 account_id: charge.account_id,
                 balance_cents: wallet.balance,
@@ -232,12 +259,14 @@ impl Payments for MemoryPayments {
     async fn refund(&self, order_id: u64) -> Result<(), PaymentError> {
         let mut s = super::lock(&self.state);
         let s = &mut *s;
-        if let Some(c) = s.charges.get_mut(&order_id) {
-            if !c.refunded {
-                c.refunded = true;
-                if let Some(charge) = &c.charge {
-                    s.wallets.entry(charge.account_id).or_default().balance += charge.amount_cents;
-                }
+        let Some(c) = s.charges.get_mut(&order_id) else {
+            s.void.insert(order_id);
+            return Ok(());
+        };
+        if !c.refunded {
+            c.refunded = true;
+            if let Some(charge) = &c.charge {
+                s.wallets.entry(charge.account_id).or_default().balance += charge.amount_cents;
             }
         }
         Ok(())

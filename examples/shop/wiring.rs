@@ -4,30 +4,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rpc_core::middleware::{
-    BreakerConfig, CircuitBreakerLayer, CircuitBreakerService, Deadline, DeadlineLayer, Retry,
-    RetryBudget, RetryLayer, RetryPolicy, Stats,
+    BreakerConfig, Deadline, DeadlineLayer, Retry, RetryBudget, RetryLayer, RetryPolicy, Stats,
 };
+use rpc_core::{Endpoint, Status};
 use rpc_discovery::{BalanceConfig, BalancedChannel, DiscoveryError, Query, Registry};
 use tower::ServiceBuilder;
 
 use super::metrics::{Metered, MeteredLayer, Metrics};
 
 /// The stack under every generated client of the shop, outermost first: metrics, the method's
-/// default deadline, retries under a budget, a circuit breaker per service (opening only when
-/// 80 % of at least 50 calls in 5 s failed, or 20 in a row; probing after 500 ms), and a
-/// balanced channel that follows the registry (P2C over peak EWMA; ejects an endpoint after 2
-/// failures in a row or a lost connection, for 200 ms doubling up to 2 s).
-pub type Stack = Metered<Deadline<Retry<CircuitBreakerService<BalancedChannel>>>>;
-
-/// The breaker of a whole service: it is there for the service being down, not for one
-/// replica failing (the balanced channel ejects that one), so it opens only when 80 % of at
-/// least 50 calls in 5 s failed, or 20 in a row, and probes again after 500 ms.
-fn breaker() -> BreakerConfig {
-    BreakerConfig::new()
-        .consecutive_failures(20)
-        .failure_rate(0.8, 50, Duration::from_secs(5))
-        .open_for(Duration::from_millis(500))
-}
+/// default deadline, retries under a budget, and a balanced channel that follows the registry:
+/// P2C over peak EWMA, an endpoint ejected after 2 failures in a row or a lost connection (for
+/// 200 ms, doubling up to 2 s), and a circuit breaker per endpoint (see [`Wiring::stack`]).
+///
+/// The breakers are per endpoint, as Finagle's failure accrual is, not one per service: when one
+/// of two replicas dies with hundreds of calls in flight, a breaker for the whole service would
+/// see a burst of failures and shut out the replica that still works.
+pub type Stack = Metered<Deadline<Retry<BalancedChannel>>>;
 
 /// What the clients of one process share: the registry, counters of middleware decisions, the
 /// per-method figures, and the balanced channels made (for their endpoint counters).
@@ -39,6 +32,7 @@ pub struct Wiring {
     /// Calls, errors, latency per method.
     pub metrics: Arc<Metrics>,
     channels: Arc<Mutex<Vec<BalancedChannel>>>,
+    max_frame_size: u32,
 }
 
 impl std::fmt::Debug for Wiring {
@@ -55,7 +49,16 @@ impl Wiring {
             stats: Stats::new(),
             metrics: Metrics::new(),
             channels: Arc::default(),
+            max_frame_size: 4 << 20,
         }
+    }
+
+    /// The largest response frame its clients accept, in bytes (default 4 MiB, the protocol's
+    /// default). The auditor raises it: an audit answers with every record at once.
+    #[must_use]
+    pub fn max_frame_size(mut self, bytes: u32) -> Wiring {
+        self.max_frame_size = bytes;
+        self
     }
 
     /// The registry.
@@ -66,15 +69,31 @@ impl Wiring {
     /// A stack to `service` (its wire name, such as `shop.Inventory`), to wrap in its generated
     /// client. Must be called within a tokio runtime: the balanced channel follows the registry
     /// on a task of its own. Each stack has its own retry budget (20 % of its calls over 10 s,
-    /// plus 20 a second) and breaker.
+    /// plus 20 a second), and each endpoint its breaker: open when half of at least 20 calls in
+    /// 10 s failed, probing again after 500 ms.
     ///
     /// # Errors
     /// The registry's, if the watch cannot start.
     pub async fn stack(&self, service: &str) -> Result<Stack, DiscoveryError> {
         let watch = self.registry.watch(Query::new(service)).await?;
+        // An endpoint's breaker opens when half of at least 20 calls in 10 s failed (ejection
+        // already covers failures in a row), and probes again after 500 ms.
+        let breaker = BreakerConfig::new()
+            .failure_rate(0.5, 20, Duration::from_secs(10))
+            .open_for(Duration::from_millis(500));
+        let max_frame = self.max_frame_size;
         let config = BalanceConfig::new()
             .eject_after(2)
-            .ejection(Duration::from_millis(200), Duration::from_secs(2));
+            .ejection(Duration::from_millis(200), Duration::from_secs(2))
+            .breaker(breaker, self.stats.clone())
+            .endpoint(move |instance| {
+                Endpoint::from_uri(&instance.addr)
+                    .map(|e| {
+                        e.connect_timeout(Duration::from_secs(1))
+                            .max_frame_size(max_frame)
+                    })
+                    .map_err(|e| Status::invalid_argument(e.to_string()))
+            });
         let balanced = BalancedChannel::with_config(watch, config);
         super::lock(&self.channels).push(balanced.clone());
         let retry = RetryLayer::new()
@@ -89,11 +108,6 @@ impl Wiring {
             .layer(MeteredLayer(self.metrics.clone()))
             .layer(DeadlineLayer::new(Duration::from_secs(2)))
             .layer(retry)
-            .layer(
-                CircuitBreakerLayer::new()
-                    .config(breaker())
-                    .stats(self.stats.clone()),
-            )
             .service(balanced))
     }
 

@@ -134,8 +134,23 @@ fn the_audit_catches_what_a_lost_or_doubled_step_leaves_behind() {
     s.notices.notices.remove(0);
     assert_eq!(
         violated(&s),
-        ["every order final and notified of how it ended"]
+        ["every order final, notified of how it ended and of nothing else"]
     );
+
+    // A paid order whose customer was also told it was refused.
+    let mut s = consistent();
+    s.notices.notices.push(notice(1, "refused"));
+    assert_eq!(
+        violated(&s),
+        ["every order final, notified of how it ended and of nothing else"]
+    );
+
+    // A pending order that holds a live charge.
+    let mut s = consistent();
+    s.orders.orders.push(order(3, OrderState::Pending, 0));
+    s.payments.charges.push(charge(3, 100, false));
+    s.payments.wallets[0].topped_up_cents += 100;
+    assert!(violated(&s).contains(&"every paid order charged exactly once, for its total"));
 
     // Money that appeared or vanished.
     let mut s = consistent();
@@ -212,4 +227,29 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
     let audit = payments.audit().await.unwrap();
     assert_eq!(audit.wallets[0].balance_cents, 1_000);
     assert_eq!(audit.charges[0].requests, 2);
+    // A refund is final: the order cannot be charged again, and an order refunded before its
+    // charge arrived (a charge delayed in the network) is never charged.
+    let again = Charge {
+        order_id: 7,
+        account_id: 1,
+        amount_cents: 600,
+    };
+    assert!(matches!(
+        payments.charge(again).await,
+        Err(PaymentError::Void { order_id: 7 })
+    ));
+    payments.refund(9).await.unwrap();
+    let late = Charge {
+        order_id: 9,
+        account_id: 1,
+        amount_cents: 100,
+    };
+    assert!(matches!(
+        payments.charge(late).await,
+        Err(PaymentError::Void { order_id: 9 })
+    ));
+    assert_eq!(
+        payments.audit().await.unwrap().wallets[0].balance_cents,
+        1_000
+    );
 }
