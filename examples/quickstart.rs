@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use examples::shop::{
-    Delivery, InventoryClient, InventoryError, InventoryServer, MemoryInventory, ReserveRequest,
+    Delivery, InventoryClient, InventoryError, InventoryServer, ReserveRequest, Warehouse,
 };
 use rpc_core::describe::{self, Format};
 use rpc_core::transport::memory::MemoryListener;
@@ -72,7 +72,7 @@ async fn exercise(label: &str, inventory: &InventoryClient<Channel>) -> Result<(
 }
 
 fn server() -> Server {
-    let stock = MemoryInventory::with_stock([("sku-1", 42), ("sku-2", 0)]);
+    let stock = Warehouse::with_stock([("sku-1", 42), ("sku-2", 0)]);
     Server::builder().add_service(InventoryServer::new(stock))
 }
 

@@ -1,16 +1,17 @@
 //! `shop.Inventory`: stock levels, and holds on stock for orders. A hold that is not confirmed
-//! within its time to live (default 2 s) is released, so an order abandoned half-way (its orders
-//! replica crashed and nobody retried it) never keeps stock away for good.
+//! within its time to live (default 2 s) expires, so an order abandoned half-way (its orders
+//! replica crashed and nobody retried it) never keeps stock away for good. The stock lives in a
+//! [`Store`], which the replicas share.
 //!
 //! `#[service]` generates [`InventoryClient`] and [`InventoryServer`] from the [`Inventory`]
 //! trait; the quickstart uses them too.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::{service, Context, ServiceError, Status};
-use tokio::time::Instant;
+
+use super::store::{list, transact, MemoryStore, Store};
 
 /// How many of one SKU are in stock.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
@@ -228,141 +229,239 @@ pub trait Inventory {
     async fn audit(&self) -> Result<InventoryAudit, Status>;
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// A SKU's record (`stock/{sku}`).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Level {
     initial: u64,
     restocked: u64,
     on_hand: u64,
     held: u64,
     sold: u64,
+    /// Updates that would have gone below zero (a bug if ever non-zero).
+    underflows: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl Level {
+    fn available(&self) -> u32 {
+        u32::try_from(self.on_hand.saturating_sub(self.held)).unwrap_or(u32::MAX)
+    }
+
+    /// Takes `n` from the field `pick` chooses, counting an underflow instead of going below 0.
+    fn take(&mut self, n: u64, pick: fn(&mut Level) -> &mut u64) {
+        let v = pick(self);
+        match v.checked_sub(n) {
+            Some(left) => *v = left,
+            None => self.underflows += 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum HoldState {
-    Held(Instant),
+    Held,
     Confirmed,
     Released,
     Expired,
 }
 
-#[derive(Debug)]
+impl HoldState {
+    fn name(self) -> &'static str {
+        match self {
+            HoldState::Held => "held",
+            HoldState::Confirmed => "confirmed",
+            HoldState::Released => "released",
+            HoldState::Expired => "expired",
+        }
+    }
+}
+
+/// An order's hold (`hold/{order}`); while it is `Held`, `pending/{order}` names it too, so
+/// that the expiry sweep lists only live holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Hold {
+    order_id: u64,
     sku: String,
     quantity: u32,
     by: String,
     state: HoldState,
+    /// Milliseconds since the Unix epoch (a wall clock: replicas in other processes read it).
+    expires_at_ms: u64,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    levels: HashMap<String, Level>,
-    holds: HashMap<u64, Hold>,
-    underflows: u64,
-    last_sweep: Option<Instant>,
+fn stock_key(sku: &str) -> String {
+    format!("stock/{sku}")
 }
 
-impl State {
-    /// Takes `n` from `v`, counting an underflow instead of going below zero.
-    fn take(underflows: &mut u64, v: &mut u64, n: u64) {
-        match v.checked_sub(n) {
-            Some(left) => *v = left,
-            None => *underflows += 1,
-        }
-    }
-
-    /// Releases holds older than `ttl`, at most every `ttl / 10`.
-    fn expire(&mut self, ttl: Duration, now: Instant) {
-        if self
-            .last_sweep
-            .is_some_and(|t| now.duration_since(t) < ttl / 10)
-        {
-            return;
-        }
-        self.last_sweep = Some(now);
-        let State {
-            levels,
-            holds,
-            underflows,
-            ..
-        } = self;
-        for hold in holds.values_mut() {
-            if let HoldState::Held(at) = hold.state {
-                if now.duration_since(at) >= ttl {
-                    hold.state = HoldState::Expired;
-                    if let Some(level) = levels.get_mut(&hold.sku) {
-                        State::take(underflows, &mut level.held, u64::from(hold.quantity));
-                    }
-                }
-            }
-        }
-    }
+fn hold_key(order_id: u64) -> String {
+    format!("hold/{order_id:020}")
 }
 
-/// An [`Inventory`] kept in memory. Clones share the same stock: the replicas of the shop's
-/// inventory are clones of one value, as replicas of a real service share its database.
-#[derive(Debug, Clone)]
-pub struct MemoryInventory {
-    state: Arc<Mutex<State>>,
+fn pending_key(order_id: u64) -> String {
+    format!("pending/{order_id:020}")
+}
+
+/// Milliseconds on the clock holds expire by.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn wall_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// An [`Inventory`] whose stock lives in a [`Store`]: replicas over the same store share it, as
+/// replicas of a real service share its database. [`Warehouse::with_stock`] makes one over a
+/// store of its own in memory; clones share it.
+#[derive(Clone)]
+pub struct Warehouse {
+    store: Arc<dyn Store>,
     hold_ttl: Duration,
+    clock: Clock,
 }
 
-impl Default for MemoryInventory {
-    fn default() -> Self {
-        MemoryInventory::with_stock([])
+impl std::fmt::Debug for Warehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Warehouse")
+            .field("hold_ttl", &self.hold_ttl)
+            .finish_non_exhaustive()
     }
 }
 
-impl MemoryInventory {
-    /// An inventory holding these levels; holds expire after 2 s.
-    pub fn with_stock<'a>(levels: impl IntoIterator<Item = (&'a str, u32)>) -> MemoryInventory {
-        let levels = levels
-            .into_iter()
-            .map(|(sku, n)| {
-                let n = u64::from(n);
-                let level = Level {
-                    initial: n,
-                    on_hand: n,
-                    ..Level::default()
-                };
-                (sku.to_owned(), level)
-            })
-            .collect();
-        MemoryInventory {
-            state: Arc::new(Mutex::new(State {
-                levels,
-                ..State::default()
-            })),
+impl Warehouse {
+    /// A warehouse over `store` (its stock as it is there); holds expire after 2 s.
+    pub fn open(store: Arc<dyn Store>) -> Warehouse {
+        Warehouse {
+            store,
             hold_ttl: Duration::from_secs(2),
+            clock: Arc::new(wall_clock),
         }
+    }
+
+    /// A warehouse in memory holding these levels.
+    pub fn with_stock<'a>(levels: impl IntoIterator<Item = (&'a str, u32)>) -> Warehouse {
+        let store = MemoryStore::default();
+        for (sku, n) in levels {
+            store.seed(&stock_key(sku), &Warehouse::level_of(n));
+        }
+        Warehouse::open(Arc::new(store))
+    }
+
+    fn level_of(n: u32) -> Level {
+        Level {
+            initial: u64::from(n),
+            on_hand: u64::from(n),
+            ..Level::default()
+        }
+    }
+
+    /// Records these levels as the initial stock of SKUs the store does not know yet (a
+    /// replica that starts again finds the stock as it was).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn stock_if_new<'a>(
+        &self,
+        levels: impl IntoIterator<Item = (&'a str, u32)>,
+    ) -> Result<(), Status> {
+        for (sku, n) in levels {
+            let key = stock_key(sku);
+            transact(&*self.store, &[&key], |tx| {
+                if tx.get::<Level>(&key)?.is_none() {
+                    tx.put(&key, &Warehouse::level_of(n));
+                }
+                Ok::<_, Status>(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// How long a hold lasts unconfirmed.
     #[must_use]
-    pub fn hold_ttl(mut self, ttl: Duration) -> MemoryInventory {
+    pub fn hold_ttl(mut self, ttl: Duration) -> Warehouse {
         self.hold_ttl = ttl;
         self
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        let mut s = super::lock(&self.state);
-        s.expire(self.hold_ttl, Instant::now());
-        s
+    /// The clock holds expire by, in milliseconds (default: the wall clock, which replicas in
+    /// other processes share; tests give one that follows tokio's paused clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Warehouse {
+        self.clock = clock;
+        self
+    }
+
+    /// Releases every hold past its time: run it periodically on at least one replica (every
+    /// replica may: the store keeps concurrent sweeps from releasing a hold twice). Returns
+    /// how many it released.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn expire_holds(&self) -> Result<usize, Status> {
+        let now = (self.clock)();
+        let mut expired = 0;
+        for pending in list::<_, Hold>(&*self.store, "pending/").await? {
+            if pending.expires_at_ms > now {
+                continue;
+            }
+            let (h, p, l) = (
+                hold_key(pending.order_id),
+                pending_key(pending.order_id),
+                stock_key(&pending.sku),
+            );
+            expired += transact(&*self.store, &[&h, &p, &l], |tx| {
+                let Some(mut hold) = tx.get::<Hold>(&h)? else {
+                    tx.delete(&p);
+                    return Ok::<_, Status>(0);
+                };
+                if hold.state != HoldState::Held || hold.expires_at_ms > now {
+                    return Ok(0);
+                }
+                let mut level = tx.get::<Level>(&l)?.unwrap_or_default();
+                level.take(u64::from(hold.quantity), |l| &mut l.held);
+                hold.state = HoldState::Expired;
+                tx.put(&l, &level);
+                tx.put(&h, &hold);
+                tx.delete(&p);
+                Ok(1)
+            })
+            .await?;
+        }
+        Ok(expired)
+    }
+
+    /// Runs [`expire_holds`](Self::expire_holds) every `period` until dropped (spawn it).
+    pub async fn sweep(self, period: Duration) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(status) = self.expire_holds().await {
+                tracing::warn!(%status, "expiring holds failed; trying again");
+            }
+        }
+    }
+
+    /// The hold of `order_id`, read first to learn its SKU.
+    async fn hold(&self, order_id: u64) -> Result<Option<Hold>, InventoryError> {
+        let Some(found) = self.store.get(&hold_key(order_id)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&found.value)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("hold of order {order_id}: {e}")).into())
     }
 }
 
-fn available(level: &Level) -> u32 {
-    u32::try_from(level.on_hand.saturating_sub(level.held)).unwrap_or(u32::MAX)
-}
-
-impl Inventory for MemoryInventory {
+impl Inventory for Warehouse {
     async fn check(&self, sku: String) -> Result<StockLevel, InventoryError> {
-        let s = self.state();
-        let level = s
-            .levels
-            .get(&sku)
-            .ok_or_else(|| InventoryError::UnknownSku { sku: sku.clone() })?;
+        let Some(found) = self.store.get(&stock_key(&sku)).await? else {
+            return Err(InventoryError::UnknownSku { sku });
+        };
+        let level: Level = serde_json::from_slice(&found.value)
+            .map_err(|e| Status::internal(format!("stock of {sku:?}: {e}")))?;
         Ok(StockLevel {
-            available: available(level),
+            available: level.available(),
             sku,
         })
     }
@@ -372,146 +471,184 @@ impl Inventory for MemoryInventory {
         ctx: &Context,
         request: ReserveRequest,
     ) -> Result<Reservation, InventoryError> {
-        let mut s = self.state();
-        let s = &mut *s;
-        let Some(level) = s.levels.get_mut(&request.sku) else {
-            return Err(InventoryError::UnknownSku { sku: request.sku });
-        };
-        if let Some(hold) = s.holds.get(&request.order_id) {
-            if matches!(hold.state, HoldState::Held(_) | HoldState::Confirmed) {
-                // A repeat (a retry after a lost answer, or on another replica): the same hold.
-                return Ok(Reservation {
-                    order_id: request.order_id,
-                    sku: hold.sku.clone(),
-                    quantity: hold.quantity,
-                    remaining: available(level),
-                    reserved_by: hold.by.clone(),
-                });
-            }
-        }
-        let free = available(level);
-        if free < request.quantity {
-            return Err(InventoryError::Insufficient {
-                available: free,
-                sku: request.sku,
-            });
-        }
-        level.held += u64::from(request.quantity);
         let by = ctx
             .metadata()
             .get_str("caller")
             .unwrap_or("anonymous")
             .to_owned();
-        let remaining = available(level);
-        s.holds.insert(
-            request.order_id,
-            Hold {
+        let id = request.order_id;
+        let (l, h, p) = (stock_key(&request.sku), hold_key(id), pending_key(id));
+        let now = (self.clock)();
+        let ttl = u64::try_from(self.hold_ttl.as_millis()).unwrap_or(u64::MAX);
+        transact(&*self.store, &[&l, &h, &p], |tx| {
+            let Some(mut level) = tx.get::<Level>(&l)? else {
+                return Err(InventoryError::UnknownSku {
+                    sku: request.sku.clone(),
+                });
+            };
+            if let Some(hold) = tx.get::<Hold>(&h)? {
+                if matches!(hold.state, HoldState::Held | HoldState::Confirmed) {
+                    // A repeat (a retry after a lost answer, or on another replica): the same
+                    // hold.
+                    return Ok(Reservation {
+                        order_id: id,
+                        sku: hold.sku,
+                        quantity: hold.quantity,
+                        remaining: level.available(),
+                        reserved_by: hold.by,
+                    });
+                }
+            }
+            let free = level.available();
+            if free < request.quantity {
+                return Err(InventoryError::Insufficient {
+                    available: free,
+                    sku: request.sku.clone(),
+                });
+            }
+            level.held += u64::from(request.quantity);
+            let hold = Hold {
+                order_id: id,
                 sku: request.sku.clone(),
                 quantity: request.quantity,
                 by: by.clone(),
-                state: HoldState::Held(Instant::now()),
-            },
-        );
-        Ok(Reservation {
-            remaining,
-            order_id: request.order_id,
-            sku: request.sku,
-            quantity: request.quantity,
-            reserved_by: by,
+                state: HoldState::Held,
+                expires_at_ms: now.saturating_add(ttl),
+            };
+            tx.put(&l, &level);
+            tx.put(&h, &hold);
+            tx.put(&p, &hold);
+            Ok(Reservation {
+                remaining: level.available(),
+                order_id: id,
+                sku: request.sku.clone(),
+                quantity: request.quantity,
+                reserved_by: by.clone(),
+            })
         })
+        .await
     }
 
     async fn confirm(&self, order_id: u64) -> Result<(), InventoryError> {
-        let mut s = self.state();
-        let State {
-            levels,
-            holds,
-            underflows,
-            ..
-        } = &mut *s;
-        let Some(hold) = holds.get_mut(&order_id) else {
+        let Some(hold) = self.hold(order_id).await? else {
             return Err(InventoryError::NoHold { order_id });
         };
-        match hold.state {
-            HoldState::Confirmed => Ok(()),
-            HoldState::Released | HoldState::Expired => Err(InventoryError::NoHold { order_id }),
-            HoldState::Held(_) => {
-                let n = u64::from(hold.quantity);
-                let level = levels.entry(hold.sku.clone()).or_default();
-                State::take(underflows, &mut level.held, n);
-                State::take(underflows, &mut level.on_hand, n);
+        let (h, p, l) = (
+            hold_key(order_id),
+            pending_key(order_id),
+            stock_key(&hold.sku),
+        );
+        let now = (self.clock)();
+        let outcome = transact(&*self.store, &[&h, &p, &l], |tx| {
+            let Some(mut hold) = tx.get::<Hold>(&h)? else {
+                return Ok::<_, InventoryError>(false);
+            };
+            let n = u64::from(hold.quantity);
+            match hold.state {
+                HoldState::Confirmed => return Ok(true),
+                HoldState::Released | HoldState::Expired => return Ok(false),
+                HoldState::Held => {}
+            }
+            let mut level = tx.get::<Level>(&l)?.unwrap_or_default();
+            level.take(n, |l| &mut l.held);
+            let confirmed = now < hold.expires_at_ms;
+            if confirmed {
+                level.take(n, |l| &mut l.on_hand);
                 level.sold += n;
                 hold.state = HoldState::Confirmed;
-                Ok(())
+            } else {
+                // Past its time and not swept yet: it expires now, as the sweep would have.
+                hold.state = HoldState::Expired;
             }
+            tx.put(&l, &level);
+            tx.put(&h, &hold);
+            tx.delete(&p);
+            Ok(confirmed)
+        })
+        .await?;
+        if outcome {
+            Ok(())
+        } else {
+            Err(InventoryError::NoHold { order_id })
         }
     }
 
     async fn release(&self, order_id: u64) -> Result<(), InventoryError> {
-        let mut s = self.state();
-        let State {
-            levels,
-            holds,
-            underflows,
-            ..
-        } = &mut *s;
-        let Some(hold) = holds.get_mut(&order_id) else {
+        let Some(hold) = self.hold(order_id).await? else {
             return Ok(());
         };
-        let n = u64::from(hold.quantity);
-        let level = levels.entry(hold.sku.clone()).or_default();
-        match hold.state {
-            HoldState::Held(_) => State::take(underflows, &mut level.held, n),
-            HoldState::Confirmed => {
-                State::take(underflows, &mut level.sold, n);
-                level.on_hand += n;
+        let (h, p, l) = (
+            hold_key(order_id),
+            pending_key(order_id),
+            stock_key(&hold.sku),
+        );
+        transact(&*self.store, &[&h, &p, &l], |tx| {
+            let Some(mut hold) = tx.get::<Hold>(&h)? else {
+                return Ok::<_, InventoryError>(());
+            };
+            let n = u64::from(hold.quantity);
+            let mut level = tx.get::<Level>(&l)?.unwrap_or_default();
+            match hold.state {
+                HoldState::Held => level.take(n, |l| &mut l.held),
+                HoldState::Confirmed => {
+                    level.take(n, |l| &mut l.sold);
+                    level.on_hand += n;
+                }
+                HoldState::Released | HoldState::Expired => return Ok(()),
             }
-            HoldState::Released | HoldState::Expired => return Ok(()),
-        }
-        hold.state = HoldState::Released;
-        Ok(())
+            hold.state = HoldState::Released;
+            tx.put(&l, &level);
+            tx.put(&h, &hold);
+            tx.delete(&p);
+            Ok(())
+        })
+        .await
     }
 
     async fn restock(&self, delivery: Delivery) -> Result<(), Status> {
-        let mut s = self.state();
-        let level = s.levels.entry(delivery.sku).or_default();
-        level.restocked += u64::from(delivery.quantity);
-        level.on_hand += u64::from(delivery.quantity);
-        Ok(())
+        let l = stock_key(&delivery.sku);
+        let n = u64::from(delivery.quantity);
+        transact(&*self.store, &[&l], |tx| {
+            let mut level = tx.get::<Level>(&l)?.unwrap_or_default();
+            level.restocked += n;
+            level.on_hand += n;
+            tx.put(&l, &level);
+            Ok::<_, Status>(())
+        })
+        .await
     }
 
     async fn audit(&self) -> Result<InventoryAudit, Status> {
-        let s = self.state();
-        let skus: BTreeMap<_, _> = s.levels.iter().collect();
-        let holds: BTreeMap<_, _> = s.holds.iter().collect();
+        let levels = self.store.list("stock/").await?;
+        let mut skus = Vec::with_capacity(levels.len());
+        let mut underflows = 0;
+        for (key, bytes) in levels {
+            let l: Level = serde_json::from_slice(&bytes)
+                .map_err(|e| Status::internal(format!("record {key:?}: {e}")))?;
+            underflows += l.underflows;
+            skus.push(SkuAudit {
+                sku: key.trim_start_matches("stock/").to_owned(),
+                initial: l.initial,
+                restocked: l.restocked,
+                on_hand: l.on_hand,
+                held: l.held,
+                sold: l.sold,
+            });
+        }
+        let holds = list::<_, Hold>(&*self.store, "hold/")
+            .await?
+            .into_iter()
+            .map(|h| HoldAudit {
+                order_id: h.order_id,
+                sku: h.sku,
+                quantity: h.quantity,
+                state: h.state.name().to_owned(),
+            })
+            .collect();
         Ok(InventoryAudit {
-            skus: skus
-                .into_iter()
-                .map(|(sku, l)| SkuAudit {
-                    sku: sku.clone(),
-                    initial: l.initial,
-                    restocked: l.restocked,
-                    on_hand: l.on_hand,
-                    held: l.held,
-                    sold: l.sold,
-                })
-                .collect(),
-            holds: holds
-                .into_iter()
-                .map(|(&order_id, h)| HoldAudit {
-                    order_id,
-                    sku: h.sku.clone(),
-                    quantity: h.quantity,
-                    state: match h.state {
-                        HoldState::Held(_) => "held",
-                        HoldState::Confirmed => "confirmed",
-                        HoldState::Released => "released",
-                        HoldState::Expired => "expired",
-                    }
-                    .to_owned(),
-                })
-                .collect(),
-            underflows: s.underflows,
+            skus,
+            holds,
+            underflows,
         })
     }
 }

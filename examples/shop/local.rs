@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use super::audit::{invariants, Check, Snapshot};
 use super::catalogue::{CatalogueServer, MemoryCatalogue, Product};
 use super::host::{BoxError, Host};
-use super::inventory::{Delivery, InventoryServer, MemoryInventory};
+use super::inventory::{Delivery, InventoryServer, Warehouse};
 use super::journey::{customer, Frontend, Tally, PRODUCTS};
 use super::metrics::MethodFigures;
 use super::notifications::{MemoryNotifications, NotificationsServer};
@@ -23,6 +24,9 @@ use super::orders::{OrderBook, OrderState, OrdersReplica, OrdersServer};
 use super::payments::{MemoryPayments, PaymentsServer};
 use super::users::{MemoryUsers, UsersServer};
 use super::wiring::Wiring;
+
+/// How often an inventory replica releases expired holds.
+pub const SWEEP: Duration = Duration::from_millis(100);
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -88,7 +92,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         name: name.to_owned(),
         price_cents: price,
     }));
-    let inventory = MemoryInventory::with_stock(PRODUCTS.iter().map(|&(sku, .., n)| (sku, n)));
+    let inventory = Warehouse::with_stock(PRODUCTS.iter().map(|&(sku, .., n)| (sku, n)));
     let payments = MemoryPayments::default();
     let notifications = MemoryNotifications::default();
     let book = OrderBook::default();
@@ -125,9 +129,16 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
     for i in 1..=2 {
         let inventory = inventory.clone();
         let name = format!("inventory-{i}");
-        hosts.push(Host::start(&name, "shop.Inventory", r(), move || async move {
-            Ok(Server::builder().add_service(InventoryServer::new(inventory)))
-        })?);
+        hosts.push(Host::start(
+            &name,
+            "shop.Inventory",
+            r(),
+            move || async move {
+                // Every replica sweeps expired holds: the store keeps them from doing it twice.
+                tokio::spawn(inventory.clone().sweep(SWEEP));
+                Ok(Server::builder().add_service(InventoryServer::new(inventory)))
+            },
+        )?);
     }
     for i in 1..=2 {
         let wiring = Wiring::new(r());
@@ -159,7 +170,68 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         config.duration.as_secs_f64()
     );
 
-    let front_wiring = Wiring::new(r());
+    let hosts = Arc::new(std::sync::Mutex::new(hosts));
+    let kill = config.kill;
+    let faults = {
+        let hosts = hosts.clone();
+        move |front: Frontend, started: Instant, duration: Duration| async move {
+            let at = |share: f64| started + duration.mul_f64(share);
+            tokio::time::sleep_until(at(0.25)).await;
+            restock(&front).await?;
+            if kill {
+                let mut killed = Vec::new();
+                for (share, name) in [(0.35, "inventory-2"), (0.55, "orders-2")] {
+                    tokio::time::sleep_until(at(share)).await;
+                    let mut hosts = super::lock(&hosts);
+                    if let Some(h) = hosts.iter_mut().find(|h| h.name == name) {
+                        h.kill();
+                        let secs = started.elapsed().as_secs_f64();
+                        killed.push(format!("{name} ({}) at {secs:.1} s", h.addr));
+                    }
+                }
+                println!("  killed without warning: {}", killed.join(", "));
+            }
+            Ok(())
+        }
+    };
+    let outcome = drive(config, registry, wirings, faults).await;
+    drop(hosts);
+    outcome
+}
+
+/// The scarce products' delivery, sent mid-run (one-way).
+///
+/// # Errors
+/// The call's, if it could not be written.
+pub async fn restock(front: &Frontend) -> Result<(), BoxError> {
+    for &(sku, ..) in &PRODUCTS[PRODUCTS.len() - 2..] {
+        let delivery = Delivery {
+            sku: sku.to_owned(),
+            quantity: 10,
+        };
+        front.inventory.restock(delivery).await?;
+    }
+    Ok(())
+}
+
+/// Drives a running shop found through `registry`: the customers shop for the configured time
+/// while `faults` runs (given the customers' clients, when they started, and for how long),
+/// then the audits are read and checked. `wirings` are those of the shop's own clients in this
+/// process, whose figures join the report's.
+///
+/// # Errors
+/// `faults`' error, a customer task that panicked, or an audit that could not be read.
+pub async fn drive<F, Fut>(
+    config: &RunConfig,
+    registry: Arc<dyn Registry>,
+    mut wirings: Vec<Wiring>,
+    faults: F,
+) -> Result<Outcome, BoxError>
+where
+    F: FnOnce(Frontend, Instant, Duration) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>>,
+{
+    let front_wiring = Wiring::new(registry.clone());
     wirings.push(front_wiring.clone());
     let front = Frontend::new(&front_wiring).await?;
     let tally = Arc::new(Tally::default());
@@ -170,36 +242,15 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         let (front, tally, seed) = (front.clone(), tally.clone(), config.seed);
         customers.spawn(async move { customer(front, &tally, n, seed, end).await });
     }
-
-    // Mid-run: a delivery of the scarce products (one-way), and two replicas killed.
-    let at = |share: f64| started + config.duration.mul_f64(share);
-    tokio::time::sleep_until(at(0.25)).await;
-    for &(sku, ..) in &PRODUCTS[PRODUCTS.len() - 2..] {
-        let delivery = Delivery {
-            sku: sku.to_owned(),
-            quantity: 10,
-        };
-        front.inventory.restock(delivery).await?;
-    }
-    if config.kill {
-        let mut killed = Vec::new();
-        for (share, name) in [(0.35, "inventory-2"), (0.55, "orders-2")] {
-            tokio::time::sleep_until(at(share)).await;
-            if let Some(h) = hosts.iter_mut().find(|h| h.name == name) {
-                h.kill();
-                let secs = started.elapsed().as_secs_f64();
-                killed.push(format!("{name} ({}) at {secs:.1} s", h.addr));
-            }
-        }
-        println!("  killed without warning: {}", killed.join(", "));
-    }
+    println!("  customers started");
+    faults(front, started, config.duration).await?;
     while let Some(joined) = customers.join_next().await {
         joined?;
     }
     let ran = started.elapsed();
 
     // The audits answer with every record at once: the auditor takes frames up to 256 MiB.
-    let auditor = Frontend::new(&Wiring::new(r()).max_frame_size(256 << 20)).await?;
+    let auditor = Frontend::new(&Wiring::new(registry).max_frame_size(256 << 20)).await?;
     let snapshot = Snapshot::take(&auditor, &Tally::default(), Duration::from_secs(4)).await?;
     let checks = invariants(&snapshot);
     let mut report = render(&tally, &snapshot, &wirings, ran);
@@ -226,7 +277,6 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         tally.failed.load(Ordering::Relaxed),
         if holds { "ok" } else { "violated" }
     );
-    drop(hosts);
     Ok(Outcome {
         tally,
         snapshot,

@@ -8,6 +8,10 @@
 //! cargo run --release --example shop -- --customers 500 --secs 10 --seed 7 --no-kill
 //! ```
 //!
+//! With the `etcd` feature the same code runs as separate processes (`scripts/shop-cluster`
+//! starts them): `shop --etcd URL serve SERVICE --name NAME` serves one replica, `shop --etcd
+//! URL drive` runs the customers and the audit.
+//!
 //! The last line is `shop: customers=C orders=O paid=P cancelled=X refused=R failed=F
 //! invariants=ok` (or `invariants=violated`); the exit status is non-zero if an invariant is
 //! violated or a customer operation failed.
@@ -17,22 +21,37 @@ use std::time::Duration;
 
 use examples::shop::local::{run, RunConfig};
 
+/// What to do: the one-process shop, or (feature `etcd`) one part of it as its own process.
+enum Mode {
+    Local,
+    Serve { service: String, name: String },
+    Drive,
+}
+
 struct Args {
+    mode: Mode,
+    etcd: Option<String>,
     customers: u64,
     secs: f64,
     seed: u64,
     kill: bool,
 }
 
-const USAGE: &str = "usage: shop [--customers N] [--secs S] [--seed N] [--no-kill]";
+const USAGE: &str = "usage: shop [--customers N] [--secs S] [--seed N] [--no-kill]
+       shop --etcd URL serve SERVICE --name NAME    (feature etcd; SERVICE: users, catalogue,
+                                                     payments, notifications, inventory, orders)
+       shop --etcd URL drive [--customers N] [--secs S] [--seed N]   (feature etcd)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        mode: Mode::Local,
+        etcd: None,
         customers: 300,
         secs: 6.0,
         seed: 1,
         kill: true,
     };
+    let mut name = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -43,12 +62,34 @@ fn parse_args() -> Result<Args, String> {
             "--secs" => args.secs = value()?.parse().map_err(|e| format!("--secs: {e}"))?,
             "--seed" => args.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
             "--no-kill" => args.kill = false,
+            "--etcd" => args.etcd = Some(value()?),
+            "--name" => name = Some(value()?),
+            "serve" => {
+                args.mode = Mode::Serve {
+                    service: value()?,
+                    name: String::new(),
+                }
+            }
+            "drive" => args.mode = Mode::Drive,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
     if !(args.secs.is_finite() && args.secs > 0.0) {
         return Err("--secs must be a positive number".to_owned());
+    }
+    match &mut args.mode {
+        Mode::Serve { service, name: n } => {
+            *n = name.unwrap_or_else(|| format!("{service}-{}", std::process::id()));
+        }
+        Mode::Drive => {}
+        Mode::Local if args.etcd.is_some() => {
+            return Err(format!("--etcd needs serve or drive\n{USAGE}"))
+        }
+        Mode::Local => {}
+    }
+    if !matches!(args.mode, Mode::Local) && args.etcd.is_none() {
+        return Err(format!("serve and drive need --etcd URL\n{USAGE}"));
     }
     Ok(args)
 }
@@ -69,7 +110,30 @@ async fn main() -> ExitCode {
         seed: args.seed,
         kill: args.kill,
     };
-    match run(&config).await {
+    let outcome = match (args.mode, args.etcd) {
+        (Mode::Local, _) => run(&config).await,
+        #[cfg(feature = "etcd")]
+        (Mode::Serve { service, name }, Some(etcd)) => {
+            return match examples::shop::cluster::serve(&etcd, &service, &name).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("shop: {name}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        #[cfg(feature = "etcd")]
+        (Mode::Drive, Some(etcd)) => {
+            examples::shop::cluster::drive(&etcd, &config, Duration::from_secs(30)).await
+        }
+        _ => {
+            eprintln!(
+                "serve and drive need the etcd feature: cargo run --release --example shop --features etcd"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
         Ok(outcome) => {
             print!("{}", outcome.report);
             println!("{}", outcome.summary);

@@ -17,15 +17,19 @@
 //! retry after a lost response, or a call repeated on another replica after a crash, applies its
 //! effect once.
 //!
-//! The replicas of one service share its state (`Arc`): in a real deployment that is the
-//! service's database; here it lives in the process, so killing a replica loses its connections
-//! and the calls it was running, never the data.
+//! The replicas of one service share its state, as they would share a database: inventory and
+//! orders keep their records in a [`store::Store`] (compare-and-set), in memory when the whole
+//! shop runs in one process ([`local`]), in etcd when each replica is a process of its own
+//! (`cluster`, feature `etcd`). Killing a replica loses its connections and the calls it was
+//! running, never the data.
 //!
 //! [`journey`] drives the shop with simulated customers and [`audit`] checks, through the
 //! services' own `Audit` methods, that nothing was lost or applied twice.
 
 pub mod audit;
 pub mod catalogue;
+#[cfg(feature = "etcd")]
+pub mod cluster;
 pub mod host;
 pub mod inventory;
 pub mod journey;
@@ -34,12 +38,13 @@ pub mod metrics;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod store;
 pub mod users;
 pub mod wiring;
 
 pub use inventory::{
-    Delivery, Inventory, InventoryClient, InventoryError, InventoryServer, MemoryInventory,
-    Reservation, ReserveRequest, StockLevel,
+    Delivery, Inventory, InventoryClient, InventoryError, InventoryServer, Reservation,
+    ReserveRequest, StockLevel, Warehouse,
 };
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every update of the

@@ -17,7 +17,7 @@
 //! same id. Calls for one order run one at a time (a lock per order), so two repeats never
 //! interleave.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rpc_core::{service, Code, ServiceError, Status};
@@ -26,6 +26,7 @@ use super::catalogue::CatalogueClient;
 use super::inventory::{InventoryClient, InventoryError, ReserveRequest};
 use super::notifications::{Notice, NotificationsClient};
 use super::payments::{Charge, PaymentError, PaymentsClient};
+use super::store::{list, transact, MemoryStore, Store};
 use super::users::UsersClient;
 use super::wiring::{Stack, Wiring};
 
@@ -141,24 +142,152 @@ pub trait Orders {
     async fn audit(&self) -> Result<OrderList, Status>;
 }
 
-/// The orders' state, shared by every replica (their database).
-#[derive(Debug, Clone, Default)]
+/// The orders' state, in a [`Store`] every replica shares (their database): one record per
+/// order (`order/{id}`), changed only by compare-and-set, so that replicas in other processes
+/// never overwrite each other's steps.
+#[derive(Clone)]
 pub struct OrderBook {
-    orders: Arc<Mutex<HashMap<u64, Order>>>,
+    store: Arc<dyn Store>,
+    /// One saga at a time per order within this process (across processes, the records'
+    /// compare-and-set keeps them consistent).
     locks: Arc<Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
-impl OrderBook {
-    fn get(&self, id: u64) -> Option<Order> {
-        super::lock(&self.orders).get(&id).cloned()
+impl Default for OrderBook {
+    /// A book in memory of its own.
+    fn default() -> Self {
+        OrderBook::open(Arc::new(MemoryStore::default()))
     }
+}
 
-    fn put(&self, order: &Order) {
-        super::lock(&self.orders).insert(order.order_id, order.clone());
+impl std::fmt::Debug for OrderBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderBook").finish_non_exhaustive()
+    }
+}
+
+/// What a change of an order's record found.
+enum Step {
+    /// Go on with this order.
+    Go(Order),
+    /// The order is settled as this: answer it.
+    Done(Order),
+    /// A refusal was decided for it (by another run) while this one would have paid it.
+    Refusing(String),
+}
+
+fn order_key(id: u64) -> String {
+    format!("order/{id:020}")
+}
+
+fn is(o: &Order, state: OrderState) -> bool {
+    o.state == state as i32
+}
+
+impl OrderBook {
+    /// A book over `store`.
+    pub fn open(store: Arc<dyn Store>) -> OrderBook {
+        OrderBook {
+            store,
+            locks: Arc::default(),
+        }
     }
 
     fn lock_for(&self, id: u64) -> Arc<tokio::sync::Mutex<()>> {
-        super::lock(&self.locks).entry(id).or_default().clone()
+        let mut locks = super::lock(&self.locks);
+        // Forget the locks nobody holds, now and then, so the map stays small.
+        if locks.len() > 4096 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(id).or_default().clone()
+    }
+
+    async fn get(&self, id: u64) -> Result<Option<Order>, Status> {
+        let key = order_key(id);
+        transact(&*self.store, &[&key], |tx| tx.get::<Order>(&key)).await
+    }
+
+    /// Records `order` if it is new; otherwise returns the record.
+    async fn create(&self, order: &Order) -> Result<Order, Status> {
+        let key = order_key(order.order_id);
+        transact(&*self.store, &[&key], |tx| match tx.get::<Order>(&key)? {
+            Some(stored) => Ok(stored),
+            None => {
+                tx.put(&key, order);
+                Ok(order.clone())
+            }
+        })
+        .await
+    }
+
+    /// Records the decision to refuse `id` for `reason` (an earlier decision stands).
+    async fn decide_refusal(&self, id: u64, reason: &str) -> Result<Step, Status> {
+        let key = order_key(id);
+        transact(&*self.store, &[&key], |tx| {
+            let Some(mut stored) = tx.get::<Order>(&key)? else {
+                return Err(Status::internal(format!("order {id} has no record")));
+            };
+            if !is(&stored, OrderState::Pending) {
+                return Ok(Step::Done(stored));
+            }
+            if stored.reason.is_empty() {
+                reason.clone_into(&mut stored.reason);
+                tx.put(&key, &stored);
+            }
+            Ok(Step::Go(stored))
+        })
+        .await
+    }
+
+    /// Records the decision to cancel paid order `id` (its reason becomes `cancelling`).
+    async fn decide_cancel(&self, id: u64) -> Result<Step, Status> {
+        let key = order_key(id);
+        transact(&*self.store, &[&key], |tx| {
+            let Some(mut stored) = tx.get::<Order>(&key)? else {
+                return Err(Status::not_found(format!("no order {id}")));
+            };
+            if is(&stored, OrderState::Pending) {
+                return Err(Status::failed_precondition(format!(
+                    "order {id} is still being placed"
+                )));
+            }
+            if !is(&stored, OrderState::Paid) {
+                return Ok(Step::Done(stored));
+            }
+            if stored.reason.is_empty() {
+                "cancelling".clone_into(&mut stored.reason);
+                tx.put(&key, &stored);
+            }
+            Ok(Step::Go(stored))
+        })
+        .await
+    }
+
+    /// Records `order` in its final state: a pending order settles; a paid one may only become
+    /// cancelled; anything else answers the record as it is.
+    async fn settle(&self, order: &Order) -> Result<Step, Status> {
+        let key = order_key(order.order_id);
+        transact(&*self.store, &[&key], |tx| {
+            let stored = tx.get::<Order>(&key)?;
+            let may = match &stored {
+                None => true,
+                Some(s) if is(s, OrderState::Pending) => {
+                    if is(order, OrderState::Paid) && !s.reason.is_empty() {
+                        return Ok(Step::Refusing(s.reason.clone()));
+                    }
+                    true
+                }
+                Some(s) => is(s, OrderState::Paid) && is(order, OrderState::Cancelled),
+            };
+            match stored {
+                Some(s) if !may => Ok(Step::Done(s)),
+                _ => {
+                    tx.put(&key, order);
+                    Ok(Step::Done(order.clone()))
+                }
+            }
+        })
+        .await
     }
 }
 
@@ -206,13 +335,13 @@ impl OrdersReplica {
         })
     }
 
-    /// Tells the customer, then records the order as final.
+    /// Tells the customer, then records the order as final ([`OrderBook::settle`]).
     async fn finish(
         &self,
         mut order: Order,
         state: OrderState,
         reason: &str,
-    ) -> Result<Order, Status> {
+    ) -> Result<Step, Status> {
         order.state = state as i32;
         reason.clone_into(&mut order.reason);
         let text = match state {
@@ -232,17 +361,23 @@ impl OrdersReplica {
                 text,
             })
             .await?;
-        self.book.put(&order);
-        Ok(order)
+        self.book.settle(&order).await
     }
 
     /// Refuses `order` for `reason`: the decision is recorded first (a repeat of the order only
     /// finishes it, whatever the other services would answer by then), then whatever the order
     /// may hold is given back (both steps are `Ok` when there is nothing to give back, and a
     /// refund of an order never charged voids its charge for good), then the customer is told.
-    async fn refuse(&self, mut order: Order, reason: &str) -> Result<Order, Status> {
-        reason.clone_into(&mut order.reason);
-        self.book.put(&order);
+    async fn refuse(&self, order: Order, reason: &str) -> Result<Order, Status> {
+        let order = match self.book.decide_refusal(order.order_id, reason).await? {
+            Step::Go(stored) => Order {
+                total_cents: order.total_cents.max(stored.total_cents),
+                ..stored
+            },
+            Step::Done(settled) => return Ok(settled),
+            Step::Refusing(_) => return Err(Status::internal("no refusal while refusing")),
+        };
+        let reason = order.reason.clone();
         let d = &self.down;
         d.inventory
             .release(order.order_id)
@@ -252,7 +387,10 @@ impl OrdersReplica {
             .refund(order.order_id)
             .await
             .map_err(ServiceError::into_status)?;
-        self.finish(order, OrderState::Refused, reason).await
+        match self.finish(order, OrderState::Refused, &reason).await? {
+            Step::Done(settled) => Ok(settled),
+            _ => Err(Status::internal("a refusal did not settle")),
+        }
     }
 
     async fn saga(&self, mut order: Order) -> Result<Order, Status> {
@@ -312,7 +450,11 @@ impl OrdersReplica {
             Err(InventoryError::NoHold { .. }) => return self.refuse(order, "hold expired").await,
             Err(e) => return Err(e.into_status()),
         }
-        self.finish(order, OrderState::Paid, "").await
+        match self.finish(order.clone(), OrderState::Paid, "").await? {
+            Step::Done(settled) => Ok(settled),
+            Step::Refusing(reason) => self.refuse(order, &reason).await,
+            Step::Go(_) => Err(Status::internal("a payment did not settle")),
+        }
     }
 }
 
@@ -323,51 +465,39 @@ impl Orders for OrdersReplica {
         }
         let lock = self.book.lock_for(request.order_id);
         let _one_at_a_time = lock.lock().await;
-        let order = match self.book.get(request.order_id) {
-            Some(o) if o.state != OrderState::Pending as i32 => return Ok(o),
-            Some(o)
-                if o.account_id != request.account_id
-                    || o.sku != request.sku
-                    || o.quantity != request.quantity =>
-            {
-                return Err(Status::already_exists(format!(
-                    "order {} exists with other contents",
-                    request.order_id
-                )))
-            }
-            Some(o) => o,
-            None => {
-                let o = Order {
-                    order_id: request.order_id,
-                    account_id: request.account_id,
-                    sku: request.sku,
-                    quantity: request.quantity,
-                    total_cents: 0,
-                    state: OrderState::Pending as i32,
-                    reason: String::new(),
-                };
-                self.book.put(&o);
-                o
-            }
+        let fresh = Order {
+            order_id: request.order_id,
+            account_id: request.account_id,
+            sku: request.sku,
+            quantity: request.quantity,
+            total_cents: 0,
+            state: OrderState::Pending as i32,
+            reason: String::new(),
         };
+        let order = self.book.create(&fresh).await?;
+        if order.account_id != fresh.account_id
+            || order.sku != fresh.sku
+            || order.quantity != fresh.quantity
+        {
+            return Err(Status::already_exists(format!(
+                "order {} exists with other contents",
+                fresh.order_id
+            )));
+        }
+        if !is(&order, OrderState::Pending) {
+            return Ok(order);
+        }
         self.saga(order).await
     }
 
     async fn cancel(&self, order_id: u64) -> Result<Order, Status> {
         let lock = self.book.lock_for(order_id);
         let _one_at_a_time = lock.lock().await;
-        let Some(order) = self.book.get(order_id) else {
-            return Err(Status::not_found(format!("no order {order_id}")));
+        let order = match self.book.decide_cancel(order_id).await? {
+            Step::Go(order) => order,
+            Step::Done(settled) => return Ok(settled),
+            Step::Refusing(_) => return Err(Status::internal("no refusal while cancelling")),
         };
-        match OrderState::try_from(order.state) {
-            Ok(OrderState::Paid) => {}
-            Ok(OrderState::Pending) => {
-                return Err(Status::failed_precondition(format!(
-                    "order {order_id} is still being placed"
-                )))
-            }
-            _ => return Ok(order),
-        }
         let d = &self.down;
         d.payments
             .refund(order_id)
@@ -377,22 +507,22 @@ impl Orders for OrdersReplica {
             .release(order_id)
             .await
             .map_err(ServiceError::into_status)?;
-        self.finish(order, OrderState::Cancelled, "").await
+        match self.finish(order, OrderState::Cancelled, "").await? {
+            Step::Done(settled) => Ok(settled),
+            _ => Err(Status::internal("a cancel did not settle")),
+        }
     }
 
     async fn get(&self, order_id: u64) -> Result<Order, Status> {
         self.book
             .get(order_id)
+            .await?
             .ok_or_else(|| Status::not_found(format!("no order {order_id}")))
     }
 
     async fn audit(&self) -> Result<OrderList, Status> {
-        let orders: BTreeMap<u64, Order> = super::lock(&self.book.orders)
-            .iter()
-            .map(|(&id, o)| (id, o.clone()))
-            .collect();
         Ok(OrderList {
-            orders: orders.into_values().collect(),
+            orders: list(&*self.book.store, "order/").await?,
         })
     }
 }

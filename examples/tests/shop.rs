@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use examples::shop::audit::{invariants, Snapshot};
-use examples::shop::inventory::{Inventory, InventoryAudit, InventoryError, MemoryInventory};
+use examples::shop::inventory::{Inventory, InventoryAudit, InventoryError, Warehouse};
 use examples::shop::local::{run, RunConfig};
 use examples::shop::notifications::{Notice, Notices};
 use examples::shop::orders::{Order, OrderList, OrderState};
@@ -160,7 +160,13 @@ fn the_audit_catches_what_a_lost_or_doubled_step_leaves_behind() {
 
 #[tokio::test(start_paused = true)]
 async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
-    let inventory = MemoryInventory::with_stock([("mug", 5)]).hold_ttl(Duration::from_millis(50));
+    // Holds expire by a clock that follows tokio's, which the test pauses.
+    let start = tokio::time::Instant::now();
+    let inventory = Warehouse::with_stock([("mug", 5)])
+        .hold_ttl(Duration::from_millis(50))
+        .clock(std::sync::Arc::new(move || {
+            start.elapsed().as_millis() as u64
+        }));
     let ctx = Context::default();
     let reserve = ReserveRequest {
         order_id: 7,
@@ -171,8 +177,11 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
     inventory.reserve(&ctx, reserve.clone()).await.unwrap();
     inventory.reserve(&ctx, reserve.clone()).await.unwrap();
     assert_eq!(inventory.check("mug".into()).await.unwrap().available, 3);
-    // Unconfirmed, it expires and the units come back; a late confirm is refused.
+    // Unconfirmed, it expires (in the periodic sweep) and the units come back; a late confirm
+    // is refused.
     tokio::time::advance(Duration::from_millis(120)).await;
+    assert_eq!(inventory.expire_holds().await.unwrap(), 1);
+    assert_eq!(inventory.expire_holds().await.unwrap(), 0);
     assert_eq!(inventory.check("mug".into()).await.unwrap().available, 5);
     assert!(matches!(
         inventory.confirm(7).await,
@@ -191,6 +200,21 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
     inventory.release(8).await.unwrap();
     inventory.release(8).await.unwrap();
     assert_eq!(inventory.check("mug".into()).await.unwrap().available, 5);
+
+    // A hold past its time and not swept yet cannot be confirmed either: it expires then.
+    let late = ReserveRequest {
+        order_id: 9,
+        sku: "mug".into(),
+        quantity: 1,
+    };
+    inventory.reserve(&ctx, late).await.unwrap();
+    tokio::time::advance(Duration::from_millis(120)).await;
+    assert!(matches!(
+        inventory.confirm(9).await,
+        Err(InventoryError::NoHold { order_id: 9 })
+    ));
+    assert_eq!(inventory.check("mug".into()).await.unwrap().available, 5);
+    assert_eq!(inventory.expire_holds().await.unwrap(), 0);
 
     let payments = MemoryPayments::default();
     let top_up = TopUp {
@@ -252,4 +276,91 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
         payments.audit().await.unwrap().wallets[0].balance_cents,
         1_000
     );
+}
+
+/// A memory store whose reads yield to other tasks first, so that transactions interleave
+/// between their read and their commit; counts the commits refused for a conflict.
+#[derive(Default)]
+struct Interleaving {
+    inner: examples::shop::store::MemoryStore,
+    conflicts: std::sync::atomic::AtomicU64,
+}
+
+impl examples::shop::store::Store for Interleaving {
+    fn get(
+        &self,
+        key: &str,
+    ) -> rpc_core::BoxFuture<'_, Result<Option<examples::shop::store::Versioned>, rpc_core::Status>>
+    {
+        self.inner.get(key)
+    }
+
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> rpc_core::BoxFuture<
+        '_,
+        Result<Vec<Option<examples::shop::store::Versioned>>, rpc_core::Status>,
+    > {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.inner.get_many(&keys).await
+        })
+    }
+
+    fn commit(
+        &self,
+        expect: Vec<(String, u64)>,
+        writes: Vec<examples::shop::store::Write>,
+    ) -> rpc_core::BoxFuture<'_, Result<bool, rpc_core::Status>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let done = self.inner.commit(expect, writes).await?;
+            if !done {
+                self.conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(done)
+        })
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> rpc_core::BoxFuture<'_, Result<Vec<examples::shop::store::Record>, rpc_core::Status>> {
+        self.inner.list(prefix)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_transactions_on_one_record_lose_no_update() {
+    use examples::shop::store::transact;
+
+    let store = std::sync::Arc::new(Interleaving::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            for _ in 0..250 {
+                transact(&*store, &["counter"], |tx| {
+                    let n = tx.get::<u64>("counter")?.unwrap_or(0);
+                    tx.put("counter", &(n + 1));
+                    Ok::<_, rpc_core::Status>(())
+                })
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    let total = transact(&*store, &["counter"], |tx| tx.get::<u64>("counter"))
+        .await
+        .unwrap();
+    assert_eq!(total, Some(1000));
+    // The transactions did interleave: some commits found the record changed and ran again.
+    assert!(store.conflicts.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }
