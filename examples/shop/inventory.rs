@@ -201,8 +201,9 @@ pub trait Inventory {
     async fn check(&self, sku: String) -> Result<StockLevel, InventoryError>;
 
     /// Holds units for an order until it is confirmed, released, or the hold expires. Repeating
-    /// it for the same order returns the hold it already has. The caller's name comes from the
-    /// `caller` metadata entry.
+    /// it for the same order returns the hold it already has; once that hold was released or
+    /// expired (or the order released before it held anything), `NoHold`: an order holds stock
+    /// once. The caller's name comes from the `caller` metadata entry.
     #[rpc(idempotent, timeout = "1s")]
     async fn reserve(
         &self,
@@ -216,7 +217,7 @@ pub trait Inventory {
     async fn confirm(&self, order_id: u64) -> Result<(), InventoryError>;
 
     /// Gives back what an order holds or bought (a cancelled order's units return to stock).
-    /// `Ok` if it holds nothing.
+    /// `Ok` if it holds nothing; the order can then hold nothing any more.
     #[rpc(idempotent, timeout = "1s")]
     async fn release(&self, order_id: u64) -> Result<(), InventoryError>;
 
@@ -487,17 +488,19 @@ impl Inventory for Warehouse {
                 });
             };
             if let Some(hold) = tx.get::<Hold>(&h)? {
-                if matches!(hold.state, HoldState::Held | HoldState::Confirmed) {
-                    // A repeat (a retry after a lost answer, or on another replica): the same
-                    // hold.
-                    return Ok(Reservation {
-                        order_id: id,
-                        sku: hold.sku,
-                        quantity: hold.quantity,
-                        remaining: level.available(),
-                        reserved_by: hold.by,
-                    });
+                if matches!(hold.state, HoldState::Released | HoldState::Expired) {
+                    // Given back before: an order never holds stock twice (a late repeat must
+                    // not hold stock for an order that was refused or cancelled meanwhile).
+                    return Err(InventoryError::NoHold { order_id: id });
                 }
+                // A repeat (a retry after a lost answer, or on another replica): the same hold.
+                return Ok(Reservation {
+                    order_id: id,
+                    sku: hold.sku,
+                    quantity: hold.quantity,
+                    remaining: level.available(),
+                    reserved_by: hold.by,
+                });
             }
             let free = level.available();
             if free < request.quantity {
@@ -574,8 +577,33 @@ impl Inventory for Warehouse {
     }
 
     async fn release(&self, order_id: u64) -> Result<(), InventoryError> {
-        let Some(hold) = self.hold(order_id).await? else {
-            return Ok(());
+        let hold = loop {
+            if let Some(hold) = self.hold(order_id).await? {
+                break hold;
+            }
+            // Nothing held: record the order as given back, so that a reservation arriving late
+            // (delayed in the network, or from another replica) cannot hold stock for it. If a
+            // hold appeared meanwhile, release that instead.
+            let h = hold_key(order_id);
+            let tombstoned = transact(&*self.store, &[&h], |tx| {
+                if tx.get::<Hold>(&h)?.is_some() {
+                    return Ok::<_, InventoryError>(false);
+                }
+                let tombstone = Hold {
+                    order_id,
+                    sku: String::new(),
+                    quantity: 0,
+                    by: String::new(),
+                    state: HoldState::Released,
+                    expires_at_ms: 0,
+                };
+                tx.put(&h, &tombstone);
+                Ok(true)
+            })
+            .await?;
+            if tombstoned {
+                return Ok(());
+            }
         };
         let (h, p, l) = (
             hold_key(order_id),

@@ -6,7 +6,8 @@
 //! 2. hold the stock (`shop.Inventory/Reserve`); too little: the order is refused;
 //! 3. charge the wallet (`shop.Payments/Charge`); declined: the order is refused;
 //! 4. confirm the hold (`shop.Inventory/Confirm`); it expired meanwhile: the order is refused;
-//! 5. tell the customer (`shop.Notifications/Notify`), then record the order as final.
+//! 5. record the order as final, then tell the customer (`shop.Notifications/Notify`; a repeat
+//!    of a settled order tells again, in case the first run could not).
 //!
 //! A refusal is recorded on the order before anything else, then the order gives back whatever
 //! it may hold (release the hold, refund the charge: both no-ops when there is nothing), then the
@@ -14,8 +15,9 @@
 //!
 //! A step that fails for a reason of the transport (after the client stack's own retries) fails
 //! the call with that status and leaves the order pending; the caller places it again with the
-//! same id. Calls for one order run one at a time (a lock per order), so two repeats never
-//! interleave.
+//! same id. Within one replica, calls for one order run one at a time (a lock per order); across
+//! replicas they may interleave, and every step's record decides: a hold or a charge given back
+//! is never made again for the order, and an order is settled once (compare-and-set).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -335,7 +337,8 @@ impl OrdersReplica {
         })
     }
 
-    /// Tells the customer, then records the order as final ([`OrderBook::settle`]).
+    /// Records the order as final ([`OrderBook::settle`]), then tells the customer how it
+    /// ended (as recorded: another run may have settled it first).
     async fn finish(
         &self,
         mut order: Order,
@@ -344,13 +347,26 @@ impl OrdersReplica {
     ) -> Result<Step, Status> {
         order.state = state as i32;
         reason.clone_into(&mut order.reason);
+        let step = self.book.settle(&order).await?;
+        if let Step::Done(settled) = &step {
+            self.tell(settled).await?;
+        }
+        Ok(step)
+    }
+
+    /// Tells the customer how a settled order ended (nothing for a pending one). Notices are
+    /// recorded once per order and kind, so telling again is harmless: a run that settled an
+    /// order and failed to tell is finished by the next repeat of it.
+    async fn tell(&self, order: &Order) -> Result<(), Status> {
+        let state = OrderState::try_from(order.state).unwrap_or(OrderState::Pending);
         let text = match state {
+            OrderState::Pending => return Ok(()),
             OrderState::Paid => format!(
                 "order {} paid: {} x {} for {} cents",
                 order.order_id, order.quantity, order.sku, order.total_cents
             ),
             OrderState::Cancelled => format!("order {} cancelled and refunded", order.order_id),
-            _ => format!("order {} refused: {reason}", order.order_id),
+            OrderState::Refused => format!("order {} refused: {}", order.order_id, order.reason),
         };
         self.down
             .notifications
@@ -360,8 +376,7 @@ impl OrdersReplica {
                 kind: state.name().to_owned(),
                 text,
             })
-            .await?;
-        self.book.settle(&order).await
+            .await
     }
 
     /// Refuses `order` for `reason`: the decision is recorded first (a repeat of the order only
@@ -374,7 +389,10 @@ impl OrdersReplica {
                 total_cents: order.total_cents.max(stored.total_cents),
                 ..stored
             },
-            Step::Done(settled) => return Ok(settled),
+            Step::Done(settled) => {
+                self.tell(&settled).await?;
+                return Ok(settled);
+            }
             Step::Refusing(_) => return Err(Status::internal("no refusal while refusing")),
         };
         let reason = order.reason.clone();
@@ -430,6 +448,9 @@ impl OrdersReplica {
             Err(InventoryError::Insufficient { .. } | InventoryError::UnknownSku { .. }) => {
                 return self.refuse(order, "out of stock").await
             }
+            // Its hold was released or expired before (an earlier run refused or gave it up):
+            // a hold is never made twice for one order.
+            Err(InventoryError::NoHold { .. }) => return self.refuse(order, "hold expired").await,
             Err(e) => return Err(e.into_status()),
         }
         let charge = Charge {
@@ -485,6 +506,8 @@ impl Orders for OrdersReplica {
             )));
         }
         if !is(&order, OrderState::Pending) {
+            // Settled by an earlier run, which may have failed to tell the customer.
+            self.tell(&order).await?;
             return Ok(order);
         }
         self.saga(order).await
@@ -495,7 +518,10 @@ impl Orders for OrdersReplica {
         let _one_at_a_time = lock.lock().await;
         let order = match self.book.decide_cancel(order_id).await? {
             Step::Go(order) => order,
-            Step::Done(settled) => return Ok(settled),
+            Step::Done(settled) => {
+                self.tell(&settled).await?;
+                return Ok(settled);
+            }
             Step::Refusing(_) => return Err(Status::internal("no refusal while cancelling")),
         };
         let d = &self.down;

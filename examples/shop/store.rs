@@ -294,12 +294,18 @@ mod etcd {
         fn key(&self, key: &str) -> String {
             format!("{}{key}", self.prefix)
         }
+
+        /// A KV client taking answers up to 256 MiB (an audit lists every record at once;
+        /// tonic's default stops at 4 MiB).
+        fn kv(&self) -> etcd_client::KvClient {
+            self.client.kv_client().max_decoding_message_size(256 << 20)
+        }
     }
 
     impl Store for EtcdStore {
         fn get(&self, key: &str) -> BoxFuture<'_, Result<Option<Versioned>, Status>> {
             let key = self.key(key);
-            let mut kv = self.client.kv_client();
+            let mut kv = self.kv();
             Box::pin(async move {
                 let resp = kv.get(key, None).await.map_err(unavailable)?;
                 Ok(resp.kvs().first().map(|kv| Versioned {
@@ -313,7 +319,7 @@ mod etcd {
             // One transaction of reads: one round trip, one revision.
             let ops: Vec<TxnOp> = keys.iter().map(|k| TxnOp::get(self.key(k), None)).collect();
             let n = keys.len();
-            let mut kv = self.client.kv_client();
+            let mut kv = self.kv();
             Box::pin(async move {
                 let resp = kv
                     .txn(Txn::new().and_then(ops))
@@ -359,7 +365,7 @@ mod etcd {
                     None => TxnOp::delete(self.key(&k), None),
                 })
                 .collect();
-            let mut kv = self.client.kv_client();
+            let mut kv = self.kv();
             Box::pin(async move {
                 let resp = kv
                     .txn(Txn::new().when(when).and_then(ops))
@@ -372,7 +378,7 @@ mod etcd {
         fn list(&self, prefix: &str) -> BoxFuture<'_, Result<Vec<Record>, Status>> {
             let full = self.key(prefix);
             let strip = self.prefix.len();
-            let mut kv = self.client.kv_client();
+            let mut kv = self.kv();
             Box::pin(async move {
                 let resp = kv
                     .get(full, Some(GetOptions::new().with_prefix()))

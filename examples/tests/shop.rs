@@ -187,6 +187,21 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
         inventory.confirm(7).await,
         Err(InventoryError::NoHold { order_id: 7 })
     ));
+    // Given back, a hold is never made again for the order.
+    assert!(matches!(
+        inventory.reserve(&ctx, reserve.clone()).await,
+        Err(InventoryError::NoHold { order_id: 7 })
+    ));
+    // Released before it held anything (a reservation delayed in the network), neither.
+    inventory.release(11).await.unwrap();
+    let delayed = ReserveRequest {
+        order_id: 11,
+        ..reserve.clone()
+    };
+    assert!(matches!(
+        inventory.reserve(&ctx, delayed).await,
+        Err(InventoryError::NoHold { order_id: 11 })
+    ));
     // Confirmed twice, sold once; released, the units return.
     let other = ReserveRequest {
         order_id: 8,
