@@ -121,3 +121,26 @@ async fn calls_refused_by_the_global_limit_do_not_spend_the_callers_quota() {
     );
     assert_eq!(count(&calls), 1);
 }
+
+/// A rate of zero (or one too small to wait for) refuses past the burst with a retry-after of
+/// "a very long time" instead of panicking on the wait it computes (found by the token bucket's
+/// property test).
+#[tokio::test(start_paused = true)]
+async fn a_zero_rate_refuses_past_the_burst_without_panicking() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let limited = RateLimitLayer::new()
+        .global(0.0, 2.0)
+        .layer(counted("demo.Zero", &calls));
+    let (addr, _server) = serve_memory("mw-zero-rate", Server::builder().add_service(limited));
+    let channel = Endpoint::memory(addr).connect_lazy();
+    for i in 0..2 {
+        let reply = channel.unary(from_caller("demo.Zero/Get", None)).await;
+        assert!(reply.is_ok(), "call {i} within the burst: {reply:?}");
+    }
+    let err = channel
+        .unary(from_caller("demo.Zero/Get", None))
+        .await
+        .unwrap_err();
+    retry_after(&err, u64::MAX);
+    assert_eq!(count(&calls), 2);
+}
