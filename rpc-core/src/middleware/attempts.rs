@@ -34,6 +34,15 @@ impl Attempts {
             .push(endpoint.to_owned());
     }
 
+    /// `true` once an attempt was recorded (a first attempt has nothing to avoid).
+    pub fn any_tried(&self) -> bool {
+        !self
+            .tried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
     /// `true` if an attempt already went to `endpoint`.
     pub fn tried(&self, endpoint: &str) -> bool {
         self.tried

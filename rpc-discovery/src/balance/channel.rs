@@ -194,7 +194,11 @@ impl BalancedChannel {
         if healthy.is_empty() {
             return None;
         }
-        if let Some(attempts) = req.extensions().get::<Arc<Attempts>>() {
+        if let Some(attempts) = req
+            .extensions()
+            .get::<Arc<Attempts>>()
+            .filter(|a| a.any_tried())
+        {
             // A retry or hedge goes to an endpoint this call has not tried, when there is one.
             let untried: Vec<usize> = healthy
                 .iter()
