@@ -328,6 +328,29 @@ async fn failing_endpoint_is_ejected_then_probed_back() {
     assert!(ch.endpoints().iter().all(|e| !e.ejected));
 }
 
+/// With every endpoint ejected, calls still go to one of them (panic mode) instead of failing
+/// with "no live endpoint" until an ejection ends: an endpoint ejected for failures that were
+/// not its own (a dependency behind it froze) answers again as soon as it can.
+#[tokio::test(start_paused = true)]
+async fn with_every_endpoint_ejected_calls_still_go_to_one() {
+    let only = backend("panic-only", Duration::ZERO);
+    only.failing.store(true, Ordering::Relaxed);
+    let ch = BalancedChannel::with_config(
+        Watch::fixed(EndpointSet::new([Instance::new(SVC, addr(&only.name))])),
+        BalanceConfig::new()
+            .eject_after(2)
+            .ejection(Duration::from_secs(30), Duration::from_secs(60)),
+    );
+    for _ in 0..2 {
+        assert!(name_of(&ch, call()).await.is_err());
+    }
+    assert!(ch.endpoints().iter().all(|e| e.ejected));
+    // Ejected for 30 s, it has recovered: the next call reaches it at once.
+    only.failing.store(false, Ordering::Relaxed);
+    assert_eq!(name_of(&ch, call()).await.unwrap(), "panic-only");
+    assert_eq!(only.calls.load(Ordering::Relaxed), 3);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_probe_ejects_again_for_longer() {
     let good = backend("probe-good", Duration::ZERO);

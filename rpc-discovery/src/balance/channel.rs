@@ -51,8 +51,9 @@ impl Shared {
 /// (endpoints failing [`BalanceConfig::eject_after`] calls in a row, or whose connection fails,
 /// are ejected and later probed back, whatever the strategy; a call an endpoint did not answer
 /// before the call's deadline counts as failed, and so does one lost with its connection, which
-/// [keepalive](BalanceConfig::keepalive) closes when the endpoint goes silent), and canary routing
-/// by the [`ROUTE_TAG`](crate::ROUTE_TAG) metadata entry.
+/// [keepalive](BalanceConfig::keepalive) closes when the endpoint goes silent; when every endpoint
+/// is ejected, calls go to one of them at random rather than fail), and canary routing by the
+/// [`ROUTE_TAG`](crate::ROUTE_TAG) metadata entry.
 ///
 /// It is a `tower::Service<Request>` like [`Channel`](rpc_core::Channel), so generated clients
 /// and middleware use it the same way. Cheap to clone.
@@ -192,7 +193,7 @@ impl BalancedChannel {
             }
         }
         if healthy.is_empty() {
-            return None;
+            return self.panic_pick(snap, tag);
         }
         if let Some(attempts) = req
             .extensions()
@@ -214,6 +215,29 @@ impl BalancedChannel {
             .picker
             .pick(&snap.nodes, &snap.ring, &healthy, req, now);
         Some(snap.nodes[idx].clone())
+    }
+
+    /// Every endpoint `tag` allows is ejected: rather than fail every call until an ejection
+    /// ends, try one of them at random (the "panic mode" of Envoy's and Finagle's balancers).
+    /// Ejection is for steering calls away from an endpoint while others can take them; when
+    /// none can, an endpoint ejected for the failures of something behind it (a frozen
+    /// dependency, a burst of deadlines) may well answer, and one that is really gone fails the
+    /// call as it would have anyway. `None` only when there is no endpoint at all.
+    fn panic_pick(&self, snap: &Snapshot, tag: Option<(&str, &str)>) -> Option<Arc<Node>> {
+        let tagged: Vec<usize> = (0..snap.nodes.len())
+            .filter(|&i| tag.is_none_or(|(k, v)| snap.nodes[i].instance.has_tag(k, v)))
+            .collect();
+        let i = match tagged.len() {
+            0 if snap.nodes.is_empty() => return None,
+            0 => fastrand::usize(..snap.nodes.len()),
+            n => tagged[fastrand::usize(..n)],
+        };
+        tracing::debug!(
+            service = %self.shared.name,
+            addr = snap.nodes[i].addr(),
+            "every endpoint is ejected; trying one anyway"
+        );
+        Some(snap.nodes[i].clone())
     }
 
     /// Sends a call to the endpoint the strategy picks.
