@@ -12,6 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::BoxFuture;
 
 pub mod memory;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tcp;
 #[cfg(unix)]
 pub mod unix;

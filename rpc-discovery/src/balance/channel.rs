@@ -111,6 +111,10 @@ pub struct EndpointStats {
     pub ejected: bool,
     /// Times it was ejected since it joined the set.
     pub ejections: u64,
+    /// When its current ejection ends (`None` while it is not ejected). Until then it gets no
+    /// calls, unless every endpoint is unavailable (panic mode); once that time has passed it
+    /// may take one probe call, which ends the ejection if it succeeds.
+    pub ejected_until: Option<Instant>,
 }
 
 impl BalancedChannel {
@@ -161,6 +165,7 @@ impl BalancedChannel {
                 picks: n.picks.load(Ordering::Relaxed),
                 ejected: n.availability(now) != Availability::Available,
                 ejections: n.health.ejections(),
+                ejected_until: n.health.ejected_until(),
             })
             .collect()
     }

@@ -131,6 +131,11 @@ impl Health {
         self.ejections.load(Ordering::Relaxed)
     }
 
+    /// When the current ejection ends; `None` while the endpoint is not ejected.
+    pub(super) fn ejected_until(&self) -> Option<Instant> {
+        lock(&self.ejection).until
+    }
+
     /// Whether the endpoint may take a call at `now`.
     pub(super) fn availability(&self, now: Instant) -> Availability {
         if !self.ejected.load(Ordering::Acquire) {
