@@ -9,6 +9,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// Whether children can be pinned: `taskset` runs and there are at least two CPUs.
+#[allow(dead_code)] // `chaos` does not pin.
 pub(crate) fn can_pin() -> bool {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     cpus >= 2 && Command::new("taskset").arg("-V").output().is_ok()
@@ -134,6 +135,7 @@ impl Drop for Proc {
 }
 
 /// The number after `key=` in a `key=value …` line.
+#[allow(dead_code)] // `chaos` reads no `key=value` lines.
 pub(crate) fn field(line: &str, key: &str) -> Result<f64, String> {
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
