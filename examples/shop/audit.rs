@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::inventory::InventoryAudit;
 use super::journey::{attempt, Frontend, Tally};
 use super::notifications::Notices;
-use super::orders::{Order, OrderList, OrderState};
+use super::orders::{unfinished, Order, OrderList, OrderState};
 use super::payments::PaymentsAudit;
 
 /// What every service holds at the end of a run.
@@ -27,7 +27,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads every service's audit. Waits first, up to `settle`, until no stock is held for an
-    /// unconfirmed order (holds of orders abandoned half-way expire).
+    /// unconfirmed order (holds of orders abandoned half-way expire) and no order is unfinished
+    /// (the orders replicas recover abandoned ones).
     ///
     /// # Errors
     /// A service that could not be reached.
@@ -40,7 +41,12 @@ impl Snapshot {
         let inventory = loop {
             let a = attempt(tally, "audit inventory", || front.inventory.audit()).await?;
             let held = a.skus.iter().any(|s| s.held > 0);
-            if !held || Instant::now() >= until {
+            let open = attempt(tally, "audit orders", || front.orders.audit())
+                .await?
+                .orders
+                .iter()
+                .any(unfinished);
+            if !(held || open) || Instant::now() >= until {
                 break a;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

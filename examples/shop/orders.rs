@@ -18,9 +18,15 @@
 //! same id. Within one replica, calls for one order run one at a time (a lock per order); across
 //! replicas they may interleave, and every step's record decides: a hold or a charge given back
 //! is never made again for the order, and an order is settled once (compare-and-set).
+//!
+//! A caller may also give up (its own repeats all failed while the store or a dependency was
+//! down). Every replica therefore runs [`OrdersReplica::recover`]: an order still unfinished
+//! (pending, or paid and being cancelled) at two of its sweeps in a row is run again from its
+//! record, as a repeat from the caller would be, so that no saga stays half done.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rpc_core::{service, Code, ServiceError, Status};
 
@@ -184,6 +190,14 @@ fn order_key(id: u64) -> String {
 
 fn is(o: &Order, state: OrderState) -> bool {
     o.state == state as i32
+}
+
+/// How often [`OrdersReplica::recover`] looks for abandoned orders.
+pub const RECOVER: Duration = Duration::from_secs(1);
+
+/// Whether `o`'s saga has not finished: it is pending, or paid with a cancel decided.
+pub fn unfinished(o: &Order) -> bool {
+    is(o, OrderState::Pending) || (is(o, OrderState::Paid) && o.reason == "cancelling")
 }
 
 impl OrderBook {
@@ -475,6 +489,49 @@ impl OrdersReplica {
             Step::Done(settled) => Ok(settled),
             Step::Refusing(reason) => self.refuse(order, &reason).await,
             Step::Go(_) => Err(Status::internal("a payment did not settle")),
+        }
+    }
+}
+
+impl OrdersReplica {
+    /// Finishes abandoned sagas, forever (spawn it): every `period` it lists the orders, and runs
+    /// again each one that was unfinished at the previous sweep too (so at least `period` ago,
+    /// and likely given up by its caller). A run that fails is tried at the next sweep.
+    pub async fn recover(self, period: Duration) {
+        let mut seen: HashSet<u64> = HashSet::new();
+        loop {
+            tokio::time::sleep(period).await;
+            let Ok(orders) = list::<_, Order>(&*self.book.store, "order/").await else {
+                continue;
+            };
+            let now: HashSet<u64> = orders
+                .iter()
+                .filter(|o| unfinished(o))
+                .map(|o| o.order_id)
+                .collect();
+            for &id in now.intersection(&seen) {
+                if let Err(e) = self.resume(id).await {
+                    tracing::debug!(order = id, error = %e, "recovering an order failed; next sweep");
+                }
+            }
+            seen = now;
+        }
+    }
+
+    /// Runs order `id` on from its record, as the caller's repeat would.
+    async fn resume(&self, id: u64) -> Result<Order, Status> {
+        let Some(order) = self.book.get(id).await? else {
+            return Err(Status::not_found(format!("no order {id}")));
+        };
+        if is(&order, OrderState::Paid) {
+            return self.cancel(id).await;
+        }
+        let lock = self.book.lock_for(id);
+        let _one_at_a_time = lock.lock().await;
+        match self.book.get(id).await? {
+            Some(order) if is(&order, OrderState::Pending) => self.saga(order).await,
+            Some(order) => Ok(order),
+            None => Err(Status::not_found(format!("no order {id}"))),
         }
     }
 }

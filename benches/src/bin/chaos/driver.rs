@@ -83,7 +83,7 @@ where
             break;
         }
         tokio::time::sleep_until(due).await;
-        let idempotent = n % 2 == 0;
+        let idempotent = n.is_multiple_of(2);
         let req = Request::new(METHOD, Bytes::copy_from_slice(&n.to_be_bytes()))
             .with_idempotent(idempotent);
         let stack = stack.clone();
@@ -109,4 +109,3 @@ where
     }
     tally
 }
-

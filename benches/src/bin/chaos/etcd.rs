@@ -25,7 +25,11 @@ fn free_port() -> Result<u16, String> {
 /// A data directory: on tmpfs when there is one (etcd syncs every write), else the temp dir.
 fn temp_root() -> PathBuf {
     let shm = PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+    let base = if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    };
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -71,10 +75,18 @@ impl Etcd {
             .args(["--name", "chaos", "--data-dir"])
             .arg(self.root.join("data"))
             .args(["--listen-client-urls", &c, "--advertise-client-urls", &c])
-            .args(["--listen-peer-urls", &p, "--initial-advertise-peer-urls", &p])
+            .args([
+                "--listen-peer-urls",
+                &p,
+                "--initial-advertise-peer-urls",
+                &p,
+            ])
             .args(["--initial-cluster", &format!("chaos={p}")])
             .args(["--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", &format!("chaos-{}", self.client_port)])
+            .args([
+                "--initial-cluster-token",
+                &format!("chaos-{}", self.client_port),
+            ])
             .args(["--log-level", "error"])
             .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
             .stdin(Stdio::null())
@@ -85,7 +97,11 @@ impl Etcd {
         self.child = Some(child);
         let until = Instant::now() + START;
         while Instant::now() < until {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 let log = std::fs::read_to_string(self.root.join("etcd.log")).unwrap_or_default();
                 return Err(format!("etcd exited with {status}: {log}"));

@@ -30,7 +30,16 @@ pub(crate) async fn slowloris(addr: SocketAddr, stop: Arc<AtomicBool>, seen: Arc
     let mut bytes = BytesMut::new();
     bytes.extend_from_slice(&PREFACE);
     encode_settings(&mut bytes, &Settings::protocol_default());
-    encode_request(&mut bytes, 1, 0, METHOD.as_bytes(), 0, 0, &Metadata::new(), &[7; 64]);
+    encode_request(
+        &mut bytes,
+        1,
+        0,
+        METHOD.as_bytes(),
+        0,
+        0,
+        &Metadata::new(),
+        &[7; 64],
+    );
     while !stop.load(Ordering::Relaxed) {
         let Ok(mut s) = TcpStream::connect(addr).await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -68,7 +77,16 @@ pub(crate) async fn slow_reader(addr: SocketAddr, stop: Arc<AtomicBool>, seen: A
     while !stop.load(Ordering::Relaxed) {
         out.clear();
         call_id = call_id.wrapping_add(1).max(1);
-        encode_request(&mut out, call_id, 0, METHOD.as_bytes(), 0, 0, &metadata, &body);
+        encode_request(
+            &mut out,
+            call_id,
+            0,
+            METHOD.as_bytes(),
+            0,
+            0,
+            &metadata,
+            &body,
+        );
         // A server that stops reading blocks this write; look at `stop` every 100 ms.
         match tokio::time::timeout(Duration::from_millis(100), s.write_all(&out)).await {
             Ok(Ok(())) => {

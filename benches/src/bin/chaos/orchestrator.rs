@@ -141,7 +141,10 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
     );
 
     let registry = rt
-        .block_on(EtcdRegistry::connect([url.clone()], EtcdConfig::new().ttl(LEASE)))
+        .block_on(EtcdRegistry::connect(
+            [url.clone()],
+            EtcdConfig::new().ttl(LEASE),
+        ))
         .map_err(|e| format!("etcd: {e}"))?;
     let registry: Arc<dyn Registry> = Arc::new(registry);
     let stats = Stats::new();
@@ -360,10 +363,17 @@ fn report(rows: &[Row], c: &Config) -> (String, Vec<String>) {
             r.rss_mib
         );
         if !t.codes.is_empty() {
-            let _ = writeln!(out, "|  | failures by code: {:?} | | | | | | | | |", t.codes);
+            let _ = writeln!(
+                out,
+                "|  | failures by code: {:?} | | | | | | | | |",
+                t.codes
+            );
         }
         if r.strict && t.failed_idempotent > 0 {
-            failures.push(format!("{}: {} idempotent calls failed", r.step, t.failed_idempotent));
+            failures.push(format!(
+                "{}: {} idempotent calls failed",
+                r.step, t.failed_idempotent
+            ));
         }
         if r.rss_mib > c.rss_bound_mib as f64 {
             failures.push(format!(

@@ -73,9 +73,14 @@ pub(crate) fn serve(args: Vec<String>) -> Result<(), String> {
             let _ = status.registered().await;
             say(&format!("listening {addr}"));
         };
-        let run = serving.serve(server, listener, registry.as_ref() as &dyn Registry, async {
-            let _ = stop_rx.await;
-        });
+        let run = serving.serve(
+            server,
+            listener,
+            registry.as_ref() as &dyn Registry,
+            async {
+                let _ = stop_rx.await;
+            },
+        );
         let (res, ()) = tokio::join!(run, registered);
         res.map_err(|e| e.to_string())
     })
