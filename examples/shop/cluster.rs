@@ -17,7 +17,7 @@ use super::inventory::{InventoryServer, Warehouse};
 use super::journey::PRODUCTS;
 use super::local::{restock, Outcome, RunConfig, SWEEP};
 use super::notifications::{MemoryNotifications, NotificationsServer};
-use super::orders::{OrderBook, OrdersReplica, OrdersServer, RECOVER};
+use super::orders::{OrderBook, OrdersReplica, OrdersServer, RECOVER_PERIOD};
 use super::payments::{MemoryPayments, PaymentsServer};
 use super::store::EtcdStore;
 use super::users::{MemoryUsers, UsersServer};
@@ -81,7 +81,7 @@ pub async fn serve(etcd: &str, service: &str, name: &str) -> Result<(), BoxError
         _ => {
             let book = OrderBook::open(Arc::new(data().await?));
             let replica = OrdersReplica::new(book, &Wiring::new(registry.clone())).await?;
-            tokio::spawn(replica.clone().recover(RECOVER));
+            tokio::spawn(replica.clone().recover(RECOVER_PERIOD));
             server.add_service(OrdersServer::new(replica))
         }
     };

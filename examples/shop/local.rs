@@ -20,7 +20,7 @@ use super::inventory::{Delivery, InventoryServer, Warehouse};
 use super::journey::{customer, Frontend, Tally, PRODUCTS};
 use super::metrics::MethodFigures;
 use super::notifications::{MemoryNotifications, NotificationsServer};
-use super::orders::{OrderBook, OrderState, OrdersReplica, OrdersServer, RECOVER};
+use super::orders::{OrderBook, OrderState, OrdersReplica, OrdersServer, RECOVER_PERIOD};
 use super::payments::{MemoryPayments, PaymentsServer};
 use super::users::{MemoryUsers, UsersServer};
 use super::wiring::Wiring;
@@ -151,7 +151,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
             r(),
             move || async move {
                 let replica = OrdersReplica::new(book, &wiring).await?;
-                tokio::spawn(replica.clone().recover(RECOVER));
+                tokio::spawn(replica.clone().recover(RECOVER_PERIOD));
                 Ok(Server::builder().add_service(OrdersServer::new(replica)))
             },
         )?);
@@ -252,7 +252,7 @@ where
 
     // The audits answer with every record at once: the auditor takes frames up to 256 MiB.
     let auditor = Frontend::new(&Wiring::new(registry).max_frame_size(256 << 20)).await?;
-    let snapshot = Snapshot::take(&auditor, &Tally::default(), Duration::from_secs(10)).await?;
+    let snapshot = Snapshot::take(&auditor, &Tally::default(), Duration::from_secs(15)).await?;
     let checks = invariants(&snapshot);
     let mut report = render(&tally, &snapshot, &wirings, ran);
     report.push_str("invariants\n");

@@ -20,9 +20,11 @@
 //! is never made again for the order, and an order is settled once (compare-and-set).
 //!
 //! A caller may also give up (its own repeats all failed while the store or a dependency was
-//! down). Every replica therefore runs [`OrdersReplica::recover`]: an order still unfinished
-//! (pending, or paid and being cancelled) at two of its sweeps in a row is run again from its
-//! record, as a repeat from the caller would be, so that no saga stays half done.
+//! down). Every replica therefore runs [`OrdersReplica::recover`]: an order seen unfinished
+//! (pending, paid and being cancelled, or settled with its customer not yet told) at every sweep
+//! for [`ABANDONED`] is run again from its
+//! record, as a repeat from the caller would be, so that no saga stays half done. A caller still
+//! at work meanwhile is harmless: runs of one order on several replicas interleave safely (above).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -117,6 +119,10 @@ pub struct Order {
     /// otherwise. Set on a pending order once its refusal is decided.
     #[prost(string, tag = "7")]
     pub reason: String,
+    /// The customer was told how the order ended (set after the notice of its final state was
+    /// recorded; cleared when the state changes).
+    #[prost(bool, tag = "8")]
+    pub notified: bool,
 }
 
 /// Every order, for audits.
@@ -193,11 +199,18 @@ fn is(o: &Order, state: OrderState) -> bool {
 }
 
 /// How often [`OrdersReplica::recover`] looks for abandoned orders.
-pub const RECOVER: Duration = Duration::from_secs(1);
+pub const RECOVER_PERIOD: Duration = Duration::from_secs(1);
 
-/// Whether `o`'s saga has not finished: it is pending, or paid with a cancel decided.
+/// How long an order must have been seen unfinished before it is taken for abandoned: longer
+/// than a customer's call with its retries (2 s deadline) and a few of its own repeats.
+pub const ABANDONED: Duration = Duration::from_secs(5);
+
+/// Whether `o`'s saga has not finished: it is pending, paid with a cancel decided, or settled and
+/// its customer not yet told.
 pub fn unfinished(o: &Order) -> bool {
-    is(o, OrderState::Pending) || (is(o, OrderState::Paid) && o.reason == "cancelling")
+    is(o, OrderState::Pending)
+        || (is(o, OrderState::Paid) && o.reason == "cancelling")
+        || !o.notified
 }
 
 impl OrderBook {
@@ -307,6 +320,23 @@ impl OrderBook {
     }
 }
 
+impl OrderBook {
+    /// Records that the customer was told how `order` ended (if it still is in that state).
+    async fn mark_notified(&self, order: &Order) -> Result<(), Status> {
+        let key = order_key(order.order_id);
+        transact(&*self.store, &[&key], |tx| {
+            if let Some(mut stored) = tx.get::<Order>(&key)? {
+                if stored.state == order.state && !stored.notified {
+                    stored.notified = true;
+                    tx.put(&key, &stored);
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
 /// The clients an orders replica calls.
 #[derive(Clone)]
 struct Downstream {
@@ -360,6 +390,7 @@ impl OrdersReplica {
         reason: &str,
     ) -> Result<Step, Status> {
         order.state = state as i32;
+        order.notified = false;
         reason.clone_into(&mut order.reason);
         let step = self.book.settle(&order).await?;
         if let Step::Done(settled) = &step {
@@ -368,9 +399,10 @@ impl OrdersReplica {
         Ok(step)
     }
 
-    /// Tells the customer how a settled order ended (nothing for a pending one). Notices are
-    /// recorded once per order and kind, so telling again is harmless: a run that settled an
-    /// order and failed to tell is finished by the next repeat of it.
+    /// Tells the customer how a settled order ended (nothing for a pending one), then records on
+    /// the order that it was told. Notices are recorded once per order and kind, so telling
+    /// again is harmless: a run that settled an order and failed to tell is finished by the next
+    /// repeat of it, or by [`OrdersReplica::recover`].
     async fn tell(&self, order: &Order) -> Result<(), Status> {
         let state = OrderState::try_from(order.state).unwrap_or(OrderState::Pending);
         let text = match state {
@@ -390,7 +422,11 @@ impl OrdersReplica {
                 kind: state.name().to_owned(),
                 text,
             })
-            .await
+            .await?;
+        if !order.notified {
+            self.book.mark_notified(order).await?;
+        }
+        Ok(())
     }
 
     /// Refuses `order` for `reason`: the decision is recorded first (a repeat of the order only
@@ -495,44 +531,59 @@ impl OrdersReplica {
 
 impl OrdersReplica {
     /// Finishes abandoned sagas, forever (spawn it): every `period` it lists the orders, and runs
-    /// again each one that was unfinished at the previous sweep too (so at least `period` ago,
-    /// and likely given up by its caller). A run that fails is tried at the next sweep.
+    /// again each one it has seen unfinished at every sweep for at least [`ABANDONED`]. A run
+    /// that fails is tried again at the next sweep.
     pub async fn recover(self, period: Duration) {
-        let mut seen: HashSet<u64> = HashSet::new();
+        let mut since: HashMap<u64, tokio::time::Instant> = HashMap::new();
         loop {
             tokio::time::sleep(period).await;
             let Ok(orders) = list::<_, Order>(&*self.book.store, "order/").await else {
                 continue;
             };
-            let now: HashSet<u64> = orders
+            let now = tokio::time::Instant::now();
+            let open: HashSet<u64> = orders
                 .iter()
                 .filter(|o| unfinished(o))
                 .map(|o| o.order_id)
                 .collect();
-            for &id in now.intersection(&seen) {
+            since.retain(|id, _| open.contains(id));
+            for &id in &open {
+                let first = *since.entry(id).or_insert(now);
+                if now.duration_since(first) < ABANDONED {
+                    continue;
+                }
                 if let Err(e) = self.resume(id).await {
                     tracing::debug!(order = id, error = %e, "recovering an order failed; next sweep");
                 }
             }
-            seen = now;
         }
     }
 
-    /// Runs order `id` on from its record, as the caller's repeat would.
+    /// Runs unfinished order `id` on from its record, as the caller's repeat would: a pending
+    /// one through its saga, one whose cancel was decided through the cancel, a settled one whose
+    /// customer was not told yet through the telling. A finished order (another run finished it
+    /// meanwhile) is left as it is.
     async fn resume(&self, id: u64) -> Result<Order, Status> {
+        let lock = self.book.lock_for(id);
+        let guard = lock.lock().await;
         let Some(order) = self.book.get(id).await? else {
             return Err(Status::not_found(format!("no order {id}")));
         };
-        if is(&order, OrderState::Paid) {
-            return self.cancel(id).await;
+        if !unfinished(&order) {
+            return Ok(order);
         }
-        let lock = self.book.lock_for(id);
-        let _one_at_a_time = lock.lock().await;
-        match self.book.get(id).await? {
-            Some(order) if is(&order, OrderState::Pending) => self.saga(order).await,
-            Some(order) => Ok(order),
-            None => Err(Status::not_found(format!("no order {id}"))),
+        if is(&order, OrderState::Pending) {
+            return self.saga(order).await;
         }
+        if !(is(&order, OrderState::Paid) && order.reason == "cancelling") {
+            // Settled, its customer not told yet.
+            self.tell(&order).await?;
+            return Ok(order);
+        }
+        // Paid, cancel decided: `cancel` takes the lock itself, and only goes on with a paid
+        // order (a cancel never starts here: the order already carries the decision).
+        drop(guard);
+        self.cancel(id).await
     }
 }
 
@@ -551,6 +602,7 @@ impl Orders for OrdersReplica {
             total_cents: 0,
             state: OrderState::Pending as i32,
             reason: String::new(),
+            notified: false,
         };
         let order = self.book.create(&fresh).await?;
         if order.account_id != fresh.account_id

@@ -39,6 +39,7 @@ fn order(id: u64, state: OrderState, total: u64) -> Order {
         total_cents: total,
         state: state as i32,
         reason: String::new(),
+        notified: true,
     }
 }
 

@@ -32,7 +32,8 @@
 //! memory so far (`VmHWM`). It exits non-zero if an idempotent call failed outside `overload`, if
 //! a server's memory passed `--rss-bound-mib`, or if the harness failed; the overload target
 //! (admitted p99 within 2 × the unloaded p99) is reported, not enforced, since this machine's
-//! other load moves it. `--long` runs each step three times as long.
+//! other load moves it. `--long` runs each step three times as long (the freeze stays 5 s) and
+//! keeps etcd down for 30 s.
 
 #[path = "common/args.rs"]
 mod args;

@@ -100,6 +100,7 @@ impl fmt::Debug for BalancedChannel {
 
 /// What a [`BalancedChannel`] reports about one endpoint.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EndpointStats {
     /// The instance.
     pub addr: String,
@@ -107,6 +108,8 @@ pub struct EndpointStats {
     pub outstanding: u32,
     /// Calls sent to it so far.
     pub picks: usize,
+    /// Of those, calls sent while every endpoint was unavailable (panic mode).
+    pub panic_picks: usize,
     /// `true` while it is ejected.
     pub ejected: bool,
     /// Times it was ejected since it joined the set.
@@ -163,6 +166,7 @@ impl BalancedChannel {
                 addr: n.addr().to_owned(),
                 outstanding: n.outstanding.load(Ordering::Relaxed),
                 picks: n.picks.load(Ordering::Relaxed),
+                panic_picks: n.panic_picks.load(Ordering::Relaxed),
                 ejected: n.availability(now) != Availability::Available,
                 ejections: n.health.ejections(),
                 ejected_until: n.health.ejected_until(),
@@ -242,6 +246,7 @@ impl BalancedChannel {
             addr = snap.nodes[i].addr(),
             "every endpoint is ejected; trying one anyway"
         );
+        snap.nodes[i].panic_picks.fetch_add(1, Ordering::Relaxed);
         Some(snap.nodes[i].clone())
     }
 

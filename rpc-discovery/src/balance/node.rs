@@ -22,6 +22,8 @@ pub(crate) struct Node {
     pub(super) outstanding: AtomicU32,
     /// Calls sent so far.
     pub(super) picks: AtomicUsize,
+    /// Times it was chosen in panic mode (every endpoint unavailable).
+    pub(super) panic_picks: AtomicUsize,
     pub(super) health: Health,
     pub(super) breaker: Option<CircuitBreaker>,
 }
@@ -37,6 +39,7 @@ impl Node {
             channel,
             outstanding: AtomicU32::new(0),
             picks: AtomicUsize::new(0),
+            panic_picks: AtomicUsize::new(0),
             health: Health::new(config.default_rtt),
         }
     }

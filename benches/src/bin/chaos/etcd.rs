@@ -66,7 +66,13 @@ impl Etcd {
     }
 
     fn launch(&mut self) -> Result<(), String> {
-        let log = std::fs::File::create(self.root.join("etcd.log")).map_err(|e| e.to_string())?;
+        // Never two at once: a launch that timed out leaves nothing running.
+        self.kill();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("etcd.log"))
+            .map_err(|e| e.to_string())?;
         let c = self.url();
         let p = format!("http://127.0.0.1:{}", self.peer_port);
         let child = Command::new("etcd")
@@ -111,6 +117,7 @@ impl Etcd {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill();
         Err(format!("etcd not healthy within {START:?}"))
     }
 
