@@ -15,6 +15,11 @@
 //! `BalancedChannel`, P2C) with failover retries. `--idempotent` marks the calls idempotent, so
 //! that calls in flight on a server that dies are retried on another: with three servers, killing
 //! one with SIGKILL mid-run still ends with `errors=0`. The middleware counters go to stderr.
+//!
+//! TLS (build with `--features tls`): `--tls-ca FILE` (PEM: the CA the servers' certificates
+//! chain to) connects over TLS, checking each server's certificate for the host of its
+//! `--connect` address (or `--tls-server-name NAME`); `--tls-cert FILE --tls-key FILE` adds this
+//! client's certificate, for servers that require one (mutual TLS).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +43,16 @@ struct Args {
     threads: usize,
     codec: Option<CodecId>,
     lz4: Option<usize>,
+    tls: Tls,
+}
+
+/// The TLS flags: all empty means plaintext.
+#[derive(Clone, Default)]
+struct Tls {
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    server_name: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -50,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         threads: 1,
         codec: None,
         lz4: None,
+        tls: Tls::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,12 +80,26 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = num(value()?)? as usize,
             "--codec" => args.codec = Some(value()?.parse().map_err(|e| format!("--codec: {e}"))?),
             "--lz4" => args.lz4 = Some(num(value()?)? as usize),
-            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--connect HOST:PORT ...] [--idempotent] [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES]".into()),
+            "--tls-ca" => args.tls.ca = Some(value()?),
+            "--tls-cert" => args.tls.cert = Some(value()?),
+            "--tls-key" => args.tls.key = Some(value()?),
+            "--tls-server-name" => args.tls.server_name = Some(value()?),
+            "-h" | "--help" => return Err("usage: echo_client --connect HOST:PORT [--connect HOST:PORT ...] [--idempotent] [--requests N] [--concurrency C] [--payload BYTES] [--threads N] [--codec protobuf|json|msgpack] [--lz4 MIN_BYTES] [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]]".into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if args.connect.is_empty() {
         return Err("--connect HOST:PORT is required (once per server)".into());
+    }
+    let t = &args.tls;
+    if t.cert.is_some() != t.key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
+    }
+    if t.ca.is_none() && (t.cert.is_some() || t.server_name.is_some()) {
+        return Err("--tls-cert, --tls-key and --tls-server-name need --tls-ca".into());
+    }
+    if t.ca.is_some() && !cfg!(feature = "tls") {
+        return Err("TLS needs the `tls` feature: cargo run --release --features tls --example echo_client -- ...".into());
     }
     Ok(args)
 }
@@ -105,21 +135,53 @@ impl Client {
     }
 }
 
+/// TLS over TCP to `addr` (`host:port`, or `tls://host:port`), as the TLS flags say.
+#[cfg(feature = "tls")]
+fn tls_endpoint(addr: &str, tls: &Tls) -> Result<Endpoint, String> {
+    use rpc_core::transport::tcp::TcpConnector;
+    use rpc_core::transport::tls::{ClientTlsConfig, TlsConnector};
+
+    let hostport = addr.strip_prefix("tls://").unwrap_or(addr);
+    let host = hostport
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| format!("{addr:?}: expected HOST:PORT"))?;
+    let mut config = ClientTlsConfig::new();
+    if let Some(ca) = &tls.ca {
+        config = config.ca_pem_file(ca);
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        config = config.identity_pem_files(cert, key);
+    }
+    let name = tls.server_name.as_deref().unwrap_or(host);
+    TlsConnector::new(TcpConnector::from_host(hostport), name, config)
+        .map(Endpoint::new)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_endpoint(_addr: &str, _tls: &Tls) -> Result<Endpoint, String> {
+    Err("TLS needs the `tls` feature".into())
+}
+
 async fn connect(args: &Args, stats: &Arc<Stats>) -> Result<Client, String> {
     let concurrency = args.concurrency as usize;
     let lz4 = args.lz4;
-    let endpoint = move |addr: &str| {
-        Endpoint::from_uri(addr).map(|mut e| {
-            e = e.max_concurrent_calls(concurrency);
-            if let Some(threshold) = lz4 {
-                e = e.compression(Compression::Lz4, threshold);
-            }
-            e
-        })
+    let tls = args.tls.clone();
+    let endpoint = move |addr: &str| -> Result<Endpoint, String> {
+        let mut e = match &tls.ca {
+            None => Endpoint::from_uri(addr).map_err(|e| e.to_string())?,
+            Some(_) => tls_endpoint(addr, &tls)?,
+        };
+        e = e.max_concurrent_calls(concurrency);
+        if let Some(threshold) = lz4 {
+            e = e.compression(Compression::Lz4, threshold);
+        }
+        Ok(e)
     };
     if let [only] = args.connect.as_slice() {
         if !args.idempotent {
-            let channel = endpoint(only).map_err(|e| e.to_string())?;
+            let channel = endpoint(only)?;
             return Ok(Client::Single(
                 channel.connect().await.map_err(|e| e.to_string())?,
             ));
@@ -130,9 +192,8 @@ async fn connect(args: &Args, stats: &Arc<Stats>) -> Result<Client, String> {
         .watch(Query::new("demo.Echo"))
         .await
         .map_err(|e| e.to_string())?;
-    let config = BalanceConfig::new().endpoint(move |inst| {
-        endpoint(&inst.addr).map_err(|e| Status::invalid_argument(e.to_string()))
-    });
+    let config = BalanceConfig::new()
+        .endpoint(move |inst| endpoint(&inst.addr).map_err(Status::invalid_argument));
     let balanced = BalancedChannel::with_config(watch, config);
     Ok(Client::Balanced(
         RetryLayer::new().stats(stats.clone()).layer(balanced),

@@ -170,6 +170,13 @@ impl Context {
         self.peer.as_ref()
     }
 
+    /// The identity the peer proved with its TLS certificate: a client's under mutual TLS
+    /// (`ServerTlsConfig::client_ca_pem` of `transport::tls`); `None` without TLS or without a
+    /// client certificate.
+    pub fn peer_identity(&self) -> Option<&crate::transport::PeerIdentity> {
+        self.peer.as_ref().and_then(PeerAddr::identity)
+    }
+
     /// The token cancelled when this call ends without its handler finishing (see
     /// [Cancellation](Context#cancellation)). `None` when nothing can cancel this context: a
     /// context made with [`Context::new`] and no [`Context::with_cancellation`], or a served call

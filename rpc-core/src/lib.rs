@@ -64,6 +64,13 @@
 //!   [`ServiceError`] for typed errors.
 //! - [`service`] and [`describe`]: services defined as traits, and their descriptions.
 //!
+//! # Features
+//! Off by default, so that the default build needs nothing but cargo:
+//! - `tls`: TLS and mutual TLS over any stream transport (`transport::tls`: rustls with `ring`,
+//!   `webpki-roots`), and `tls://` addresses in [`Endpoint::from_uri`].
+//! - `sim`: a transport over turmoil's simulated network (`transport::sim`), for deterministic
+//!   simulation tests.
+//!
 //! # Runtime
 //! Everything runs on tokio. A `Channel` spawns its connection driver on first use; a `Server`
 //! spawns one task per connection, and a task per call only when the handler does not finish in

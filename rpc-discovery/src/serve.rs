@@ -16,9 +16,10 @@ use crate::registration_state::{RegistrationState, RegistrationStatus};
 use crate::registry::{Registration, Registry};
 
 /// The address clients should dial for a listener: `host:port` for TCP, `unix:PATH`,
-/// `memory://NAME`.
+/// `memory://NAME`, and `tls://` before the address under TLS.
 pub fn dial_addr(local: &PeerAddr) -> Option<String> {
     match local {
+        PeerAddr::Tls(inner, _) => dial_addr(inner).map(|a| format!("tls://{a}")),
         PeerAddr::Tcp(a) => Some(a.to_string()),
         PeerAddr::Unix(Some(p)) => Some(format!("unix:{}", p.display())),
         PeerAddr::Unix(None) => None,

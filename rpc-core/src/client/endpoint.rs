@@ -131,7 +131,9 @@ impl Endpoint {
     }
 
     /// Reads an address: `tcp://host:port` (or plain `host:port`), `unix:///path/to.sock`
-    /// (or `unix:/path`), or `memory://name`.
+    /// (or `unix:/path`), `memory://name`, or, with feature `tls`, `tls://host:port` (TLS over
+    /// TCP, trusting the public CAs of `webpki-roots` and checking the certificate for `host`;
+    /// for a private CA or a client certificate, build a `transport::tls::TlsConnector`).
     ///
     /// # Errors
     /// [`InvalidUri`] when the scheme is unknown or the address part is empty or malformed.
@@ -157,6 +159,24 @@ impl Endpoint {
             return Ok(Endpoint::unix(path));
             #[cfg(not(unix))]
             return Err(bad("unix sockets are not supported on this platform"));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(hostport) = uri.strip_prefix("tls://") {
+            let Some((host, port)) = hostport.rsplit_once(':') else {
+                return Err(bad("expected tls://host:port"));
+            };
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(bad("expected tls://host:port"));
+            }
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let config = crate::transport::tls::ClientTlsConfig::new().with_webpki_roots();
+            return crate::transport::tls::TlsConnector::new(
+                TcpConnector::from_host(hostport),
+                host,
+                config,
+            )
+            .map(Endpoint::new)
+            .map_err(|_| bad("invalid TLS server name"));
         }
         let hostport = uri.strip_prefix("tcp://").unwrap_or(uri);
         if hostport.contains("://") {

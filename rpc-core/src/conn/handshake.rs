@@ -134,11 +134,25 @@ pub(crate) async fn client_handshake(
     io.write_all(&preface_and_settings(local)).await?;
     io.flush().await?;
     let mut buf = BytesMut::with_capacity(HANDSHAKE_BUFFER);
-    read_at_least(&mut io, &mut buf, PREFACE_LEN).await?;
+    // A TLS server's answer (an alert, or its hello) is a TLS record, never our preface.
+    let tls_record = |b: &[u8]| matches!(b, [21 | 22, 3, ..]);
+    if let Err(e) = read_at_least(&mut io, &mut buf, PREFACE_LEN).await {
+        return Err(if tls_record(&buf) {
+            ProtocolError::TlsPeer
+        } else {
+            e
+        });
+    }
     let preface: [u8; PREFACE_LEN] = buf[..PREFACE_LEN]
         .try_into()
         .map_err(|_| ProtocolError::Malformed("short preface"))?;
-    check_preface(&preface)?;
+    if let Err(e) = check_preface(&preface) {
+        return Err(if tls_record(&preface) {
+            ProtocolError::TlsPeer
+        } else {
+            e
+        });
+    }
     let _ = buf.split_to(PREFACE_LEN);
     let decoder = FrameDecoder::new(local);
     let peer = match read_settings(&mut io, &mut buf, &decoder, local.max_frame_size).await {
@@ -174,6 +188,9 @@ pub(crate) async fn server_handshake(
             .try_into()
             .map_err(|_| ProtocolError::Malformed("short preface"))?;
         if let Err(e) = check_preface(&preface) {
+            if matches!(preface, [22, 3, ..]) {
+                return Err(ProtocolError::TlsClient);
+            }
             if peer_should_hear(&e) {
                 // A wrong version: our preface first, so that the peer can read the GOAWAY.
                 refuse(&mut io, &PREFACE, &e).await;

@@ -58,6 +58,15 @@ pub enum ProtocolError {
     /// The connection did not start with the protocol's magic bytes.
     #[error("connection preface has wrong magic bytes (not this protocol)")]
     BadMagic,
+    /// The server answered a plaintext client with a TLS record (RFC 8446 §5.1: content type
+    /// 21 or 22, legacy version 3.x): it serves TLS only.
+    #[error(
+        "the server speaks TLS on this port: connect with TLS (a tls:// address or a TlsConnector)"
+    )]
+    TlsPeer,
+    /// A TLS client (its first bytes are a TLS handshake record) on a plaintext listener.
+    #[error("a TLS client on a plaintext port (its first bytes are a TLS ClientHello)")]
+    TlsClient,
     /// The peer speaks another major version.
     #[error(
         "unsupported protocol version {major}.{minor} (this peer speaks {}.{})",

@@ -1,6 +1,6 @@
 //! Transports: where the bytes go. A [`Connector`] opens streams to one address and a [`Listener`]
 //! accepts them; both hand out boxed [`Io`] streams so that the protocol layer above is the same for
-//! TCP, Unix sockets and the in-memory transport.
+//! TCP, Unix sockets and the in-memory transport, and TLS over any of them (feature `tls`).
 
 use std::fmt;
 use std::io;
@@ -11,12 +11,17 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::BoxFuture;
 
+mod identity;
 pub mod memory;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(unix)]
 pub mod unix;
+
+pub use identity::PeerIdentity;
 
 /// A bidirectional byte stream a connection runs over.
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -36,6 +41,20 @@ pub enum PeerAddr {
     Unix(Option<Arc<std::path::Path>>),
     /// An in-memory peer: the listener's name and the connection's serial number.
     Memory(Arc<str>, u64),
+    /// A peer over TLS: the address of the stream under it, and the identity its verified
+    /// certificate proves (`None` when it presented none, as a client does where client
+    /// certificates are optional, or for a listener's own address).
+    Tls(Box<PeerAddr>, Option<Arc<PeerIdentity>>),
+}
+
+impl PeerAddr {
+    /// The identity the peer proved with its TLS certificate, if it did.
+    pub fn identity(&self) -> Option<&PeerIdentity> {
+        match self {
+            PeerAddr::Tls(_, id) => id.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for PeerAddr {
@@ -45,6 +64,7 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Unix(Some(p)) => write!(f, "unix:{}", p.display()),
             PeerAddr::Unix(None) => f.write_str("unix:(unnamed)"),
             PeerAddr::Memory(name, n) => write!(f, "memory:{name}#{n}"),
+            PeerAddr::Tls(addr, _) => write!(f, "tls:{addr}"),
         }
     }
 }
