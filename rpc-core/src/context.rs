@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metadata::Metadata;
+use crate::principal::Principal;
 use crate::transport::PeerAddr;
 
 tokio::task_local! {
@@ -70,6 +71,7 @@ pub struct Context {
     deadline: Option<Instant>,
     metadata: Metadata,
     peer: Option<PeerAddr>,
+    principal: Option<Arc<Principal>>,
     cancel: Cancel,
 }
 
@@ -122,6 +124,7 @@ impl Context {
             deadline,
             metadata,
             peer: Some(peer),
+            principal: None,
             cancel: Cancel::Call(cancels),
         }
     }
@@ -168,6 +171,18 @@ impl Context {
     /// Who sent the call (`None` outside a server).
     pub fn peer(&self) -> Option<&PeerAddr> {
         self.peer.as_ref()
+    }
+
+    /// Who is calling, as the server's authentication layer established it (`AuthLayer` of
+    /// `middleware::auth`); `None` before it, without it, or for an anonymous call.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.principal.as_deref()
+    }
+
+    /// Records who is calling: for authentication layers. It stays in this process (nothing of
+    /// it goes on the wire).
+    pub fn set_principal(&mut self, principal: Principal) {
+        self.principal = Some(Arc::new(principal));
     }
 
     /// The identity the peer proved with its TLS certificate: a client's under mutual TLS

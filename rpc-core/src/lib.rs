@@ -68,6 +68,8 @@
 //! Off by default, so that the default build needs nothing but cargo:
 //! - `tls`: TLS and mutual TLS over any stream transport (`transport::tls`: rustls with `ring`,
 //!   `webpki-roots`), and `tls://` addresses in [`Endpoint::from_uri`].
+//! - `jwt`: JSON Web Tokens as bearer tokens (`middleware::auth::JwtAuthenticator`, with
+//!   `jsonwebtoken` and RustCrypto).
 //! - `sim`: a transport over turmoil's simulated network (`transport::sim`), for deterministic
 //!   simulation tests.
 //!
@@ -89,6 +91,7 @@ mod limit;
 mod message;
 mod metadata;
 pub mod middleware;
+mod principal;
 pub mod protocol;
 pub mod server;
 mod service_error;
@@ -101,6 +104,7 @@ pub use context::Context;
 pub use extensions::Extensions;
 pub use message::{Request, Response};
 pub use metadata::Metadata;
+pub use principal::{AuthMethod, Principal};
 pub use protocol::{METADATA_TRUNCATED_KEY, NOT_PROCESSED_KEY};
 pub use rpc_codec as codec;
 pub use rpc_codec::{CodecId, CodecSet};

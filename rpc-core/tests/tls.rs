@@ -432,3 +432,60 @@ fn configuration_errors_are_typed() {
     assert!(Endpoint::from_uri("tls://example.com:443").is_ok());
     assert!(Endpoint::from_uri("tls://example.com").is_err());
 }
+
+#[tokio::test]
+async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
+    use rpc_core::middleware::auth::{AuthLayer, PeerCertificates, Policy, Rule};
+    use tower::Layer;
+
+    let ca = Ca::new("test CA");
+    let s = ca.server();
+    let acceptor =
+        TlsAcceptor::new(ServerTlsConfig::from_pem(s.cert, s.key).client_ca_pem(ca.pem())).unwrap();
+    let auth = AuthLayer::new()
+        .authenticator(PeerCertificates::new().roles("spiffe://shop.test/orders", ["service"]))
+        .policy(Policy::new().service("demo.Echo", Rule::role("service")));
+    let svc = RawService::new("demo.Echo").method("Who", |_req: Request| async move {
+        let who = Context::current()
+            .and_then(|c| {
+                c.principal()
+                    .map(|p| format!("{} {:?}", p.subject, p.roles))
+            })
+            .unwrap_or_default();
+        Ok::<_, Status>(Response::new(who))
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let running = serve(
+        Server::builder().add_service(auth.layer(svc)),
+        acceptor.listener(tcp),
+    );
+    let client = |l: Leaf| {
+        ClientTlsConfig::new()
+            .ca_pem(ca.pem())
+            .identity_pem(l.cert, l.key)
+    };
+    let orders = ca.leaf(
+        &[],
+        Some("spiffe://shop.test/orders"),
+        "orders",
+        Validity::Now,
+    );
+    let ch = channel(addr, "localhost", client(orders));
+    assert_eq!(
+        who(&ch).await.unwrap(),
+        r#"spiffe://shop.test/orders ["service"]"#
+    );
+    // Another service of the same CA: authenticated, but without the role.
+    let users = ca.leaf(
+        &[],
+        Some("spiffe://shop.test/users"),
+        "users",
+        Validity::Now,
+    );
+    let e = who(&channel(addr, "localhost", client(users)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    running.shutdown().await;
+}

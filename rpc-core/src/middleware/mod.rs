@@ -10,6 +10,8 @@
 //! | [`LoadShedLayer`] | a concurrency limit (fixed or AIMD) beyond which calls fail fast |
 //! | [`HedgeLayer`] | a second attempt of an idempotent call after a delay; the first answer wins |
 //! | [`FailsafeLayer`] | logs a failure and returns a caller-given fallback |
+//! | [`AuthLayer`] | authenticates calls (bearer tokens, JWT, mTLS identities) and authorizes them by a [`Policy`] |
+//! | [`BearerLayer`] | attaches a bearer token to outgoing calls |
 //!
 //! Settings are per service and per method ([`PerMethod`]), with the `#[service]` attributes
 //! (`idempotent`, `timeout`) as defaults. Every decision is a `tracing` event (target
@@ -63,6 +65,7 @@
 //! slot reserved by `poll_ready`.
 
 mod attempts;
+pub mod auth;
 pub mod breaker;
 pub mod deadline;
 pub mod failsafe;
@@ -74,6 +77,7 @@ pub mod shed;
 mod stats;
 
 pub use attempts::Attempts;
+pub use auth::{AuthLayer, BearerLayer, Policy, Rule};
 pub use breaker::{
     Admission, BreakerConfig, BreakerState, CircuitBreaker, CircuitBreakerLayer,
     CircuitBreakerService,

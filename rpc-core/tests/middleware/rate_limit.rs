@@ -37,6 +37,7 @@ async fn quota_per_caller() {
     let stats = Stats::new();
     let limited = RateLimitLayer::new()
         .per_caller(1.0, 3.0)
+        .caller_key("caller")
         .stats(stats.clone())
         .layer(counted("demo.Quota", &calls));
     let (addr, _server) = serve_memory("mw-quota", Server::builder().add_service(limited));
@@ -103,6 +104,7 @@ async fn calls_refused_by_the_global_limit_do_not_spend_the_callers_quota() {
     let limited = RateLimitLayer::new()
         .global(0.001, 1.0)
         .per_caller(0.001, 2.0)
+        .caller_key("caller")
         .layer(counted("demo.Quota", &calls));
     let (addr, _server) = serve_memory("mw-limit-order", Server::builder().add_service(limited));
     let channel = Endpoint::memory(addr).connect_lazy();

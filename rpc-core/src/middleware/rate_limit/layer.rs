@@ -8,33 +8,25 @@ use super::limits::Limits;
 use super::RateLimit;
 use crate::middleware::Stats;
 
-/// Token-bucket rate limits: one for all calls, and one quota per caller, the caller being named by
-/// a request metadata entry (`caller` by default; calls without it share the quota of `""`).
-/// Over-limit calls get `ResourceExhausted` with a [`RETRY_AFTER_MS`](super::RETRY_AFTER_MS)
-/// hint, without reaching the service.
+/// Token-bucket rate limits: one for all calls, and one quota per caller. The caller is the
+/// authenticated [`Principal`](crate::Principal) (put the [`AuthLayer`](crate::middleware::AuthLayer)
+/// outside this layer); a call without one spends the quota of its peer's IP address, or, only
+/// when [`caller_key`](RateLimitLayer::caller_key) says so, of the caller its metadata names,
+/// which the caller writes itself and so is fit only for trusted networks. Over-limit calls get
+/// `ResourceExhausted` with a [`RETRY_AFTER_MS`](super::RETRY_AFTER_MS) hint, without reaching
+/// the service.
 ///
 /// ```
 /// use rpc_core::middleware::RateLimitLayer;
 /// // 10,000 calls/s in all, and 100/s (bursts of 20) per caller.
 /// let layer = RateLimitLayer::new().global(10_000.0, 1_000.0).per_caller(100.0, 20.0);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RateLimitLayer {
     global: Option<(f64, f64)>,
     per_caller: Option<(f64, f64)>,
-    caller_key: String,
+    caller_key: Option<String>,
     stats: Arc<Stats>,
-}
-
-impl Default for RateLimitLayer {
-    fn default() -> Self {
-        RateLimitLayer {
-            global: None,
-            per_caller: None,
-            caller_key: "caller".to_owned(),
-            stats: Arc::default(),
-        }
-    }
 }
 
 impl RateLimitLayer {
@@ -57,10 +49,12 @@ impl RateLimitLayer {
         self
     }
 
-    /// The metadata key naming the caller. Default `caller`.
+    /// Trusts the metadata entry `key` (such as `caller`) to name callers that have no
+    /// authenticated principal. Off by default: the caller writes that entry itself, so only a
+    /// trusted network may rely on it.
     #[must_use]
     pub fn caller_key(mut self, key: impl Into<String>) -> Self {
-        self.caller_key = key.into();
+        self.caller_key = Some(key.into());
         self
     }
 

@@ -11,6 +11,7 @@ use super::RETRY_AFTER_MS;
 use crate::message::Request;
 use crate::middleware::Stats;
 use crate::status::{Delivery, Status};
+use crate::transport::PeerAddr;
 
 /// Callers remembered at most; beyond it, callers whose buckets refilled are forgotten.
 const MAX_CALLERS: usize = 100_000;
@@ -20,7 +21,7 @@ const MAX_CALLERS: usize = 100_000;
 pub(super) struct Limits {
     global: Option<Mutex<Bucket>>,
     per_caller: Option<(f64, f64)>,
-    caller_key: String,
+    caller_key: Option<String>,
     callers: Mutex<HashMap<String, Bucket>>,
     stats: Arc<Stats>,
 }
@@ -30,7 +31,7 @@ impl Limits {
     pub(super) fn new(
         global: Option<(f64, f64)>,
         per_caller: Option<(f64, f64)>,
-        caller_key: String,
+        caller_key: Option<String>,
         stats: Arc<Stats>,
     ) -> Limits {
         Limits {
@@ -42,11 +43,38 @@ impl Limits {
         }
     }
 
+    /// Whose quota a call spends: its authenticated principal's (`principal:SUBJECT`); without
+    /// one, the caller its metadata names, if the layer was told to trust it
+    /// (`caller:NAME`, `caller:` when absent); otherwise its peer's address without the port
+    /// (`peer:IP`, or the in-memory listener's name).
+    fn caller_of(&self, req: &Request) -> String {
+        if let Some(p) = req.context().principal() {
+            return format!("principal:{}", p.subject);
+        }
+        if let Some(key) = &self.caller_key {
+            return format!("caller:{}", req.metadata().get_str(key).unwrap_or(""));
+        }
+        let mut peer = req.context().peer();
+        while let Some(PeerAddr::Tls(inner, _)) = peer {
+            peer = Some(&**inner);
+        }
+        match peer {
+            Some(PeerAddr::Tcp(a)) => format!("peer:{}", a.ip()),
+            Some(PeerAddr::Memory(name, _)) => format!("peer:memory:{name}"),
+            Some(other) => format!("peer:{other}"),
+            None => "peer:".to_owned(),
+        }
+    }
+
     /// Admits a call only if every bucket that applies has a token, and then takes one from each,
     /// so that a call refused by one limit spends nothing of the others.
     pub(super) fn check(&self, req: &Request) -> Result<(), Status> {
         let now = Instant::now();
-        let caller = req.metadata().get_str(&self.caller_key).unwrap_or("");
+        let caller = match self.per_caller {
+            Some(_) => self.caller_of(req),
+            None => String::new(),
+        };
+        let caller = caller.as_str();
         // The caller table is locked only when there are quotas to check.
         let mut callers = self
             .per_caller
