@@ -23,6 +23,7 @@
 //!         one_way: false,
 //!         idempotent: true,
 //!         timeout: None,
+//!         scope: None,
 //!     }],
 //! };
 //!
@@ -106,6 +107,7 @@ fn method_json(m: &MethodDescriptor) -> Value {
         "one_way": m.one_way,
         "idempotent": m.idempotent,
         "timeout_ms": m.timeout.map(|t| t.as_secs_f64() * 1000.0),
+        "scope": m.scope,
     })
 }
 
@@ -121,7 +123,7 @@ fn service_json(s: &ServiceDescriptor) -> Value {
 
 /// Renders services as a JSON document: `{"services": [{"name", "version", "rust_name", "docs",
 /// "methods": [{"name", "path", "rust_name", "docs", "args": [{"name", "type"}], "request",
-/// "response", "error", "one_way", "idempotent", "timeout_ms"}]}]}`.
+/// "response", "error", "one_way", "idempotent", "timeout_ms", "scope"}]}]}`.
 pub fn to_json(services: &[&ServiceDescriptor]) -> String {
     json!({ "services": services.iter().map(|s| service_json(s)).collect::<Vec<_>>() }).to_string()
 }

@@ -45,6 +45,10 @@ pub struct MethodDescriptor {
     pub idempotent: bool,
     /// The default timeout of a call.
     pub timeout: Option<Duration>,
+    /// The OAuth 2.0 scope (RFC 6749 §3.3) a caller needs, from `#[rpc(scope = "...")]`.
+    /// Descriptive until a [`Policy`](crate::middleware::auth::Policy) enforces it through
+    /// [`Policy::scopes_of`](crate::middleware::auth::Policy::scopes_of).
+    pub scope: Option<&'static str>,
 }
 
 impl ServiceDescriptor {
@@ -55,7 +59,8 @@ impl ServiceDescriptor {
 }
 
 impl MethodDescriptor {
-    /// The attributes, as written in `#[rpc(...)]`: `one_way`, `idempotent`, `timeout = "…"`.
+    /// The attributes, as written in `#[rpc(...)]`: `one_way`, `idempotent`, `timeout = "…"`,
+    /// `scope = "…"`.
     pub fn attributes(&self) -> Vec<String> {
         let mut attrs = Vec::new();
         if self.one_way {
@@ -66,6 +71,9 @@ impl MethodDescriptor {
         }
         if let Some(t) = self.timeout {
             attrs.push(format!("timeout = \"{}\"", format_duration(t)));
+        }
+        if let Some(s) = self.scope {
+            attrs.push(format!("scope = \"{s}\""));
         }
         attrs
     }

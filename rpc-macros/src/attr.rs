@@ -185,6 +185,7 @@ pub(crate) struct RpcAttrs {
     pub(crate) one_way: bool,
     pub(crate) idempotent: bool,
     pub(crate) timeout_nanos: Option<u64>,
+    pub(crate) scope: Option<LitStr>,
 }
 
 /// Reads and removes the `#[rpc(...)]` attributes of a method.
@@ -213,10 +214,15 @@ pub(crate) fn method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> R
                     let lit: LitStr = meta.value()?.parse()?;
                     out.timeout_nanos = Some(parse_duration(&lit)?);
                 }
+                "scope" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    check_scope(&lit)?;
+                    out.scope = Some(lit);
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown `#[rpc]` attribute `{key}`; expected `name = \"...\"`, \
-                         `one_way`, `idempotent` or `timeout = \"250ms\"`"
+                         `one_way`, `idempotent`, `timeout = \"250ms\"` or `scope = \"...\"`"
                     )))
                 }
             }
@@ -228,6 +234,24 @@ pub(crate) fn method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> R
         false
     });
     out
+}
+
+/// A scope is one token of an OAuth 2.0 `scope` claim (RFC 6749 §3.3): printable ASCII
+/// without spaces, quotes or backslashes, and not empty.
+fn check_scope(lit: &LitStr) -> syn::Result<()> {
+    let v = lit.value();
+    let ok = !v.is_empty()
+        && v.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(syn::Error::new(
+            lit.span(),
+            "a scope is one OAuth 2.0 scope token (RFC 6749 §3.3): printable ASCII without \
+             spaces, `\"` or `\\`, such as \"orders:write\"",
+        ))
+    }
 }
 
 /// Reads and removes the `#[rpc(...)]` attributes of an argument: whether it says

@@ -84,10 +84,13 @@
 //! - On the trait: `#[service(name = "pkg.Service", version = "1", crate = "rpc_core")]`. The
 //!   name defaults to the trait's, the version to `"1"`; `crate` is for a runtime that is not
 //!   reachable as `::rpc_core` (see [below](#paths)).
-//! - On a method: `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms")]`. The wire
-//!   name defaults to the method name in UpperCamelCase (`place_order` is `PlaceOrder`); a
-//!   one-way method returns `Result<(), E>` and its caller gets no reply; `idempotent` lets
-//!   retries and hedging repeat the call; `timeout` is the default deadline of a call.
+//! - On a method: `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms",
+//!   scope = "orders:write")]`. The wire name defaults to the method name in UpperCamelCase
+//!   (`place_order` is `PlaceOrder`); a one-way method returns `Result<(), E>` and its caller
+//!   gets no reply; `idempotent` lets retries and hedging repeat the call; `timeout` is the
+//!   default deadline of a call; `scope` is the OAuth 2.0 scope a caller needs (one token of
+//!   RFC 6749 §3.3), shown in the description and enforced by an `AuthLayer` whose policy takes
+//!   `Policy::scopes_of(Trait::DESCRIPTOR)`.
 //! - On an argument: `#[rpc(context)]` makes it the call's context.
 //!
 //! # The call context
@@ -147,7 +150,8 @@ mod parse;
 /// - `#[service(name = "pkg.Service", version = "1", crate = "renamed_rpc")]`: all optional;
 ///   `crate` names the runtime when it is not the dependency `rpc_core` (a bare name is a crate,
 ///   a longer path such as `"crate::rpc"` is used as written).
-/// - `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms")]` on a method.
+/// - `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms", scope = "orders:write")]` on
+///   a method.
 /// - The call's context is the first argument after `&self` typed `&Context` or `Context`, where
 ///   the type is written as the bare name `Context` or as `rpc_core::Context` (or through the
 ///   `crate` path); `#[rpc(context)]` marks it whatever the path. A type of your own named

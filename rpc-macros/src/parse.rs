@@ -32,6 +32,8 @@ pub(crate) struct Method {
     pub(crate) one_way: bool,
     pub(crate) idempotent: bool,
     pub(crate) timeout_nanos: Option<u64>,
+    /// The scope a caller needs, from `#[rpc(scope = "...")]`.
+    pub(crate) scope: Option<String>,
     pub(crate) context: Option<ContextParam>,
     /// Arguments after `&self` and the context.
     pub(crate) args: Vec<(Ident, Type)>,
@@ -267,6 +269,7 @@ fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> 
         one_way: attrs.one_way,
         idempotent: attrs.idempotent,
         timeout_nanos: attrs.timeout_nanos,
+        scope: attrs.scope.map(|l| l.value()),
         context,
         args,
         ok,

@@ -126,6 +126,7 @@ pub trait Orders {
     async fn notify(&self, order: Order) -> Result<(), Status>;
 
     /// Cancels an order, or says why not.
+    #[rpc(scope = "orders:cancel")]
     async fn cancel(&self, id: u64) -> Result<Receipt, OrderError>;
 
     /// Who is calling, from the context's metadata.
@@ -496,6 +497,8 @@ async fn descriptions_are_generated_and_served() {
     );
     assert!(d.method("Notify").unwrap().one_way);
     assert_eq!(d.method("Cancel").unwrap().error, "OrderError");
+    assert_eq!(d.method("Cancel").unwrap().scope, Some("orders:cancel"));
+    assert_eq!(place.scope, None);
     assert_eq!(d.method("Count").unwrap().request, "()");
 
     let md = describe::to_markdown(&[d]);
@@ -526,6 +529,7 @@ async fn descriptions_are_generated_and_served() {
         "{json}"
     );
     assert!(json.contains("\"timeout_ms\":50.0"), "{json}");
+    assert!(json.contains("\"scope\":\"orders:cancel\""), "{json}");
     let served_md = describe::fetch(channel.clone(), Format::Markdown)
         .await
         .unwrap();
@@ -537,6 +541,58 @@ async fn descriptions_are_generated_and_served() {
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_scope_named_on_a_method_is_the_one_enforced() {
+    use rpc_core::middleware::auth::{AuthLayer, BearerLayer, Policy, Rule, StaticTokens};
+    use rpc_core::{AuthMethod, Principal};
+    use tower::Layer as _;
+
+    let (tx, _notified) = mpsc::unbounded_channel();
+    let shop = Shop {
+        placed: AtomicUsize::new(0),
+        notified: tx,
+    };
+    let tokens = StaticTokens::new()
+        .token("clerk", Principal::new("clerk", AuthMethod::BearerToken))
+        .token(
+            "manager",
+            Principal::new("manager", AuthMethod::BearerToken).with_scopes(["orders:cancel"]),
+        );
+    let d = OrdersServer::<Shop>::DESCRIPTOR;
+    let policy = Policy::new()
+        .service("shop.Orders", Rule::Authenticated)
+        .scopes_of(d);
+    let auth = AuthLayer::new().authenticator(tokens).policy(policy);
+    let server = Server::builder().add_service(auth.layer(OrdersServer::new(shop)));
+    let listener = MemoryListener::bind("svc-scopes").unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let join = tokio::spawn(server.serve_with_shutdown(listener, async {
+        let _ = stopped.await;
+    }));
+    let as_user = |token: &str| {
+        OrdersClient::new(
+            BearerLayer::new(Arc::<str>::from(token))
+                .layer(Endpoint::memory("svc-scopes").connect_lazy()),
+        )
+    };
+
+    // Methods without a scope need only a principal.
+    let clerk = as_user("clerk");
+    assert_eq!(clerk.place(order(1)).await.unwrap().id, 1);
+    // The scoped method needs the scope.
+    match clerk.cancel(1).await {
+        Err(OrderError::Rpc(status)) => {
+            assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+            assert!(status.message().contains("orders:cancel"), "{status:?}");
+        }
+        other => panic!("the clerk cancelled: {other:?}"),
+    }
+    let manager = as_user("manager");
+    assert_eq!(manager.cancel(4).await.unwrap().id, 4);
+    let _ = stop.send(());
+    join.await.unwrap().unwrap();
 }
 
 /// A tower service in front of a channel: counts calls and records what the client marked.

@@ -44,6 +44,10 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
+        let scope = match &m.scope {
+            Some(s) => quote!(::core::option::Option::Some(#s)),
+            None => quote!(::core::option::Option::None),
+        };
         quote! {
             #rpc::describe::MethodDescriptor {
                 name: #wire,
@@ -57,6 +61,7 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
                 one_way: #one_way,
                 idempotent: #idempotent,
                 timeout: #timeout,
+                scope: #scope,
             }
         }
     });

@@ -110,6 +110,38 @@ impl Policy {
         self
     }
 
+    /// Requires, for each method of `service` that names a scope in `#[rpc(scope = "...")]`,
+    /// that scope ([`Rule::scope`]): the scope written beside the method is the one enforced.
+    /// Replaces a rule given earlier for those methods; a later [`method`](Policy::method)
+    /// replaces it in turn. Methods without a scope are left to the service rule and default.
+    ///
+    /// ```
+    /// use rpc_core::describe::{MethodDescriptor, ServiceDescriptor};
+    /// use rpc_core::middleware::auth::{Policy, Rule};
+    ///
+    /// # static ORDERS: ServiceDescriptor = ServiceDescriptor {
+    /// #     name: "shop.Orders", version: "1", rust_name: "Orders", docs: "",
+    /// #     methods: &[MethodDescriptor {
+    /// #         name: "Place", rust_name: "place", path: "shop.Orders/Place", docs: "",
+    /// #         args: &[], request: "()", response: "()", error: "Status",
+    /// #         one_way: false, idempotent: false, timeout: None, scope: Some("orders:write"),
+    /// #     }],
+    /// # };
+    /// // `ORDERS` is what `#[service]` generated (`Orders::DESCRIPTOR`), with
+    /// // `#[rpc(scope = "orders:write")] async fn place(..)`.
+    /// let policy = Policy::new().service("shop.Orders", Rule::Authenticated).scopes_of(&ORDERS);
+    /// assert_eq!(policy.rule_for("shop.Orders/Place"), &Rule::scope("orders:write"));
+    /// ```
+    #[must_use]
+    pub fn scopes_of(mut self, service: &crate::describe::ServiceDescriptor) -> Policy {
+        for m in service.methods {
+            if let Some(scope) = m.scope {
+                self.methods.insert(m.path.to_owned(), Rule::scope(scope));
+            }
+        }
+        self
+    }
+
     /// The rule of methods neither named nor in a named service. Default [`Rule::Deny`].
     #[must_use]
     pub fn default_rule(mut self, rule: Rule) -> Policy {
