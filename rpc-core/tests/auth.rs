@@ -15,7 +15,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rpc_core::middleware::auth::{
     AuthLayer, BearerLayer, JwtAuthenticator, JwtKey, Policy, Rule, StaticTokens, AUTHORIZATION,
 };
-use rpc_core::middleware::RateLimitLayer;
+use rpc_core::middleware::{RateLimitLayer, Stats};
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
 use rpc_core::{
@@ -129,9 +129,13 @@ async fn static_tokens_and_a_policy_per_method() {
         .service("shop.Catalogue", Rule::Public)
         .method("shop.Orders/Cancel", Rule::role("admin"))
         .method("shop.Orders/Place", Rule::Authenticated);
+    let stats = Stats::new();
     let running = serve_with(
         "auth-static",
-        AuthLayer::new().authenticator(tokens).policy(policy),
+        AuthLayer::new()
+            .authenticator(tokens)
+            .policy(policy)
+            .stats(stats.clone()),
     );
     let ch = Endpoint::memory("auth-static").connect_lazy();
 
@@ -178,6 +182,18 @@ async fn static_tokens_and_a_policy_per_method() {
         call(&ch, "shop.Catalogue/List", Some("nope")).await,
         Code::Unauthenticated,
         "unknown token",
+    );
+    // Every decision counted: 3 admitted with a principal (the anonymous public call is not),
+    // 2 refused as unauthenticated, 2 as not allowed.
+    let counted = stats.snapshot();
+    assert_eq!(
+        (
+            counted.authenticated,
+            counted.unauthenticated,
+            counted.permission_denied
+        ),
+        (3, 2, 2),
+        "{counted}"
     );
     running.shutdown().await;
 }

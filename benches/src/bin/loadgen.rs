@@ -23,6 +23,11 @@
 //! `stack` stands for `ours-generated` and `ours-stack`: a 64 B item through the generated client
 //! over a bare channel, and over deadline, retry, breaker and a balanced channel across three
 //! endpoints (the whole client stack's cost per call; `--systems stack --payloads 64`).
+//! `tls` (build with `--features tls`) stands for `ours-raw` beside `ours-tls` and `ours-mtls`
+//! (TLS 1.3 and mutual TLS over the one connection), and `ours-connect`, `ours-tls-connect`,
+//! `ours-mtls-connect`: a new connection per call (connect, handshake, one call, close), whose
+//! QPS is new connections per second. The orchestrator writes a throwaway PKI (one CA, a server
+//! and a client certificate) to a temporary directory for them and deletes it at the end.
 //!
 //! The full run writes a Markdown report (`--out`) and an SVG chart (`--chart`). `--quick` runs
 //! every selected system once at 64 B and 32 in flight for half a second, prints the table,

@@ -20,6 +20,12 @@
 //! [`EchoClient`](crate::EchoClient) ([`ours_stack`]): over a bare channel (`ours-generated`), and
 //! over deadline, retry, circuit breaker and a balanced channel across three endpoints
 //! (`ours-stack`).
+//!
+//! The TLS systems ([`System::TLS`], feature `tls`) measure what TLS 1.3 costs ([`ours_tls`]):
+//! the raw echo over TLS (`ours-tls`) and mutual TLS (`ours-mtls`) beside plaintext
+//! (`ours-raw`), and what a new connection costs: a client that connects, makes one call and
+//! closes for every call, in plaintext (`ours-connect`), TLS (`ours-tls-connect`) and mutual TLS
+//! (`ours-mtls-connect`); their calls per second are new connections per second.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,11 +37,17 @@ mod order;
 pub mod ours;
 pub mod ours_order;
 pub mod ours_stack;
+#[cfg(feature = "tls")]
+pub mod ours_tls;
 pub mod raw;
 pub mod tarpc_echo;
 pub mod tarpc_order;
 pub mod tonic_echo;
 pub mod tonic_order;
+
+/// The environment variable that names the PKI directory of the TLS systems, which the load
+/// generator sets for the servers and clients it starts.
+pub const PKI_ENV: &str = "RPC_BENCH_PKI";
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,6 +80,16 @@ pub enum System {
     OursGenerated,
     /// Ours, the same through deadline, retry, breaker and a balanced channel over 3 endpoints.
     OursStack,
+    /// Ours, raw bytes over TLS.
+    OursTls,
+    /// Ours, raw bytes over mutual TLS.
+    OursMtls,
+    /// Ours, raw bytes, a new plaintext connection per call.
+    OursConnect,
+    /// Ours, raw bytes, a new TLS connection per call.
+    OursTlsConnect,
+    /// Ours, raw bytes, a new mutual-TLS connection per call.
+    OursMtlsConnect,
 }
 
 impl System {
@@ -95,9 +117,29 @@ impl System {
     /// the load generator's `--systems` list.
     pub const STACK: [System; 2] = [System::OursGenerated, System::OursStack];
 
+    /// Plaintext beside TLS and mutual TLS, with a connection per call and with one connection:
+    /// `tls` in the load generator's `--systems` list. Needs the `tls` feature.
+    pub const TLS: [System; 6] = [
+        System::OursRaw,
+        System::OursTls,
+        System::OursMtls,
+        System::OursConnect,
+        System::OursTlsConnect,
+        System::OursMtlsConnect,
+    ];
+
+    /// Whether the system runs over TLS, so needs the PKI the load generator writes
+    /// (`ours_tls::write_pki`, feature `tls`).
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            System::OursTls | System::OursMtls | System::OursTlsConnect | System::OursMtlsConnect
+        )
+    }
+
     /// Parses a comma-separated list of system names, in which `order` stands for every system
-    /// of [`System::ORDER`] and `stack` for those of [`System::STACK`]. A system named twice
-    /// runs once.
+    /// of [`System::ORDER`], `stack` for those of [`System::STACK`] and `tls` for those of
+    /// [`System::TLS`]. A system named twice runs once.
     ///
     /// # Errors
     /// The first name that is neither a system nor `order`.
@@ -117,10 +159,12 @@ impl System {
                 System::ORDER.to_vec()
             } else if name == "stack" {
                 System::STACK.to_vec()
+            } else if name == "tls" {
+                System::TLS.to_vec()
             } else {
                 vec![name
                     .parse()
-                    .map_err(|e| format!("{e}, or `order` / `stack` for those groups"))?]
+                    .map_err(|e| format!("{e}, or `order` / `stack` / `tls` for those groups"))?]
             };
             for system in named {
                 if !systems.contains(&system) {
@@ -148,6 +192,11 @@ impl System {
             System::TarpcOrder => "tarpc-order",
             System::OursGenerated => "ours-generated",
             System::OursStack => "ours-stack",
+            System::OursTls => "ours-tls",
+            System::OursMtls => "ours-mtls",
+            System::OursConnect => "ours-connect",
+            System::OursTlsConnect => "ours-tls-connect",
+            System::OursMtlsConnect => "ours-mtls-connect",
         }
     }
 }
@@ -167,6 +216,7 @@ impl FromStr for System {
                 .into_iter()
                 .chain(System::ORDER)
                 .chain(System::STACK)
+                .chain(System::TLS)
         };
         every().find(|sys| sys.name() == s).ok_or_else(|| {
             let names: Vec<&str> = every().map(System::name).collect();
@@ -192,10 +242,36 @@ pub async fn serve(system: System, listener: tokio::net::TcpListener) -> Result<
         }
         System::TonicOrder => tonic_order::serve(listener).await,
         System::TarpcOrder => tarpc_order::serve(listener).await,
-        System::OursGenerated => ours::serve(listener).await,
+        System::OursGenerated | System::OursConnect => ours::serve(listener).await,
         System::OursStack => ours_stack::serve(listener).await,
+        System::OursTls | System::OursTlsConnect => tls_serve(listener, false).await,
+        System::OursMtls | System::OursMtlsConnect => tls_serve(listener, true).await,
     }
 }
+
+#[cfg(feature = "tls")]
+async fn tls_serve(listener: tokio::net::TcpListener, mutual: bool) -> Result<(), String> {
+    ours_tls::serve(listener, mutual).await
+}
+
+#[cfg(not(feature = "tls"))]
+async fn tls_serve(_: tokio::net::TcpListener, _: bool) -> Result<(), String> {
+    Err(NO_TLS.into())
+}
+
+#[cfg(feature = "tls")]
+fn tls_endpoint(addr: SocketAddr, mutual: bool) -> Result<rpc_core::Endpoint, String> {
+    ours_tls::endpoint(addr, mutual)
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_endpoint(_: SocketAddr, _: bool) -> Result<rpc_core::Endpoint, String> {
+    Err(NO_TLS.into())
+}
+
+#[cfg(not(feature = "tls"))]
+const NO_TLS: &str = "the TLS systems need the `tls` feature: cargo run --release -p benches \
+                      --features tls --bin loadgen -- ...";
 
 /// A connected client of one system.
 #[derive(Clone)]
@@ -218,6 +294,8 @@ pub enum Client {
     OursGenerated(ours_stack::Bare),
     /// Ours, a generated client over the whole stack.
     OursStack(ours_stack::Full),
+    /// Ours, a new connection per call.
+    OursReconnecting(ours::Reconnecting),
 }
 
 impl fmt::Debug for Client {
@@ -232,6 +310,7 @@ impl fmt::Debug for Client {
             Client::TarpcOrder(_) => "Client::TarpcOrder",
             Client::OursGenerated(_) => "Client::OursGenerated",
             Client::OursStack(_) => "Client::OursStack",
+            Client::OursReconnecting(_) => "Client::OursReconnecting",
         })
     }
 }
@@ -269,6 +348,18 @@ impl Client {
             System::TarpcOrder => Client::TarpcOrder(tarpc_order::Client::connect(addr).await?),
             System::OursGenerated => Client::OursGenerated(ours_stack::Bare::connect(addr).await?),
             System::OursStack => Client::OursStack(ours_stack::Full::connect(addr).await?),
+            System::OursTls | System::OursMtls => {
+                let endpoint = tls_endpoint(addr, system == System::OursMtls)?;
+                let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+                Client::Ours(ours::Client::from_channel(channel, None))
+            }
+            System::OursConnect => Client::OursReconnecting(
+                ours::Reconnecting::connect(rpc_core::Endpoint::tcp(addr)).await?,
+            ),
+            System::OursTlsConnect | System::OursMtlsConnect => {
+                let endpoint = tls_endpoint(addr, system == System::OursMtlsConnect)?;
+                Client::OursReconnecting(ours::Reconnecting::connect(endpoint).await?)
+            }
         })
     }
 
@@ -288,6 +379,7 @@ impl Client {
             Client::TarpcOrder(c) => c.echo(payload).await,
             Client::OursGenerated(c) => c.echo(payload).await,
             Client::OursStack(c) => c.echo(payload).await,
+            Client::OursReconnecting(c) => c.echo(payload).await,
         }
     }
 }

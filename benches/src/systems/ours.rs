@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use rpc_core::codec::{impl_message, Message};
 use rpc_core::server::RawService;
+use rpc_core::transport::Listener;
 use rpc_core::{Channel, CodecId, Endpoint, Request, Response, Server};
 
 /// The structured message of the codec runs: the payload as a bytes field.
@@ -33,11 +34,11 @@ pub(super) async fn connect_channel(addr: SocketAddr) -> Result<Channel, String>
         .map_err(|e| e.to_string())
 }
 
-/// Serves the echo service.
+/// Serves the echo service on any listener (TCP, or TLS over TCP).
 ///
 /// # Errors
 /// The listener's failure.
-pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
+pub async fn serve<L: Listener>(listener: L) -> Result<(), String> {
     let svc = RawService::new("bench.Echo")
         .method("Echo", |req: Request| async move {
             Ok(Response::new(req.into_body()))
@@ -68,6 +69,11 @@ impl Client {
         Ok(Client { channel, codec })
     }
 
+    /// A client over a channel connected elsewhere (such as over TLS).
+    pub fn from_channel(channel: Channel, codec: Option<CodecId>) -> Client {
+        Client { channel, codec }
+    }
+
     /// One call.
     ///
     /// # Errors
@@ -96,5 +102,37 @@ impl Client {
                     .map_err(|e| e.to_string())
             }
         }
+    }
+}
+
+/// A client that opens a new connection for every call and closes it after the reply: what a
+/// call costs when nothing is reused, handshakes included (its calls per second are new
+/// connections per second).
+#[derive(Clone, Debug)]
+pub struct Reconnecting {
+    endpoint: Endpoint,
+}
+
+impl Reconnecting {
+    /// Opens one connection first, so that a server that is not there fails here.
+    ///
+    /// # Errors
+    /// The connection failure.
+    pub async fn connect(endpoint: Endpoint) -> Result<Reconnecting, String> {
+        endpoint.connect().await.map_err(|e| e.to_string())?;
+        Ok(Reconnecting { endpoint })
+    }
+
+    /// Connects, makes one raw echo call, and closes the connection.
+    ///
+    /// # Errors
+    /// The connection's or the call's failure, as text.
+    pub async fn echo(&self, payload: Bytes) -> Result<Bytes, String> {
+        let channel = self.endpoint.connect().await.map_err(|e| e.to_string())?;
+        channel
+            .unary(Request::new("bench.Echo/Echo", payload))
+            .await
+            .map(Response::into_body)
+            .map_err(|e| e.to_string())
     }
 }

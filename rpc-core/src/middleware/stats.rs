@@ -65,6 +65,12 @@ counters! {
     shed,
     /// Failures replaced by a fallback.
     fallbacks,
+    /// Calls an auth layer admitted with a principal.
+    authenticated,
+    /// Calls an auth layer refused as `Unauthenticated` (no or bad credentials).
+    unauthenticated,
+    /// Calls an auth layer refused as `PermissionDenied` (a principal the policy does not allow).
+    permission_denied,
 }
 
 impl Stats {

@@ -3,10 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use benches::systems::System;
+use benches::systems::{System, PKI_ENV};
 
 use crate::args::{arg_value, list, Runtime};
 use crate::chart::chart;
@@ -39,18 +40,49 @@ pub(crate) struct Plan {
     pub(crate) quick: bool,
     pub(crate) out: String,
     pub(crate) chart: String,
+    /// The PKI of the TLS systems, shared with the children.
+    pub(crate) pki: Option<Pki>,
 }
 
-fn command(pin_cpu: Option<u32>) -> Result<Command, String> {
+/// A throwaway PKI directory for the TLS systems, deleted when the run ends.
+pub(crate) struct Pki(PathBuf);
+
+impl Pki {
+    #[cfg(feature = "tls")]
+    fn create() -> Result<Pki, String> {
+        let dir = std::env::temp_dir().join(format!("loadgen-pki-{}", std::process::id()));
+        benches::systems::ours_tls::write_pki(&dir)?;
+        Ok(Pki(dir))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn create() -> Result<Pki, String> {
+        Err("the TLS systems need the `tls` feature: \
+             cargo run --release -p benches --features tls --bin loadgen -- ..."
+            .into())
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn command(plan: &Plan, pin_cpu: Option<u32>) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    Ok(match pin_cpu {
+    let mut c = match pin_cpu {
         Some(cpu) => {
             let mut c = Command::new("taskset");
             c.arg("-c").arg(cpu.to_string()).arg(exe);
             c
         }
         None => Command::new(exe),
-    })
+    };
+    if let Some(Pki(dir)) = &plan.pki {
+        c.env(PKI_ENV, dir);
+    }
+    Ok(c)
 }
 
 struct ServerProc {
@@ -66,7 +98,7 @@ impl Drop for ServerProc {
 }
 
 fn start_server(plan: &Plan, system: System) -> Result<ServerProc, String> {
-    let mut child = command(plan.pin.then_some(0))?
+    let mut child = command(plan, plan.pin.then_some(0))?
         .arg("serve")
         .arg("--system")
         .arg(system.name())
@@ -118,7 +150,7 @@ fn measure(
     ticks: f64,
 ) -> Result<Point, String> {
     let server_pid = server.child.id().to_string();
-    let mut child = command(plan.pin.then_some(1))?
+    let mut child = command(plan, plan.pin.then_some(1))?
         .arg("client")
         .args(["--system", system.name()])
         .args(["--addr", &server.addr.to_string()])
@@ -178,6 +210,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
         quick: false,
         out: concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md").into(),
         chart: concat!(env!("CARGO_MANIFEST_DIR"), "/results.svg").into(),
+        pki: None,
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -222,6 +255,9 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
     if plan.pin && Command::new("taskset").arg("-V").output().is_err() {
         return Err("--pin needs taskset (util-linux)".into());
     }
+    if plan.systems.iter().any(|s| s.is_tls()) {
+        plan.pki = Some(Pki::create()?);
+    }
     let ticks = clock_ticks_per_sec();
     let mut points = Vec::new();
     for &system in &plan.systems {
@@ -230,7 +266,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
             for &concurrency in &plan.concurrency {
                 let p = measure(&plan, &server, system, payload, concurrency, ticks)?;
                 eprintln!(
-                    "{:<14} {:>6} B {:>5} in flight: {:>9.0} qps  p50 {:>6} µs  p99 {:>6} µs  p999 {:>6} µs  errors {}",
+                    "{:<18} {:>6} B {:>5} in flight: {:>9.0} qps  p50 {:>6} µs  p99 {:>6} µs  p999 {:>6} µs  errors {}",
                     system.name(), payload, concurrency, p.qps, p.p50, p.p99, p.p999, p.errors
                 );
                 points.push(p);

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,6 +12,7 @@ use tower::{Layer, Service};
 
 use super::policy::{Decision, Policy};
 use super::Authenticator;
+use crate::middleware::Stats;
 use crate::{Code, Delivery, Request, Response, Status};
 
 /// Server side: authenticates every call with the first [`Authenticator`] that finds
@@ -22,6 +24,7 @@ pub struct AuthLayer {
     authenticators: Vec<Arc<dyn Authenticator>>,
     policy: Option<Arc<Policy>>,
     optional: bool,
+    stats: Option<Arc<Stats>>,
 }
 
 impl fmt::Debug for AuthLayer {
@@ -30,6 +33,7 @@ impl fmt::Debug for AuthLayer {
             .field("authenticators", &self.authenticators.len())
             .field("policy", &self.policy)
             .field("optional", &self.optional)
+            .field("stats", &self.stats.is_some())
             .finish()
     }
 }
@@ -59,6 +63,14 @@ impl AuthLayer {
     #[must_use]
     pub fn optional(mut self) -> AuthLayer {
         self.optional = true;
+        self
+    }
+
+    /// Counts its decisions in `stats`: `authenticated`, `unauthenticated` and
+    /// `permission_denied`.
+    #[must_use]
+    pub fn stats(mut self, stats: Arc<Stats>) -> AuthLayer {
+        self.stats = Some(stats);
         self
     }
 }
@@ -125,8 +137,25 @@ fn refuse(req: &Request, code: Code, why: &str) -> Status {
 }
 
 impl<S> Auth<S> {
+    fn count(&self, counter: fn(&Stats) -> &AtomicU64) {
+        if let Some(stats) = &self.config.stats {
+            Stats::bump(counter(stats));
+        }
+    }
+
     /// Authenticates and authorizes `req`; on success, records its principal.
     fn admit(&self, req: &mut Request) -> Result<(), Status> {
+        let outcome = self.decide(req);
+        match &outcome {
+            Ok(()) if req.context().principal().is_some() => self.count(|s| &s.authenticated),
+            Ok(()) => {}
+            Err(s) if s.code() == Code::PermissionDenied => self.count(|s| &s.permission_denied),
+            Err(_) => self.count(|s| &s.unauthenticated),
+        }
+        outcome
+    }
+
+    fn decide(&self, req: &mut Request) -> Result<(), Status> {
         let mut found = None;
         for a in &self.config.authenticators {
             match a.authenticate(req) {
