@@ -10,65 +10,26 @@
 //!     --tls-ca DIR/ca.pem --tls-cert DIR/client.pem --tls-key DIR/client.key
 //! ```
 //!
-//! For tests and demos only: the CA's key is thrown away, the certificates carry rcgen's default
-//! validity, and nothing here is fit for production.
+//! For tests and demos only ([`examples::pki`]): the CA's key is thrown away, the certificates
+//! carry rcgen's default validity, and nothing here is fit for production.
 
 use std::path::Path;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
-};
+use examples::pki::Pki;
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// A certificate signed by `ca`, with these SANs and common name; returns (cert PEM, key PEM).
-fn leaf(
-    ca: &CertifiedIssuer<'_, KeyPair>,
-    sans: Vec<SanType>,
-    cn: &str,
-    usage: ExtendedKeyUsagePurpose,
-) -> Result<(String, String), BoxError> {
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.subject_alt_names = sans;
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.extended_key_usages = vec![usage];
-    let key = KeyPair::generate()?;
-    let cert = p.signed_by(&key, ca)?;
-    Ok((cert.pem(), key.serialize_pem()))
-}
-
 fn write(dir: &Path) -> Result<(), BoxError> {
     std::fs::create_dir_all(dir)?;
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.distinguished_name
-        .push(DnType::CommonName, "example test CA");
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate()?)?;
-    let (server, server_key) = leaf(
-        &ca,
-        vec![
-            SanType::DnsName("localhost".try_into()?),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ],
-        "echo-server",
-        ExtendedKeyUsagePurpose::ServerAuth,
-    )?;
-    let (client, client_key) = leaf(
-        &ca,
-        vec![SanType::URI(
-            "spiffe://example.test/echo-client".try_into()?,
-        )],
-        "echo-client",
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )?;
+    let pki = Pki::new("example.test")?;
+    let server = pki.issue("echo-server")?;
+    let client = pki.issue("echo-client")?;
     for (name, pem) in [
-        ("ca.pem", ca.pem()),
-        ("server.pem", server),
-        ("server.key", server_key),
-        ("client.pem", client),
-        ("client.key", client_key),
+        ("ca.pem", pki.ca_pem()),
+        ("server.pem", server.cert_pem),
+        ("server.key", server.key_pem),
+        ("client.pem", client.cert_pem),
+        ("client.key", client.key_pem),
     ] {
         std::fs::write(dir.join(name), pem)?;
     }

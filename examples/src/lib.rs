@@ -7,8 +7,12 @@
 
 use std::io;
 
+#[cfg(feature = "tls")]
+pub mod pki;
 #[path = "../shop/mod.rs"]
 pub mod shop;
+#[cfg(feature = "jwt")]
+pub mod tokens;
 
 use bytes::Bytes;
 
