@@ -104,9 +104,15 @@ impl Metadata {
 }
 
 impl fmt::Debug for Metadata {
+    /// Every entry, but credentials (`authorization`) as `<redacted>`, so that logging a
+    /// request or a context never logs a token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
         for (k, v) in self.iter() {
+            if k.eq_ignore_ascii_case("authorization") {
+                map.entry(&k, &"<redacted>");
+                continue;
+            }
             match std::str::from_utf8(v) {
                 Ok(s) => map.entry(&k, &s),
                 Err(_) => map.entry(&k, v),
@@ -129,6 +135,19 @@ impl<K: Into<String>, V: Into<Bytes>> FromIterator<(K, V)> for Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_credentials() {
+        let md: Metadata = [("authorization", "Bearer s3cr3t"), ("caller", "web")]
+            .into_iter()
+            .collect();
+        let shown = format!("{md:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("web"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn insert_replaces_append_keeps() {

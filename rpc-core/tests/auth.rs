@@ -306,6 +306,15 @@ async fn bad_tokens_are_refused_precisely_and_logged_without_their_content() {
         iss: Some("someone"),
         ..claims("ada")
     });
+    // A configured issuer and audience are required, not only checked when present.
+    let no_audience = hs256(&Claims {
+        aud: None,
+        ..claims("ada")
+    });
+    let no_issuer = hs256(&Claims {
+        iss: None,
+        ..claims("ada")
+    });
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let alg_none = format!(
         "{}.{}.",
@@ -330,6 +339,8 @@ async fn bad_tokens_are_refused_precisely_and_logged_without_their_content() {
             "token not for this service",
         ),
         ("wrong issuer", wrong_issuer, "token not for this service"),
+        ("no audience", no_audience, "token not for this service"),
+        ("no issuer", no_issuer, "token not for this service"),
         ("alg none", alg_none, "invalid token"),
         ("algorithm confusion", confused, "invalid token"),
         ("not a JWT", "abc.def".to_owned(), "invalid token"),
@@ -354,6 +365,14 @@ async fn bad_tokens_are_refused_precisely_and_logged_without_their_content() {
         let e = ch.unary(req).await.unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{value:?}: {e}");
     }
+    // Two authorization entries: which one is the caller's?
+    let mut req = Request::new(path, "");
+    req.metadata_mut()
+        .append(AUTHORIZATION, format!("Bearer {}", hs256(&claims("ada"))));
+    req.metadata_mut().append(AUTHORIZATION, "Bearer other");
+    let e = ch.unary(req).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "two entries: {e}");
+    assert!(e.message().contains("malformed"), "{e}");
     // Missing.
     refused(
         call(&ch, path, None).await,
@@ -377,6 +396,17 @@ async fn bad_tokens_are_refused_precisely_and_logged_without_their_content() {
         "ada:Jwt"
     );
     running.shutdown().await;
+}
+
+#[test]
+fn weak_keys_and_published_secrets_are_refused() {
+    // RFC 7518 §3.2: an HS256 key at least as long as the hash.
+    assert!(JwtKey::hs256(b"short").is_err());
+    assert!(JwtKey::hs256(SECRET).is_ok());
+    // A JWKS is public: a symmetric key in it is skipped, and a set with nothing usable is an
+    // error rather than an authenticator that accepts nothing.
+    let oct_only = r#"{"keys":[{"kty":"oct","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#;
+    assert!(JwtKey::jwks(oct_only).is_err());
 }
 
 #[tokio::test(start_paused = true)]

@@ -263,6 +263,33 @@ async fn the_allow_list_refuses_other_clients_of_the_same_ca() {
     assert_eq!(e.code(), Code::Unavailable, "{e}");
     assert_eq!(echo(&ok).await.unwrap(), "hello");
     running.shutdown().await;
+
+    // With an allow-list, optional client authentication still wants a certificate: a client
+    // without one cannot be on the list.
+    let s = ca.server();
+    let config = ServerTlsConfig::from_pem(s.cert, s.key)
+        .client_ca_pem(ca.pem())
+        .client_auth_optional()
+        .allow_clients(["spiffe://shop.test/orders"]);
+    let (running, addr, _) = start(config).await;
+    let anonymous = channel(addr, "localhost", ClientTlsConfig::new().ca_pem(ca.pem()));
+    let e = echo(&anonymous)
+        .await
+        .expect_err("no certificate, so not on the list");
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    // A certificate whose common name is on the list but whose SANs are not: the CN of a
+    // certificate with SANs is not one of its names (RFC 6125 §6.4.4).
+    let cn_only = ca.leaf(
+        &[],
+        Some("spiffe://shop.test/intruder"),
+        "spiffe://shop.test/orders",
+        Validity::Now,
+    );
+    let e = echo(&channel(addr, "localhost", client(cn_only)))
+        .await
+        .expect_err("the CN does not count beside SANs");
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
+    running.shutdown().await;
 }
 
 #[tokio::test]
@@ -435,14 +462,22 @@ fn configuration_errors_are_typed() {
 
 #[tokio::test]
 async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
-    use rpc_core::middleware::auth::{AuthLayer, PeerCertificates, Policy, Rule};
+    use rpc_core::middleware::auth::{
+        AuthLayer, PeerCertificates, Policy, Rule, StaticTokens, AUTHORIZATION,
+    };
+    use rpc_core::{AuthMethod, Principal};
     use tower::Layer;
 
     let ca = Ca::new("test CA");
     let s = ca.server();
     let acceptor =
         TlsAcceptor::new(ServerTlsConfig::from_pem(s.cert, s.key).client_ca_pem(ca.pem())).unwrap();
+    let tokens = StaticTokens::new().token(
+        "ops-token",
+        Principal::new("ops", AuthMethod::BearerToken).with_roles(["service"]),
+    );
     let auth = AuthLayer::new()
+        .authenticator(tokens)
         .authenticator(PeerCertificates::new().roles("spiffe://shop.test/orders", ["service"]))
         .policy(Policy::new().service("demo.Echo", Rule::role("service")));
     let svc = RawService::new("demo.Echo").method("Who", |_req: Request| async move {
@@ -476,6 +511,18 @@ async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
         who(&ch).await.unwrap(),
         r#"spiffe://shop.test/orders ["service"]"#
     );
+    // A token on the same connection: the token's principal, not the certificate's.
+    let with_token = |t: &str| {
+        let mut req = Request::new("demo.Echo/Who", "");
+        req.metadata_mut()
+            .insert(AUTHORIZATION, format!("Bearer {t}"));
+        req
+    };
+    let r = ch.unary(with_token("ops-token")).await.unwrap();
+    assert_eq!(r.body().as_ref(), br#"ops ["service"]"#);
+    // A token that is refused is not replaced by the certificate.
+    let e = ch.unary(with_token("forged")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
     // Another service of the same CA: authenticated, but without the role.
     let users = ca.leaf(
         &[],

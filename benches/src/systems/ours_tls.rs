@@ -3,7 +3,7 @@
 //! (`ours-mtls`).
 //!
 //! Servers and clients run in different processes, so they share a throwaway PKI through files:
-//! the directory named by [`PKI_ENV`](super::PKI_ENV), which the load generator fills with [`write_pki`] before
+//! the directory named by [`PKI_ENV`], which the load generator fills with [`write_pki`] before
 //! it starts them (a CA, a server certificate for `127.0.0.1`, a client certificate).
 
 use std::path::{Path, PathBuf};

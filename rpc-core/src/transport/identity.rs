@@ -30,12 +30,31 @@ impl PeerIdentity {
             .find(|u| u.starts_with("spiffe://"))
     }
 
-    /// Whether `name` is one of the DNS names, URIs or the common name (exactly, no wildcard
-    /// expansion).
+    /// Whether `name` is one of the DNS names or URIs, or, for a certificate without either,
+    /// the common name (exactly, no wildcard expansion). The common name of a certificate with
+    /// SANs is not a name of it: CAs' name constraints apply to SANs only (RFC 5280 §4.2.1.10),
+    /// and RFC 6125 §6.4.4 has clients ignore the CN when SANs are present.
     pub fn has_name(&self, name: &str) -> bool {
         self.dns_names.iter().any(|n| n == name)
             || self.uris.iter().any(|u| u == name)
-            || self.common_name.as_deref() == Some(name)
+            || (self.has_no_sans() && self.common_name.as_deref() == Some(name))
+    }
+
+    /// The name a principal is known by: the SPIFFE id, else the first DNS name, else the first
+    /// URI, else (only without SANs) the common name.
+    pub fn primary_name(&self) -> Option<&str> {
+        self.spiffe_id()
+            .or_else(|| self.dns_names.first().map(String::as_str))
+            .or_else(|| self.uris.first().map(String::as_str))
+            .or_else(|| {
+                self.has_no_sans()
+                    .then_some(self.common_name.as_deref())
+                    .flatten()
+            })
+    }
+
+    fn has_no_sans(&self) -> bool {
+        self.dns_names.is_empty() && self.uris.is_empty()
     }
 
     /// Every name, SANs first, then the common name.
@@ -143,5 +162,22 @@ mod tests {
         for cut in 0..name.len() {
             let _ = common_name(&name[..cut]);
         }
+    }
+
+    #[test]
+    fn the_common_name_counts_only_without_sans() {
+        let id = |dns: &[&str], cn: &str| PeerIdentity {
+            dns_names: dns.iter().map(|s| s.to_string()).collect(),
+            uris: Vec::new(),
+            common_name: Some(cn.to_owned()),
+            certificate: Vec::new(),
+        };
+        let legacy = id(&[], "payments");
+        assert!(legacy.has_name("payments"));
+        assert_eq!(legacy.primary_name(), Some("payments"));
+        let modern = id(&["x.team-a.internal"], "payments");
+        assert!(!modern.has_name("payments"));
+        assert!(modern.has_name("x.team-a.internal"));
+        assert_eq!(modern.primary_name(), Some("x.team-a.internal"));
     }
 }

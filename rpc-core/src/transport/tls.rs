@@ -69,7 +69,7 @@ use crate::BoxFuture;
 pub const ALPN: &[u8] = b"rpc/1";
 
 /// How long a server-side TLS handshake may take, by default.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Server-side handshakes in progress at once, by default; more connections wait in the backlog.
 const MAX_HANDSHAKES: usize = 1024;
 
@@ -260,7 +260,10 @@ impl ServerTlsConfig {
     }
 
     /// With a client CA: accept only clients whose certificate has one of `names` (a DNS name,
-    /// a URI SAN such as a SPIFFE id, or the common name), refusing the others in the handshake.
+    /// a URI SAN such as a SPIFFE id, or the common name of a certificate without SANs),
+    /// refusing the others in the handshake. An allow-list makes client certificates mandatory,
+    /// even with [`client_auth_optional`](ServerTlsConfig::client_auth_optional): a client
+    /// without one could not be on the list.
     #[must_use]
     pub fn allow_clients<I, S>(mut self, names: I) -> ServerTlsConfig
     where
@@ -325,7 +328,8 @@ impl ClientCertVerifier for AllowList {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.inner.client_auth_mandatory()
+        // Only a certificate can be on the list.
+        true
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -375,32 +379,57 @@ impl ClientCertVerifier for AllowList {
     }
 }
 
-/// Watches `files` every `every` and calls `reload` when any one's contents changed; a reload
-/// that fails is logged and the old configuration stays.
+/// The shortest period [`watch_files`] polls at.
+const MIN_WATCH_PERIOD: Duration = Duration::from_millis(100);
+
+/// A digest of what `files` hold (`None` for one that cannot be read): enough to notice a
+/// change without keeping private keys in memory.
+fn digest(files: &[PathBuf]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in files {
+        std::fs::read(f).ok().hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Watches `files` every `every` (at least 100 ms) and calls `reload` when any one's contents
+/// changed. A reload that fails is logged once and the old configuration stays; the watch
+/// tries again when the files change again.
 fn watch_files(
     files: Vec<PathBuf>,
     every: Duration,
     reload: impl Fn() -> Result<(), TlsError> + Send + 'static,
 ) -> JoinHandle<()> {
-    let read = move |files: &[PathBuf]| -> Vec<Option<Vec<u8>>> {
-        files.iter().map(|f| std::fs::read(f).ok()).collect()
-    };
+    let every = every.max(MIN_WATCH_PERIOD);
+    let files: Arc<[PathBuf]> = files.into();
     // What the files hold now, when the watch is asked for (not when its task first runs).
-    let mut seen = read(&files);
+    let mut loaded = digest(&files);
+    let mut refused = None;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let now = read(&files);
-            if now != seen {
-                match reload() {
-                    Ok(()) => tracing::info!(?files, "TLS certificates reloaded"),
-                    Err(e) => tracing::warn!(
+            let read = files.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || digest(&read)).await else {
+                continue;
+            };
+            if now == loaded || Some(now) == refused {
+                continue;
+            }
+            match reload() {
+                Ok(()) => {
+                    tracing::info!(?files, "TLS certificates reloaded");
+                    loaded = now;
+                    refused = None;
+                }
+                Err(e) => {
+                    tracing::warn!(
                         ?files,
                         error = %e,
                         "TLS certificates changed but do not load; keeping the previous ones"
-                    ),
+                    );
+                    refused = Some(now);
                 }
-                seen = now;
             }
         }
     })

@@ -15,12 +15,21 @@ use crate::{Request, Status};
 /// `Ok(None)` without an `authorization` entry.
 ///
 /// # Errors
-/// [`AuthError::Malformed`] for another scheme, an empty token, a value that is not UTF-8, or
-/// one longer than [`MAX_TOKEN_LEN`].
+/// [`AuthError::Malformed`] for another scheme, an empty token, a value that is not UTF-8, one
+/// longer than [`MAX_TOKEN_LEN`], or more than one `authorization` entry (which one would be
+/// the caller's is anyone's guess).
 pub fn bearer_token(req: &Request) -> Result<Option<&str>, AuthError> {
-    let Some(raw) = req.metadata().get(AUTHORIZATION) else {
+    let mut entries = req
+        .metadata()
+        .iter()
+        .filter(|(k, _)| *k == AUTHORIZATION)
+        .map(|(_, v)| v);
+    let Some(raw) = entries.next() else {
         return Ok(None);
     };
+    if entries.next().is_some() {
+        return Err(AuthError::Malformed);
+    }
     if raw.len() > MAX_TOKEN_LEN {
         return Err(AuthError::Malformed);
     }
@@ -33,10 +42,12 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, AuthError> {
     Ok(Some(token))
 }
 
-/// Known bearer tokens and whom each stands for (API keys, service tokens).
+/// Known bearer tokens and whom each stands for (API keys, service tokens). A token is compared
+/// with every known one in time that depends on the lengths only, never on where the bytes
+/// first differ.
 #[derive(Clone, Default)]
 pub struct StaticTokens {
-    tokens: HashMap<String, Arc<Principal>>,
+    tokens: Vec<(Box<[u8]>, Arc<Principal>)>,
 }
 
 impl fmt::Debug for StaticTokens {
@@ -57,9 +68,16 @@ impl StaticTokens {
     /// Adds `token`, standing for `principal`.
     #[must_use]
     pub fn token(mut self, token: impl Into<String>, principal: Principal) -> StaticTokens {
-        self.tokens.insert(token.into(), Arc::new(principal));
+        let token = token.into().into_bytes().into_boxed_slice();
+        self.tokens.retain(|(t, _)| *t != token);
+        self.tokens.push((token, Arc::new(principal)));
         self
     }
+}
+
+/// Whether `a == b`, in time that depends on the lengths only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Authenticator for StaticTokens {
@@ -67,7 +85,14 @@ impl Authenticator for StaticTokens {
         let Some(token) = bearer_token(req)? else {
             return Ok(None);
         };
-        match self.tokens.get(token) {
+        // Every entry is compared, found or not.
+        let mut found = None;
+        for (known, principal) in &self.tokens {
+            if same_bytes(known, token.as_bytes()) {
+                found = Some(principal);
+            }
+        }
+        match found {
             Some(p) => Ok(Some((**p).clone())),
             None => Err(AuthError::UnknownToken),
         }
@@ -75,8 +100,9 @@ impl Authenticator for StaticTokens {
 }
 
 /// The client certificate of a mutual-TLS connection as the principal: the subject is the
-/// certificate's SPIFFE id, else its first DNS name, else its common name; roles can be given
-/// per name.
+/// certificate's [`primary_name`](crate::transport::PeerIdentity::primary_name) (its
+/// SPIFFE id, else its first DNS name, else its first URI, else, only without SANs, its common
+/// name); roles can be given per name.
 #[derive(Debug, Clone, Default)]
 pub struct PeerCertificates {
     roles: HashMap<String, Vec<String>>,
@@ -108,11 +134,7 @@ impl Authenticator for PeerCertificates {
         let Some(id) = req.context().peer_identity() else {
             return Ok(None);
         };
-        let subject = id
-            .spiffe_id()
-            .or_else(|| id.dns_names.first().map(String::as_str))
-            .or(id.common_name.as_deref());
-        Ok(subject.map(|s| {
+        Ok(id.primary_name().map(|s| {
             let roles = self.roles.get(s).cloned().unwrap_or_default();
             Principal::new(s, AuthMethod::MutualTls).with_roles(roles)
         }))

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 
 use super::bearer::bearer_token;
@@ -44,13 +44,16 @@ fn key_err(e: impl std::fmt::Display) -> JwtKeyError {
 }
 
 impl JwtKey {
-    /// HS256 with a shared secret.
+    /// HS256 with a shared secret of at least 32 bytes (RFC 7518 §3.2: a key as long as the
+    /// hash output).
     ///
     /// # Errors
-    /// An empty secret.
+    /// A secret shorter than 32 bytes.
     pub fn hs256(secret: &[u8]) -> Result<JwtKey, JwtKeyError> {
-        if secret.is_empty() {
-            return Err(JwtKeyError("empty HS256 secret".into()));
+        if secret.len() < 32 {
+            return Err(JwtKeyError(
+                "an HS256 secret needs at least 32 bytes (RFC 7518 §3.2)".into(),
+            ));
         }
         Ok(JwtKey::new(
             Algorithm::HS256,
@@ -91,14 +94,25 @@ impl JwtKey {
         ))
     }
 
-    /// Every key of a JWKS document that names its algorithm (`alg`), with its `kid`.
+    /// Every public signing key of a JWKS document (RFC 7517) that names its algorithm (`alg`),
+    /// with its `kid`. Symmetric (`oct`) keys and keys whose `use` is not `sig` are skipped: a
+    /// JWKS is published, so a secret in it is no secret.
     ///
     /// # Errors
-    /// JSON that is not a JWK set, or a key that does not load.
+    /// JSON that is not a JWK set, a key that does not load, or no usable key at all.
     pub fn jwks(json: &str) -> Result<Vec<JwtKey>, JwtKeyError> {
         let set: JwkSet = serde_json::from_str(json).map_err(key_err)?;
         let mut keys = Vec::new();
         for jwk in &set.keys {
+            if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
+                continue;
+            }
+            if !matches!(
+                jwk.common.public_key_use,
+                None | Some(PublicKeyUse::Signature)
+            ) {
+                continue;
+            }
             let Some(alg) = jwk.common.key_algorithm else {
                 continue;
             };
@@ -110,6 +124,11 @@ impl JwtKey {
                 key: DecodingKey::from_jwk(jwk).map_err(key_err)?,
                 kid: jwk.common.key_id.clone(),
             });
+        }
+        if keys.is_empty() {
+            return Err(JwtKeyError(
+                "no public signing key with an `alg` in the JWK set".into(),
+            ));
         }
         Ok(keys)
     }
@@ -164,7 +183,7 @@ struct Claims {
 /// use std::time::Duration;
 /// use rpc_core::middleware::auth::{JwtAuthenticator, JwtKey};
 ///
-/// let jwt = JwtAuthenticator::new(JwtKey::hs256(b"a long random secret").unwrap())
+/// let jwt = JwtAuthenticator::new(JwtKey::hs256(b"a random secret of at least 32 bytes").unwrap())
 ///     .issuer("https://users.shop.example")
 ///     .audience("shop.Orders")
 ///     .leeway(Duration::from_secs(30));
@@ -181,7 +200,9 @@ pub struct JwtAuthenticator {
 impl JwtAuthenticator {
     /// Verifying with `key`; no issuer or audience checked; 60 s of clock skew.
     pub fn new(key: JwtKey) -> JwtAuthenticator {
-        // RustCrypto, named: never whatever another crate of the process installed.
+        // jsonwebtoken 12 verifies through a process-wide provider and has no per-call one:
+        // install RustCrypto unless another crate of the process installed one first (which
+        // then serves; every provider checks the same algorithms).
         let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
             &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER,
         );
@@ -226,7 +247,16 @@ impl JwtAuthenticator {
         v.leeway = self.leeway.as_secs();
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be in the token: jsonwebtoken checks them only
+        // when present.
+        let mut required = vec!["exp", "sub"];
+        if !self.issuer.is_empty() {
+            required.push("iss");
+        }
+        if !self.audience.is_empty() {
+            required.push("aud");
+        }
+        v.set_required_spec_claims(&required);
         if self.issuer.is_empty() {
             v.iss = None;
         } else {
@@ -277,11 +307,24 @@ impl Authenticator for JwtAuthenticator {
                         ErrorKind::InvalidAudience | ErrorKind::InvalidIssuer => {
                             AuthError::WrongAudienceOrIssuer
                         }
-                        // Another key may have signed it.
-                        ErrorKind::InvalidSignature => continue,
-                        _ => AuthError::InvalidToken,
+                        ErrorKind::MissingRequiredClaim(c) if c == "iss" || c == "aud" => {
+                            AuthError::WrongAudienceOrIssuer
+                        }
+                        ErrorKind::MissingRequiredClaim(_)
+                        | ErrorKind::InvalidClaimFormat(_)
+                        | ErrorKind::InvalidSubject
+                        | ErrorKind::InvalidToken
+                        | ErrorKind::Base64(_)
+                        | ErrorKind::Json(_)
+                        | ErrorKind::Utf8(_) => AuthError::InvalidToken,
+                        // The signature or the key did not fit: another key may have signed it.
+                        _ => {
+                            refusal = AuthError::InvalidToken;
+                            continue;
+                        }
                     };
-                    // The signature verified (claims are checked after it): no other key helps.
+                    // The signature verified (claims are checked after it), or the token is
+                    // malformed: no other key helps.
                     break;
                 }
             }

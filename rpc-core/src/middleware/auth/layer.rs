@@ -11,12 +11,13 @@ use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 use super::policy::{Decision, Policy};
-use super::Authenticator;
+use super::{AuthMethod, Authenticator};
 use crate::middleware::Stats;
 use crate::{Code, Delivery, Request, Response, Status};
 
 /// Server side: authenticates every call with the first [`Authenticator`] that finds
-/// credentials in it, records the [`Principal`](super::Principal) in its context, and checks the
+/// a principal in it (credentials one refuses may still be accepted by a later one, but never
+/// replaced by the connection's mutual-TLS identity), records the [`Principal`](super::Principal) in its context, and checks the
 /// [`Policy`]. Without a policy, every call must be authenticated, unless
 /// [`optional`](AuthLayer::optional). See the [module docs](super) for the statuses.
 #[derive(Clone, Default)]
@@ -156,7 +157,12 @@ impl<S> Auth<S> {
     }
 
     fn decide(&self, req: &mut Request) -> Result<(), Status> {
+        // Each authenticator in turn, until one finds a principal. A refusal does not end the
+        // search (a token one issuer does not know, another may), but a call whose credentials
+        // were refused never runs as its connection's certificate instead: a gateway that
+        // forwards a user's bad token must not get the call through as itself.
         let mut found = None;
+        let mut refused = None;
         for a in &self.config.authenticators {
             match a.authenticate(req) {
                 Ok(Some(p)) => {
@@ -165,8 +171,16 @@ impl<S> Auth<S> {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    return Err(refuse(req, Code::Unauthenticated, &e.to_string()));
+                    refused.get_or_insert(e);
                 }
+            }
+        }
+        if let Some(e) = refused {
+            if found
+                .as_ref()
+                .is_none_or(|p| p.method == AuthMethod::MutualTls)
+            {
+                return Err(refuse(req, Code::Unauthenticated, &e.to_string()));
             }
         }
         let decision = match &self.config.policy {

@@ -154,7 +154,7 @@ impl Policy {
         if let Some(r) = self.methods.get(path) {
             return r;
         }
-        let service = path.split_once('/').map_or(path, |(s, _)| s);
+        let service = path.rsplit_once('/').map_or(path, |(s, _)| s);
         self.services.get(service).unwrap_or(&self.default)
     }
 
@@ -166,5 +166,23 @@ impl Policy {
             (rule, Some(p)) if rule.allows(p) => Decision::Allow,
             (rule, Some(_)) => Decision::Denied(rule.missing()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path's service is what comes before its last `/`, as the router reads it: a service rule
+    /// never covers a path the router sends to another service.
+    #[test]
+    fn the_service_of_a_path_is_read_as_the_router_reads_it() {
+        let policy = Policy::new().service("shop.Orders", Rule::Public);
+        assert!(matches!(policy.rule_for("shop.Orders/Place"), Rule::Public));
+        assert!(matches!(
+            policy.rule_for("shop.Orders/Place/Now"),
+            Rule::Deny
+        ));
+        assert!(matches!(policy.rule_for("shop.Orders"), Rule::Public));
     }
 }
