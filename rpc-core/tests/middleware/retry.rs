@@ -131,3 +131,43 @@ async fn retry_budget_caps_retries_at_its_ratio() {
     assert_eq!(s.retries_over_budget, 100, "{s}");
     assert_eq!(count(&calls), 110);
 }
+
+/// A refusal that reached no handler is safe to repeat, but a refusal about the request or the
+/// caller (bad arguments, refused credentials, a deadline already passed) gets the same answer
+/// again: it is the answer at once. A server that does not serve the method may be a replica
+/// mid-deploy, and one that sheds may have room a moment later: those are repeated.
+#[tokio::test(start_paused = true)]
+async fn refusals_a_repeat_cannot_change_are_not_retried() {
+    for (code, retried) in [
+        (Code::PermissionDenied, false),
+        (Code::Unauthenticated, false),
+        (Code::InvalidArgument, false),
+        (Code::DeadlineExceeded, false),
+        (Code::Cancelled, false),
+        (Code::Unimplemented, true),
+        (Code::ResourceExhausted, true),
+        (Code::Unavailable, true),
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        // What a server's middleware answers before any handler runs (as `AuthLayer` does).
+        let refusing = tower::service_fn(move |_req: Request| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Err::<Response, _>(
+                    Status::new(code, "refused").with_delivery(Delivery::Unprocessed),
+                )
+            }
+        });
+        let stats = Stats::new();
+        let mut client = RetryLayer::new()
+            .policy(quick_retries())
+            .stats(stats.clone())
+            .layer(refusing);
+        let err = call(&mut client, flaky_call()).await.unwrap_err();
+        assert_eq!(err.code(), code, "{err}");
+        let attempts = if retried { 3 } else { 1 };
+        assert_eq!(count(&calls), attempts, "{code}");
+        assert_eq!(stats.snapshot().retries, attempts as u64 - 1, "{code}");
+    }
+}

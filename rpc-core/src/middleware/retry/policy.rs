@@ -81,12 +81,13 @@ impl RetryPolicy {
     }
 }
 
-/// Whether a failed call is safe to send again: any call that provably never reached a server
-/// (`Delivery::NotSent` or `Unprocessed`), and idempotent calls that failed with `Unavailable`,
+/// Whether a failed call is worth sending again, and safe to: any call that provably never
+/// reached a handler (`Delivery::NotSent` or `Unprocessed`) unless its answer cannot change on a
+/// repeat ([`repeat_cannot_help`]), and idempotent calls that failed with `Unavailable`,
 /// `ResourceExhausted` or `Aborted`.
 pub(super) fn may_retry(req: &Request, status: &Status) -> bool {
     match status.delivery() {
-        Delivery::NotSent | Delivery::Unprocessed => true,
+        Delivery::NotSent | Delivery::Unprocessed => !repeat_cannot_help(status.code()),
         Delivery::Sent => {
             req.is_idempotent()
                 && matches!(
@@ -95,4 +96,19 @@ pub(super) fn may_retry(req: &Request, status: &Status) -> bool {
                 )
         }
     }
+}
+
+/// Answers about the request or the caller, not about the server that gave them: the same
+/// request gets them again from any replica (a malformed request, missing or refused
+/// credentials, a deadline already passed, a call the caller cancelled). Retrying them would
+/// only multiply the load of a caller that is already wrong.
+fn repeat_cannot_help(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::Unauthenticated
+            | Code::PermissionDenied
+            | Code::DeadlineExceeded
+            | Code::Cancelled
+    )
 }
