@@ -29,8 +29,12 @@ struct Args {
     threads: usize,
     codec: Option<CodecId>,
     lz4: Option<usize>,
+    // Read only with the feature `tls` (without it, `--tls-cert` is refused while parsing).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     tls_cert: Option<String>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     tls_key: Option<String>,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     tls_client_ca: Option<String>,
 }
 

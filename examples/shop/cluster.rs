@@ -149,6 +149,7 @@ pub async fn drive(etcd: &str, config: &RunConfig, within: Duration) -> Result<O
     super::local::drive(
         config,
         registry,
+        &super::security::Shield::default(),
         Vec::new(),
         |front, started, duration| async move {
             tokio::time::sleep_until(started + duration / 4).await;

@@ -16,6 +16,27 @@ use tokio::runtime::Runtime;
 /// The error a replica's set-up may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How a replica takes connections.
+#[derive(Clone, Default)]
+pub enum Listen {
+    /// Plain TCP (registered as `tcp://…`).
+    #[default]
+    Plain,
+    /// TLS over TCP with this acceptor's configuration (registered as `tls://…`).
+    #[cfg(feature = "tls")]
+    Tls(rpc_core::transport::tls::TlsAcceptor),
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Plain => f.write_str("Plain"),
+            #[cfg(feature = "tls")]
+            Listen::Tls(_) => f.write_str("Tls"),
+        }
+    }
+}
+
 /// A running replica.
 pub struct Host {
     /// Its name in reports and logs, such as `inventory-2`.
@@ -38,7 +59,7 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// Starts replica `name` of `service`: `server` builds its [`Server`] on the replica's own
     /// runtime (so clients it makes live there too), then it serves on a free port of 127.0.0.1
-    /// and registers as `service` with the tag `replica=name`.
+    /// and registers as `service` with the tag `replica=name`; `listen` says whether over TLS.
     ///
     /// # Errors
     /// Building the runtime or binding the listener.
@@ -46,6 +67,7 @@ impl Host {
         name: &str,
         service: &str,
         registry: Arc<dyn Registry>,
+        listen: Listen,
         server: F,
     ) -> std::io::Result<Host>
     where
@@ -66,15 +88,33 @@ impl Host {
             let result = async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let server = server().await?;
-                serve_registered(
-                    server,
-                    listener,
-                    &*registry,
-                    instance,
-                    Duration::ZERO,
-                    std::future::pending(),
-                )
-                .await?;
+                let never = std::future::pending();
+                match listen {
+                    Listen::Plain => {
+                        serve_registered(
+                            server,
+                            listener,
+                            &*registry,
+                            instance,
+                            Duration::ZERO,
+                            never,
+                        )
+                        .await?
+                    }
+                    #[cfg(feature = "tls")]
+                    Listen::Tls(acceptor) => {
+                        let listener = acceptor.listener(listener);
+                        serve_registered(
+                            server,
+                            listener,
+                            &*registry,
+                            instance,
+                            Duration::ZERO,
+                            never,
+                        )
+                        .await?
+                    }
+                }
                 Ok::<(), BoxError>(())
             }
             .await;

@@ -3,6 +3,10 @@
 //! and cancels some of those paid, topping up again after a declined payment (and leaving after
 //! the third); at the end it reads what it was told.
 //!
+//! In the secure shop ([`Frontend::signs_in`]) a customer also signs in after signing up, sends
+//! its token with every order and top-up, and once tries what it must not: to read an order
+//! without its token, and to place one for another customer's account. Both must be refused.
+//!
 //! A customer retries an operation that failed for a reason of the transport (the stack's own
 //! retries were not enough, or its retry budget was spent), as a shop's front end would, up to
 //! [`ATTEMPTS`] times with a growing pause: every operation is idempotent, so this is safe. An
@@ -12,6 +16,8 @@ use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use rpc_core::client::UnaryCall;
+use rpc_core::middleware::auth::AUTHORIZATION;
 use rpc_core::{Code, Status};
 use tokio::time::Instant;
 
@@ -20,7 +26,7 @@ use super::inventory::{InventoryClient, InventoryError};
 use super::notifications::NotificationsClient;
 use super::orders::{OrderState, OrdersClient, PlaceOrder};
 use super::payments::{PaymentError, PaymentsClient, TopUp};
-use super::users::{SignUp, UsersClient};
+use super::users::{SignIn, SignUp, UsersClient};
 use super::wiring::{Stack, Wiring};
 
 /// How many times a customer tries one operation.
@@ -69,6 +75,10 @@ pub struct Tally {
     pub refused_payment: AtomicU64,
     /// Orders refused for another reason.
     pub refused_other: AtomicU64,
+    /// Calls a customer made that it must not (the secure shop): another's account, no token.
+    pub forbidden: AtomicU64,
+    /// Of those, the ones refused with `Unauthenticated` or `PermissionDenied`.
+    pub forbidden_refused: AtomicU64,
 }
 
 impl Tally {
@@ -132,6 +142,8 @@ pub struct Frontend {
     pub payments: PaymentsClient<Stack>,
     /// `shop.Notifications`.
     pub notifications: NotificationsClient<Stack>,
+    /// Customers sign in and send their token (the secure shop).
+    pub signs_in: bool,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -153,7 +165,42 @@ impl Frontend {
             orders: OrdersClient::new(wiring.stack("shop.Orders").await?),
             payments: PaymentsClient::new(wiring.stack("shop.Payments").await?),
             notifications: NotificationsClient::new(wiring.stack("shop.Notifications").await?),
+            signs_in: false,
         })
+    }
+
+    /// Customers sign in after signing up and send their token with orders and top-ups.
+    #[must_use]
+    pub fn signing_in(mut self) -> Frontend {
+        self.signs_in = true;
+        self
+    }
+}
+
+/// `call` with `authorization: Bearer TOKEN` when there is a token.
+fn bearer<S, Req, Resp, E>(
+    call: UnaryCall<S, Req, Resp, E>,
+    token: Option<&str>,
+) -> UnaryCall<S, Req, Resp, E> {
+    match token {
+        Some(token) => call.metadata(AUTHORIZATION, format!("Bearer {token}")),
+        None => call,
+    }
+}
+
+/// Counts a call that must be refused, and whether it was.
+fn forbidden<T>(tally: &Tally, what: &str, result: Result<T, Status>) {
+    bump(&tally.forbidden);
+    match result {
+        Err(e) if matches!(e.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+            bump(&tally.forbidden_refused);
+        }
+        Err(e) => eprintln!(
+            "customer: {what}: refused, but with {}: {}",
+            e.code(),
+            e.message()
+        ),
+        Ok(_) => eprintln!("customer: {what}: was allowed"),
     }
 }
 
@@ -234,11 +281,36 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
     let sign_up = SignUp {
         name: format!("customer {n}"),
         email: format!("customer{n}@example.com"),
+        password: format!("secret-{:016x}", rng.next_u64()),
     };
     let Ok(account) = attempt(tally, "sign up", || front.users.sign_up(sign_up.clone())).await
     else {
         return;
     };
+    let mut token = None;
+    if front.signs_in {
+        let sign_in = SignIn {
+            email: sign_up.email.clone(),
+            password: sign_up.password.clone(),
+        };
+        let Ok(session) = attempt(tally, "sign in", || front.users.sign_in(sign_in.clone())).await
+        else {
+            return;
+        };
+        token = Some(session.token);
+        // What a customer must not do: both are refused before anything runs.
+        let other = PlaceOrder {
+            order_id: (n << 20) | 0xf_ffff,
+            account_id: account.id + 1,
+            sku: PRODUCTS[0].0.to_owned(),
+            quantity: 1,
+        };
+        let place = bearer(front.orders.place(other), token.as_deref()).await;
+        forbidden(tally, "an order for another account", place);
+        let get = front.orders.get((n << 20) | 1).await;
+        forbidden(tally, "reading an order without a token", get);
+    }
+    let token = token.as_deref();
     // Most wallets cover many orders; one in five holds little, so some payments are declined.
     let mut top_ups = 0u64;
     let mut declined = 0;
@@ -262,9 +334,11 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
                 top_up_id: (n << 20) | top_ups,
                 amount_cents: amount,
             };
-            if attempt(tally, "top up", || front.payments.top_up(top_up.clone()))
-                .await
-                .is_err()
+            if attempt(tally, "top up", || {
+                bearer(front.payments.top_up(top_up.clone()), token)
+            })
+            .await
+            .is_err()
             {
                 break;
             }
@@ -299,7 +373,10 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
             quantity: rng.range(1, 4) as u32,
         };
         bump(&tally.placed);
-        let Ok(order) = attempt(tally, "place order", || front.orders.place(request.clone())).await
+        let Ok(order) = attempt(tally, "place order", || {
+            bearer(front.orders.place(request.clone()), token)
+        })
+        .await
         else {
             // Counted as failed; placed again at the end, so that it does not stay half-done.
             unfinished.push(request);
@@ -310,8 +387,8 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
                 bump(&tally.paid);
                 if rng.chance(15) {
                     let id = order.order_id;
-                    if let Ok(o) = attempt(tally, "cancel order", || front.orders.cancel(id)).await
-                    {
+                    let cancel = || bearer(front.orders.cancel(id), token);
+                    if let Ok(o) = attempt(tally, "cancel order", cancel).await {
                         if o.state == OrderState::Cancelled as i32 {
                             bump(&tally.cancelled);
                         }
@@ -333,7 +410,7 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
     }
     for request in unfinished {
         let _ = attempt(tally, "place order again", || {
-            front.orders.place(request.clone())
+            bearer(front.orders.place(request.clone()), token)
         })
         .await;
     }

@@ -1,6 +1,7 @@
 //! The whole shop in one process (`cargo run --release --example shop`): every replica on its
 //! own runtime and port ([`Host`]), the in-process registry, simulated customers, replicas killed
-//! mid-run, and the report.
+//! mid-run, and the report. With `--secure` (feature `secure`), over mutual TLS with customers
+//! signed in ([`super::security`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use rpc_core::Server;
 use rpc_discovery::{MemoryRegistry, Registry};
 use tokio::time::Instant;
+use tower::Layer;
 
 use super::audit::{invariants, Check, Snapshot};
 use super::catalogue::{CatalogueServer, MemoryCatalogue, Product};
@@ -22,6 +24,7 @@ use super::metrics::MethodFigures;
 use super::notifications::{MemoryNotifications, NotificationsServer};
 use super::orders::{OrderBook, OrderState, OrdersReplica, OrdersServer, RECOVER_PERIOD};
 use super::payments::{MemoryPayments, PaymentsServer};
+use super::security::Shield;
 use super::users::{MemoryUsers, UsersServer};
 use super::wiring::Wiring;
 
@@ -39,6 +42,9 @@ pub struct RunConfig {
     pub seed: u64,
     /// Kill `inventory-2` at 35 % of the run and `orders-2` at 55 %.
     pub kill: bool,
+    /// Mutual TLS between the services, customers signed in, orders and payments authorized
+    /// ([`super::security`]; needs the feature `secure`).
+    pub secure: bool,
 }
 
 impl Default for RunConfig {
@@ -49,6 +55,7 @@ impl Default for RunConfig {
             duration: Duration::from_secs(6),
             seed: 1,
             kill: true,
+            secure: false,
         }
     }
 }
@@ -70,7 +77,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Every invariant holds and no customer operation failed.
+    /// Every invariant holds (with `--secure`, every forbidden call was refused) and no
+    /// customer operation failed.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(Check::ok) && self.tally.failed.load(Ordering::Relaxed) == 0
     }
@@ -80,13 +88,17 @@ impl Outcome {
 /// Progress lines (the start, the kills) are printed as they happen.
 ///
 /// # Errors
-/// A replica that could not start or register within 10 s, or an audit that could not be read.
+/// A replica that could not start or register within 10 s, an audit that could not be read, or
+/// `secure` without the feature `secure`.
 pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
     let memory = MemoryRegistry::new();
     let registry: Arc<dyn Registry> = Arc::new(memory.clone());
+    let shield = Shield::when(config.secure)?;
 
     // Each service's state, shared by its replicas (their database).
-    let users = MemoryUsers::default();
+    let users = shield
+        .tokens()
+        .map_or_else(MemoryUsers::default, MemoryUsers::with_tokens);
     let catalogue = MemoryCatalogue::new(PRODUCTS.iter().map(|&(sku, name, price, _)| Product {
         sku: sku.to_owned(),
         name: name.to_owned(),
@@ -104,24 +116,35 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         "users-1",
         "shop.Users",
         r(),
+        shield.listen("users")?,
         move || async move { Ok(Server::builder().add_service(UsersServer::new(users))) },
     )?);
     hosts.push(Host::start(
         "catalogue-1",
         "shop.Catalogue",
         r(),
+        shield.listen("catalogue")?,
         move || async move { Ok(Server::builder().add_service(CatalogueServer::new(catalogue))) },
     )?);
+    let payments_auth = shield.payments_auth()?;
     hosts.push(Host::start(
         "payments-1",
         "shop.Payments",
         r(),
-        move || async move { Ok(Server::builder().add_service(PaymentsServer::new(payments))) },
+        shield.listen("payments")?,
+        move || async move {
+            let service = PaymentsServer::new(payments);
+            Ok(match payments_auth {
+                Some(auth) => Server::builder().add_service(auth.layer(service)),
+                None => Server::builder().add_service(service),
+            })
+        },
     )?);
     hosts.push(Host::start(
         "notifications-1",
         "shop.Notifications",
         r(),
+        shield.listen("notifications")?,
         move || async move {
             Ok(Server::builder().add_service(NotificationsServer::new(notifications)))
         },
@@ -133,6 +156,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
             &name,
             "shop.Inventory",
             r(),
+            shield.listen("inventory")?,
             move || async move {
                 // Every replica sweeps expired holds: the store keeps them from doing it twice.
                 tokio::spawn(inventory.clone().sweep(SWEEP));
@@ -141,18 +165,24 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         )?);
     }
     for i in 1..=2 {
-        let wiring = Wiring::new(r());
+        let wiring = shield.wiring(r(), "orders")?;
         wirings.push(wiring.clone());
         let book = book.clone();
         let name = format!("orders-{i}");
+        let auth = shield.orders_auth()?;
         hosts.push(Host::start(
             &name,
             "shop.Orders",
             r(),
+            shield.listen("orders")?,
             move || async move {
                 let replica = OrdersReplica::new(book, &wiring).await?;
                 tokio::spawn(replica.clone().recover(RECOVER_PERIOD));
-                Ok(Server::builder().add_service(OrdersServer::new(replica)))
+                let service = OrdersServer::new(replica);
+                Ok(match auth {
+                    Some(auth) => Server::builder().add_service(auth.layer(service)),
+                    None => Server::builder().add_service(service),
+                })
             },
         )?);
     }
@@ -166,7 +196,12 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     println!(
-        "shop: {replicas} replicas of 6 services on 127.0.0.1, in-process registry; {} customers for {:.1} s",
+        "shop: {replicas} replicas of 6 services on 127.0.0.1{}, in-process registry; {} customers for {:.1} s",
+        if shield.is_on() {
+            " over mutual TLS"
+        } else {
+            ""
+        },
         config.customers,
         config.duration.as_secs_f64()
     );
@@ -195,7 +230,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
             Ok(())
         }
     };
-    let outcome = drive(config, registry, wirings, faults).await;
+    let outcome = drive(config, registry, &shield, wirings, faults).await;
     drop(hosts);
     outcome
 }
@@ -218,13 +253,15 @@ pub async fn restock(front: &Frontend) -> Result<(), BoxError> {
 /// Drives a running shop found through `registry`: the customers shop for the configured time
 /// while `faults` runs (given the customers' clients, when they started, and for how long),
 /// then the audits are read and checked. `wirings` are those of the shop's own clients in this
-/// process, whose figures join the report's.
+/// process, whose figures join the report's. The customers call as `web` and the audit as
+/// `auditor` through `shield`.
 ///
 /// # Errors
 /// `faults`' error, a customer task that panicked, or an audit that could not be read.
 pub async fn drive<F, Fut>(
     config: &RunConfig,
     registry: Arc<dyn Registry>,
+    shield: &Shield,
     mut wirings: Vec<Wiring>,
     faults: F,
 ) -> Result<Outcome, BoxError>
@@ -232,9 +269,12 @@ where
     F: FnOnce(Frontend, Instant, Duration) -> Fut,
     Fut: Future<Output = Result<(), BoxError>>,
 {
-    let front_wiring = Wiring::new(registry.clone());
+    let front_wiring = shield.wiring(registry.clone(), "web")?;
     wirings.push(front_wiring.clone());
-    let front = Frontend::new(&front_wiring).await?;
+    let mut front = Frontend::new(&front_wiring).await?;
+    if shield.is_on() {
+        front = front.signing_in();
+    }
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let end = started + config.duration;
@@ -251,10 +291,35 @@ where
     let ran = started.elapsed();
 
     // The audits answer with every record at once: the auditor takes frames up to 256 MiB.
-    let auditor = Frontend::new(&Wiring::new(registry).max_frame_size(256 << 20)).await?;
+    let auditor = shield
+        .wiring(registry, "auditor")?
+        .max_frame_size(256 << 20);
+    let auditor = Frontend::new(&auditor).await?;
     let snapshot = Snapshot::take(&auditor, &Tally::default(), Duration::from_secs(15)).await?;
-    let checks = invariants(&snapshot);
+    let mut checks = invariants(&snapshot);
+    if shield.is_on() {
+        let (tried, refused) = (
+            tally.forbidden.load(Ordering::Relaxed),
+            tally.forbidden_refused.load(Ordering::Relaxed),
+        );
+        let mut violations = Vec::new();
+        if refused < tried || tried == 0 {
+            violations.push(format!("{refused} of {tried} forbidden calls refused"));
+        }
+        checks.push(Check {
+            name: "every call for another customer's account or without a token was refused",
+            violations,
+        });
+    }
     let mut report = render(&tally, &snapshot, &wirings, ran);
+    if let Some(line) = shield.report() {
+        let _ = writeln!(
+            report,
+            "{line}; customers' calls for another account or without a token {}, refused {}",
+            tally.forbidden.load(Ordering::Relaxed),
+            tally.forbidden_refused.load(Ordering::Relaxed)
+        );
+    }
     report.push_str("invariants\n");
     for c in &checks {
         let verdict = if c.ok() { "ok" } else { "VIOLATED" };

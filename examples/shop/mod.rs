@@ -25,6 +25,10 @@
 //!
 //! [`journey`] drives the shop with simulated customers and [`audit`] checks, through the
 //! services' own `Audit` methods, that nothing was lost or applied twice.
+//!
+//! With `--secure` (feature `secure`) every process talks over mutual TLS with an identity of its
+//! own, customers sign in for a JWT, and orders and payments authorize each call
+//! ([`security`]).
 
 pub mod audit;
 pub mod catalogue;
@@ -38,6 +42,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
+pub mod security;
 pub mod store;
 pub mod users;
 pub mod wiring;

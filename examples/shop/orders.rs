@@ -30,12 +30,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpc_core::{service, Code, ServiceError, Status};
+use rpc_core::{service, Code, Context, ServiceError, Status};
 
 use super::catalogue::CatalogueClient;
 use super::inventory::{InventoryClient, InventoryError, ReserveRequest};
 use super::notifications::{Notice, NotificationsClient};
 use super::payments::{Charge, PaymentError, PaymentsClient};
+use super::security::check_owner;
 use super::store::{list, transact, MemoryStore, Store};
 use super::users::UsersClient;
 use super::wiring::{Stack, Wiring};
@@ -138,18 +139,20 @@ pub struct OrderList {
 pub trait Orders {
     /// Places an order (the saga in the module docs) and returns it paid or refused. Placing an
     /// id again returns the order as it ended, or finishes it if it is still pending.
-    #[rpc(idempotent, timeout = "3s")]
-    async fn place(&self, request: PlaceOrder) -> Result<Order, Status>;
+    /// `PermissionDenied` when a customer places it for an account not their own.
+    #[rpc(idempotent, timeout = "3s", scope = "orders:write")]
+    async fn place(&self, ctx: &Context, request: PlaceOrder) -> Result<Order, Status>;
 
     /// Cancels a paid order: refunds it and returns its stock. A refused or already cancelled
     /// order is returned as it is; `NotFound` for an unknown id; `FailedPrecondition` for one still
-    /// pending.
-    #[rpc(idempotent, timeout = "3s")]
-    async fn cancel(&self, order_id: u64) -> Result<Order, Status>;
+    /// pending; `PermissionDenied` for another customer's order.
+    #[rpc(idempotent, timeout = "3s", scope = "orders:write")]
+    async fn cancel(&self, ctx: &Context, order_id: u64) -> Result<Order, Status>;
 
-    /// The order `order_id`; `NotFound` if there is none.
-    #[rpc(idempotent, timeout = "500ms")]
-    async fn get(&self, order_id: u64) -> Result<Order, Status>;
+    /// The order `order_id`; `NotFound` if there is none, `PermissionDenied` if it is another
+    /// customer's.
+    #[rpc(idempotent, timeout = "500ms", scope = "orders:read")]
+    async fn get(&self, ctx: &Context, order_id: u64) -> Result<Order, Status>;
 
     /// Every order, for audits.
     #[rpc(idempotent, timeout = "2s")]
@@ -583,12 +586,13 @@ impl OrdersReplica {
         // Paid, cancel decided: `cancel` takes the lock itself, and only goes on with a paid
         // order (a cancel never starts here: the order already carries the decision).
         drop(guard);
-        self.cancel(id).await
+        self.cancel(&Context::new(), id).await
     }
 }
 
 impl Orders for OrdersReplica {
-    async fn place(&self, request: PlaceOrder) -> Result<Order, Status> {
+    async fn place(&self, ctx: &Context, request: PlaceOrder) -> Result<Order, Status> {
+        check_owner(ctx, request.account_id)?;
         if request.quantity == 0 {
             return Err(Status::invalid_argument("an order needs at least one unit"));
         }
@@ -622,7 +626,12 @@ impl Orders for OrdersReplica {
         self.saga(order).await
     }
 
-    async fn cancel(&self, order_id: u64) -> Result<Order, Status> {
+    async fn cancel(&self, ctx: &Context, order_id: u64) -> Result<Order, Status> {
+        if ctx.principal().is_some() {
+            let order = self.book.get(order_id).await?;
+            let order = order.ok_or_else(|| Status::not_found(format!("no order {order_id}")))?;
+            check_owner(ctx, order.account_id)?;
+        }
         let lock = self.book.lock_for(order_id);
         let _one_at_a_time = lock.lock().await;
         let order = match self.book.decide_cancel(order_id).await? {
@@ -648,11 +657,14 @@ impl Orders for OrdersReplica {
         }
     }
 
-    async fn get(&self, order_id: u64) -> Result<Order, Status> {
-        self.book
+    async fn get(&self, ctx: &Context, order_id: u64) -> Result<Order, Status> {
+        let order = self
+            .book
             .get(order_id)
             .await?
-            .ok_or_else(|| Status::not_found(format!("no order {order_id}")))
+            .ok_or_else(|| Status::not_found(format!("no order {order_id}")))?;
+        check_owner(ctx, order.account_id)?;
+        Ok(order)
     }
 
     async fn audit(&self) -> Result<OrderList, Status> {

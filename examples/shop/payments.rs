@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use rpc_core::{service, ServiceError, Status};
+use rpc_core::{service, Context, ServiceError, Status};
 
 /// Money into a customer's wallet.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
@@ -154,8 +154,9 @@ impl ServiceError for PaymentError {
 #[service(name = "shop.Payments", version = "1")]
 pub trait Payments {
     /// Adds money to a wallet (opening it on first use); a repeated `top_up_id` is applied once.
-    #[rpc(idempotent, timeout = "1s")]
-    async fn top_up(&self, top_up: TopUp) -> Result<Balance, PaymentError>;
+    /// `PermissionDenied` (as `PaymentError::Rpc`) when a customer tops up another's wallet.
+    #[rpc(idempotent, timeout = "1s", scope = "payments:write")]
+    async fn top_up(&self, ctx: &Context, top_up: TopUp) -> Result<Balance, PaymentError>;
 
     /// Charges an order to its customer's wallet, once: a repeat returns the balance without
     /// charging again. `Declined` if the wallet holds too little; `Void` once the order was
@@ -196,7 +197,8 @@ pub struct MemoryPayments {
 }
 
 impl Payments for MemoryPayments {
-    async fn top_up(&self, top_up: TopUp) -> Result<Balance, PaymentError> {
+    async fn top_up(&self, ctx: &Context, top_up: TopUp) -> Result<Balance, PaymentError> {
+        super::security::check_owner(ctx, top_up.account_id).map_err(PaymentError::Rpc)?;
         let mut s = super::lock(&self.state);
         let s = &mut *s;
         if let std::collections::hash_map::Entry::Vacant(e) = s.top_ups.entry(top_up.top_up_id) {

@@ -22,11 +22,15 @@ use super::metrics::{Metered, MeteredLayer, Metrics};
 /// see a burst of failures and shut out the replica that still works.
 pub type Stack = Metered<Deadline<Retry<BalancedChannel>>>;
 
+/// Makes the endpoint of a replica from the address it registered.
+pub type Connect = Arc<dyn Fn(&str) -> Result<Endpoint, Status> + Send + Sync>;
+
 /// What the clients of one process share: the registry, counters of middleware decisions, the
 /// per-method figures, and the balanced channels made (for their endpoint counters).
 #[derive(Clone)]
 pub struct Wiring {
     registry: Arc<dyn Registry>,
+    connect: Connect,
     /// Retries, breaker decisions.
     pub stats: Arc<Stats>,
     /// Calls, errors, latency per method.
@@ -46,6 +50,9 @@ impl Wiring {
     pub fn new(registry: Arc<dyn Registry>) -> Wiring {
         Wiring {
             registry,
+            connect: Arc::new(|addr: &str| {
+                Endpoint::from_uri(addr).map_err(|e| Status::invalid_argument(e.to_string()))
+            }),
             stats: Stats::new(),
             metrics: Metrics::new(),
             channels: Arc::default(),
@@ -58,6 +65,17 @@ impl Wiring {
     #[must_use]
     pub fn max_frame_size(mut self, bytes: u32) -> Wiring {
         self.max_frame_size = bytes;
+        self
+    }
+
+    /// How endpoints are made from registered addresses (default [`Endpoint::from_uri`]); the
+    /// secure shop connects over mutual TLS with the process's identity.
+    #[must_use]
+    pub fn connect_with(
+        mut self,
+        connect: impl Fn(&str) -> Result<Endpoint, Status> + Send + Sync + 'static,
+    ) -> Wiring {
+        self.connect = Arc::new(connect);
         self
     }
 
@@ -82,17 +100,16 @@ impl Wiring {
             .failure_rate(0.5, 20, Duration::from_secs(10))
             .open_for(Duration::from_millis(500));
         let max_frame = self.max_frame_size;
+        let connect = self.connect.clone();
         let config = BalanceConfig::new()
             .eject_after(2)
             .ejection(Duration::from_millis(200), Duration::from_secs(2))
             .breaker(breaker, self.stats.clone())
             .endpoint(move |instance| {
-                Endpoint::from_uri(&instance.addr)
-                    .map(|e| {
-                        e.connect_timeout(Duration::from_secs(1))
-                            .max_frame_size(max_frame)
-                    })
-                    .map_err(|e| Status::invalid_argument(e.to_string()))
+                connect(&instance.addr).map(|e| {
+                    e.connect_timeout(Duration::from_secs(1))
+                        .max_frame_size(max_frame)
+                })
             });
         let balanced = BalancedChannel::with_config(watch, config);
         super::lock(&self.channels).push(balanced.clone());

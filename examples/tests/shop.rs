@@ -11,8 +11,9 @@ use examples::shop::orders::{Order, OrderList, OrderState};
 use examples::shop::payments::{
     Charge, ChargeAudit, MemoryPayments, PaymentError, Payments, PaymentsAudit, TopUp, WalletAudit,
 };
+use examples::shop::users::{MemoryUsers, SignIn, SignUp, Users};
 use examples::shop::ReserveRequest;
-use rpc_core::Context;
+use rpc_core::{Code, Context};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_with_two_replicas_killed_loses_nothing() {
@@ -21,6 +22,7 @@ async fn a_short_run_with_two_replicas_killed_loses_nothing() {
         duration: Duration::from_millis(1500),
         seed: 3,
         kill: true,
+        secure: false,
     };
     let outcome = run(&config).await.expect("the shop runs");
     println!("{}{}", outcome.report, outcome.summary);
@@ -238,8 +240,8 @@ async fn repeats_apply_once_and_an_unconfirmed_hold_expires() {
         top_up_id: 1,
         amount_cents: 1_000,
     };
-    payments.top_up(top_up.clone()).await.unwrap();
-    payments.top_up(top_up).await.unwrap();
+    payments.top_up(&ctx, top_up.clone()).await.unwrap();
+    payments.top_up(&ctx, top_up).await.unwrap();
     let charge = Charge {
         order_id: 7,
         account_id: 1,
@@ -379,4 +381,96 @@ async fn concurrent_transactions_on_one_record_lose_no_update() {
     assert_eq!(total, Some(1000));
     // The transactions did interleave: some commits found the record changed and ran again.
     assert!(store.conflicts.load(std::sync::atomic::Ordering::Relaxed) > 0);
+}
+
+/// A password is checked, the same refusal for an unknown address and a wrong password, and
+/// without a token signer signing in is refused as not set up.
+#[tokio::test]
+async fn sign_in_checks_the_password() {
+    struct Counting;
+    impl examples::shop::users::SessionTokens for Counting {
+        fn issue(&self, account_id: u64) -> Result<String, rpc_core::Status> {
+            Ok(format!("token-for-{account_id}"))
+        }
+    }
+    let users = MemoryUsers::with_tokens(std::sync::Arc::new(Counting));
+    let sign_up = SignUp {
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+        password: "correct horse".into(),
+    };
+    let account = users.sign_up(sign_up).await.unwrap();
+    let sign_in = |email: &str, password: &str| SignIn {
+        email: email.into(),
+        password: password.into(),
+    };
+    let session = users
+        .sign_in(sign_in("ada@example.com", "correct horse"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (session.account_id, session.token.as_str()),
+        (account.id, "token-for-1")
+    );
+    let wrong = users
+        .sign_in(sign_in("ada@example.com", "battery staple"))
+        .await
+        .unwrap_err();
+    let unknown = users
+        .sign_in(sign_in("bob@example.com", "correct horse"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!(
+        (wrong.code(), wrong.message()),
+        (unknown.code(), unknown.message())
+    );
+
+    let without = MemoryUsers::default()
+        .sign_in(sign_in("ada@example.com", "correct horse"))
+        .await
+        .unwrap_err();
+    assert_eq!(without.code(), Code::FailedPrecondition);
+}
+
+/// The secure shop: every service over mutual TLS, customers signed in, orders and payments
+/// authorized. It loses nothing with replicas killed, every forbidden call is refused, and the
+/// report counts what the auth layers decided.
+#[cfg(feature = "secure")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secure_shop_refuses_what_customers_must_not_do() {
+    let config = RunConfig {
+        customers: 30,
+        duration: Duration::from_millis(1500),
+        seed: 5,
+        kill: true,
+        secure: true,
+    };
+    let outcome = run(&config).await.expect("the secure shop runs");
+    println!("{}{}", outcome.report, outcome.summary);
+    assert!(outcome.passed(), "{}{}", outcome.report, outcome.summary);
+    assert!(outcome.snapshot.count(OrderState::Paid) > 0);
+    let tally = &outcome.tally;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&tally.forbidden), 2 * 30);
+    assert_eq!(load(&tally.forbidden_refused), 2 * 30);
+    assert!(
+        outcome
+            .report
+            .contains("security    mutual TLS between every process"),
+        "{}",
+        outcome.report
+    );
+}
+
+/// Without the feature, `--secure` is refused with how to get it, not silently ignored.
+#[cfg(not(feature = "secure"))]
+#[tokio::test]
+async fn secure_without_the_feature_is_an_error() {
+    let config = RunConfig {
+        secure: true,
+        ..RunConfig::default()
+    };
+    let e = run(&config).await.unwrap_err();
+    assert!(e.to_string().contains("--features secure"), "{e}");
 }
