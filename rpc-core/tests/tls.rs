@@ -289,6 +289,22 @@ async fn the_allow_list_refuses_other_clients_of_the_same_ca() {
         .await
         .expect_err("the CN does not count beside SANs");
     assert_eq!(e.code(), Code::Unavailable, "{e}");
+    // An allow-list without a client CA would admit everyone: it is an error, not ignored.
+    let s = ca.server();
+    let e = TlsAcceptor::new(ServerTlsConfig::from_pem(s.cert, s.key).allow_clients(["x"]))
+        .expect_err("an allow-list needs a client CA");
+    assert!(matches!(e, TlsError::AllowListWithoutClientCa), "{e}");
+    // Nor beside SANs the identity does not read (here only an IP address).
+    let ip_only = ca.leaf(
+        &["127.0.0.1"],
+        None,
+        "spiffe://shop.test/orders",
+        Validity::Now,
+    );
+    let e = echo(&channel(addr, "localhost", client(ip_only)))
+        .await
+        .expect_err("the CN does not count beside an IP address SAN");
+    assert_eq!(e.code(), Code::Unavailable, "{e}");
     running.shutdown().await;
 }
 
@@ -476,9 +492,10 @@ async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
         "ops-token",
         Principal::new("ops", AuthMethod::BearerToken).with_roles(["service"]),
     );
+    // The certificate's authenticator first: the call's own credentials win anyway.
     let auth = AuthLayer::new()
-        .authenticator(tokens)
         .authenticator(PeerCertificates::new().roles("spiffe://shop.test/orders", ["service"]))
+        .authenticator(tokens)
         .policy(Policy::new().service("demo.Echo", Rule::role("service")));
     let svc = RawService::new("demo.Echo").method("Who", |_req: Request| async move {
         let who = Context::current()
@@ -512,16 +529,21 @@ async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
         r#"spiffe://shop.test/orders ["service"]"#
     );
     // A token on the same connection: the token's principal, not the certificate's.
-    let with_token = |t: &str| {
+    let with_key = |key: &str, t: &str| {
         let mut req = Request::new("demo.Echo/Who", "");
-        req.metadata_mut()
-            .insert(AUTHORIZATION, format!("Bearer {t}"));
+        req.metadata_mut().insert(key, format!("Bearer {t}"));
         req
     };
+    let with_token = |t: &str| with_key(AUTHORIZATION, t);
     let r = ch.unary(with_token("ops-token")).await.unwrap();
     assert_eq!(r.body().as_ref(), br#"ops ["service"]"#);
-    // A token that is refused is not replaced by the certificate.
+    // A token that is refused is not replaced by the certificate, however its key is spelled.
     let e = ch.unary(with_token("forged")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    let e = ch
+        .unary(with_key("Authorization", "forged"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e}");
     // Another service of the same CA: authenticated, but without the role.
     let users = ca.leaf(

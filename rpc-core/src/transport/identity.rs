@@ -53,8 +53,20 @@ impl PeerIdentity {
             })
     }
 
+    /// No DNS or URI name was read and the certificate has no subjectAltName extension at all
+    /// (one holding only IP addresses, e-mail addresses or names the parser skipped still
+    /// counts: its common name is not a name the CA's constraints vouched for). The extension is
+    /// looked for by its OID's encoding anywhere in the certificate, so a chance match elsewhere
+    /// can only make the common name not count, never count wrongly.
     fn has_no_sans(&self) -> bool {
-        self.dns_names.is_empty() && self.uris.is_empty()
+        // OBJECT IDENTIFIER 2.5.29.17 (id-ce-subjectAltName), RFC 5280 §4.2.1.6.
+        const SAN_OID: [u8; 5] = [0x06, 0x03, 0x55, 0x1d, 0x11];
+        self.dns_names.is_empty()
+            && self.uris.is_empty()
+            && !self
+                .certificate
+                .windows(SAN_OID.len())
+                .any(|w| w == SAN_OID)
     }
 
     /// Every name, SANs first, then the common name.
@@ -175,6 +187,15 @@ mod tests {
         let legacy = id(&[], "payments");
         assert!(legacy.has_name("payments"));
         assert_eq!(legacy.primary_name(), Some("payments"));
+        // Only an IP address SAN (not read into the names): the CN still does not count.
+        let ip_only = PeerIdentity {
+            certificate: vec![
+                0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x11, 0x04, 0x03, 0x87, 0x01, 0x7f,
+            ],
+            ..id(&[], "payments")
+        };
+        assert!(!ip_only.has_name("payments"));
+        assert_eq!(ip_only.primary_name(), None);
         let modern = id(&["x.team-a.internal"], "payments");
         assert!(!modern.has_name("payments"));
         assert!(modern.has_name("x.team-a.internal"));

@@ -104,6 +104,10 @@ pub enum TlsError {
     /// A server name that is neither a DNS name nor an IP address.
     #[error("invalid TLS server name {0:?}")]
     ServerName(String),
+    /// An allow-list of clients without a client CA to verify their certificates against: it
+    /// would admit every client, so it is refused rather than ignored.
+    #[error("an allow-list of clients needs a client CA (client_ca_pem or client_ca_pem_file)")]
+    AllowListWithoutClientCa,
 }
 
 /// The crypto provider: `ring`, named here so that no process-wide default is ever needed, with
@@ -266,7 +270,8 @@ impl ServerTlsConfig {
         self
     }
 
-    /// With a client CA: accept only clients whose certificate has one of `names` (a DNS name,
+    /// With a client CA (without one, [`build`](ServerTlsConfig::build) fails with
+    /// [`TlsError::AllowListWithoutClientCa`]): accept only clients whose certificate has one of `names` (a DNS name,
     /// a URI SAN such as a SPIFFE id, or the common name of a certificate without SANs),
     /// refusing the others in the handshake. An allow-list makes client certificates mandatory,
     /// even with [`client_auth_optional`](ServerTlsConfig::client_auth_optional): a client
@@ -294,8 +299,11 @@ impl ServerTlsConfig {
     ///
     /// # Errors
     /// A file that cannot be read, PEM that does not parse, a key that does not match the
-    /// certificate, or no usable client CA.
+    /// certificate, no usable client CA, or an allow-list without a client CA.
     pub fn build(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        if self.allowed_clients.is_some() && self.client_ca.is_empty() {
+            return Err(TlsError::AllowListWithoutClientCa);
+        }
         let provider = provider();
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;

@@ -133,17 +133,18 @@ async fn retry_budget_caps_retries_at_its_ratio() {
 }
 
 /// A refusal that reached no handler is safe to repeat, but a refusal about the request or the
-/// caller (bad arguments, refused credentials, a deadline already passed) gets the same answer
-/// again: it is the answer at once. A server that does not serve the method may be a replica
-/// mid-deploy, and one that sheds may have room a moment later: those are repeated.
+/// caller (bad arguments, refused credentials, a cancelled call) gets the same answer again: it
+/// is the answer at once. A server that does not serve the method may be a replica mid-deploy,
+/// one that sheds may have room a moment later, and an attempt's own deadline may pass on a
+/// replica that never took the call: those are repeated.
 #[tokio::test(start_paused = true)]
 async fn refusals_a_repeat_cannot_change_are_not_retried() {
     for (code, retried) in [
         (Code::PermissionDenied, false),
         (Code::Unauthenticated, false),
         (Code::InvalidArgument, false),
-        (Code::DeadlineExceeded, false),
         (Code::Cancelled, false),
+        (Code::DeadlineExceeded, true),
         (Code::Unimplemented, true),
         (Code::ResourceExhausted, true),
         (Code::Unavailable, true),

@@ -11,8 +11,8 @@ use tower::{Layer, Service};
 use super::{AuthError, AuthMethod, Authenticator, Principal, AUTHORIZATION, MAX_TOKEN_LEN};
 use crate::{Request, Status};
 
-/// The token of `authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1);
-/// `Ok(None)` without an `authorization` entry.
+/// The token of `authorization: Bearer <token>` (key and scheme case-insensitive, as HTTP's
+/// field names and RFC 6750 §2.1's scheme are); `Ok(None)` without an `authorization` entry.
 ///
 /// # Errors
 /// [`AuthError::Malformed`] for another scheme, an empty token, a value that is not UTF-8, one
@@ -22,7 +22,7 @@ pub fn bearer_token(req: &Request) -> Result<Option<&str>, AuthError> {
     let mut entries = req
         .metadata()
         .iter()
-        .filter(|(k, _)| *k == AUTHORIZATION)
+        .filter(|(k, _)| k.eq_ignore_ascii_case(AUTHORIZATION))
         .map(|(_, v)| v);
     let Some(raw) = entries.next() else {
         return Ok(None);

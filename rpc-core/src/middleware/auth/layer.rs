@@ -157,14 +157,19 @@ impl<S> Auth<S> {
     }
 
     fn decide(&self, req: &mut Request) -> Result<(), Status> {
-        // Each authenticator in turn, until one finds a principal. A refusal does not end the
-        // search (a token one issuer does not know, another may), but a call whose credentials
-        // were refused never runs as its connection's certificate instead: a gateway that
-        // forwards a user's bad token must not get the call through as itself.
+        // Each authenticator in turn, until one finds a principal in the call's own credentials.
+        // A refusal does not end the search (a token one issuer does not know, another may). The
+        // connection's certificate counts only when the call carries no credentials that verify
+        // and none that were refused, whatever the order the authenticators were added in: a
+        // gateway that forwards a user's bad token must not get the call through as itself.
         let mut found = None;
+        let mut certificate = None;
         let mut refused = None;
         for a in &self.config.authenticators {
             match a.authenticate(req) {
+                Ok(Some(p)) if p.method == AuthMethod::MutualTls => {
+                    certificate.get_or_insert(p);
+                }
                 Ok(Some(p)) => {
                     found = Some(p);
                     break;
@@ -175,13 +180,11 @@ impl<S> Auth<S> {
                 }
             }
         }
-        if let Some(e) = refused {
-            if found
-                .as_ref()
-                .is_none_or(|p| p.method == AuthMethod::MutualTls)
-            {
+        if found.is_none() {
+            if let Some(e) = refused {
                 return Err(refuse(req, Code::Unauthenticated, &e.to_string()));
             }
+            found = certificate;
         }
         let decision = match &self.config.policy {
             Some(policy) => policy.decide(req.path(), found.as_ref()),

@@ -100,15 +100,13 @@ pub(super) fn may_retry(req: &Request, status: &Status) -> bool {
 
 /// Answers about the request or the caller, not about the server that gave them: the same
 /// request gets them again from any replica (a malformed request, missing or refused
-/// credentials, a deadline already passed, a call the caller cancelled). Retrying them would
-/// only multiply the load of a caller that is already wrong.
+/// credentials, a call the caller cancelled). Retrying them would only multiply the load of a
+/// caller that is already wrong. (`DeadlineExceeded` is not among them: with a deadline per
+/// attempt, a replica that never took the call is worth leaving for another; the call's own
+/// deadline still ends the retries.)
 fn repeat_cannot_help(code: Code) -> bool {
     matches!(
         code,
-        Code::InvalidArgument
-            | Code::Unauthenticated
-            | Code::PermissionDenied
-            | Code::DeadlineExceeded
-            | Code::Cancelled
+        Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied | Code::Cancelled
     )
 }
