@@ -4,8 +4,9 @@
 //! the third); at the end it reads what it was told.
 //!
 //! In the secure shop ([`Frontend::signs_in`]) a customer also signs in after signing up, sends
-//! its token with every order and top-up, and once tries what it must not: to read an order
-//! without its token, and to place one for another customer's account. Both must be refused.
+//! its token with every order, top-up and reading of its notices, and once tries what it must
+//! not: to place an order for another customer's account, to read an order without its token,
+//! and to read another customer's notices. All three must be refused.
 //!
 //! A customer retries an operation that failed for a reason of the transport (the stack's own
 //! retries were not enough, or its retry budget was spent), as a shop's front end would, up to
@@ -298,17 +299,29 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
             return;
         };
         token = Some(session.token);
-        // What a customer must not do: both are refused before anything runs.
+        // What a customer must not do: each is refused before anything changes. (Repeated, as
+        // any operation, after an error of the transport: only the answer tells.)
         let other = PlaceOrder {
             order_id: (n << 20) | 0xf_ffff,
             account_id: account.id + 1,
             sku: PRODUCTS[0].0.to_owned(),
             quantity: 1,
         };
-        let place = bearer(front.orders.place(other), token.as_deref()).await;
+        let place = attempt(tally, "order for another account", || {
+            bearer(front.orders.place(other.clone()), token.as_deref())
+        })
+        .await;
         forbidden(tally, "an order for another account", place);
-        let get = front.orders.get((n << 20) | 1).await;
+        let get = attempt(tally, "order without a token", || {
+            front.orders.get((n << 20) | 1)
+        })
+        .await;
         forbidden(tally, "reading an order without a token", get);
+        let notices = attempt(tally, "another customer's notices", || {
+            bearer(front.notifications.sent(account.id + 1), token.as_deref())
+        })
+        .await;
+        forbidden(tally, "reading another customer's notices", notices);
     }
     let token = token.as_deref();
     // Most wallets cover many orders; one in five holds little, so some payments are declined.
@@ -415,6 +428,9 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
         .await;
     }
     let id = account.id;
-    let _ = attempt(tally, "read notices", || front.notifications.sent(id)).await;
+    let _ = attempt(tally, "read notices", || {
+        bearer(front.notifications.sent(id), token)
+    })
+    .await;
     bump(&tally.customers);
 }

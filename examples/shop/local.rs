@@ -28,6 +28,17 @@ use super::security::Shield;
 use super::users::{MemoryUsers, UsersServer};
 use super::wiring::Wiring;
 
+/// A server hosting `service`, behind the auth layer `auth` (an `Option<AuthLayer>`) if there
+/// is one.
+macro_rules! guarded {
+    ($auth:expr, $service:expr) => {
+        match $auth {
+            Some(auth) => Server::builder().add_service(auth.layer($service)),
+            None => Server::builder().add_service($service),
+        }
+    };
+}
+
 /// How often an inventory replica releases expired holds.
 pub const SWEEP: Duration = Duration::from_millis(100);
 
@@ -117,27 +128,29 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         "shop.Users",
         r(),
         shield.listen("users")?,
-        move || async move { Ok(Server::builder().add_service(UsersServer::new(users))) },
+        {
+            let auth = shield.auth("shop.Users")?;
+            move || async move { Ok(guarded!(auth, UsersServer::new(users))) }
+        },
     )?);
     hosts.push(Host::start(
         "catalogue-1",
         "shop.Catalogue",
         r(),
         shield.listen("catalogue")?,
-        move || async move { Ok(Server::builder().add_service(CatalogueServer::new(catalogue))) },
+        {
+            let auth = shield.auth("shop.Catalogue")?;
+            move || async move { Ok(guarded!(auth, CatalogueServer::new(catalogue))) }
+        },
     )?);
-    let payments_auth = shield.payments_auth()?;
     hosts.push(Host::start(
         "payments-1",
         "shop.Payments",
         r(),
         shield.listen("payments")?,
-        move || async move {
-            let service = PaymentsServer::new(payments);
-            Ok(match payments_auth {
-                Some(auth) => Server::builder().add_service(auth.layer(service)),
-                None => Server::builder().add_service(service),
-            })
+        {
+            let auth = shield.auth("shop.Payments")?;
+            move || async move { Ok(guarded!(auth, PaymentsServer::new(payments))) }
         },
     )?);
     hosts.push(Host::start(
@@ -145,13 +158,15 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         "shop.Notifications",
         r(),
         shield.listen("notifications")?,
-        move || async move {
-            Ok(Server::builder().add_service(NotificationsServer::new(notifications)))
+        {
+            let auth = shield.auth("shop.Notifications")?;
+            move || async move { Ok(guarded!(auth, NotificationsServer::new(notifications))) }
         },
     )?);
     for i in 1..=2 {
         let inventory = inventory.clone();
         let name = format!("inventory-{i}");
+        let auth = shield.auth("shop.Inventory")?;
         hosts.push(Host::start(
             &name,
             "shop.Inventory",
@@ -160,7 +175,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
             move || async move {
                 // Every replica sweeps expired holds: the store keeps them from doing it twice.
                 tokio::spawn(inventory.clone().sweep(SWEEP));
-                Ok(Server::builder().add_service(InventoryServer::new(inventory)))
+                Ok(guarded!(auth, InventoryServer::new(inventory)))
             },
         )?);
     }
@@ -169,7 +184,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
         wirings.push(wiring.clone());
         let book = book.clone();
         let name = format!("orders-{i}");
-        let auth = shield.orders_auth()?;
+        let auth = shield.auth("shop.Orders")?;
         hosts.push(Host::start(
             &name,
             "shop.Orders",
@@ -178,11 +193,7 @@ pub async fn run(config: &RunConfig) -> Result<Outcome, BoxError> {
             move || async move {
                 let replica = OrdersReplica::new(book, &wiring).await?;
                 tokio::spawn(replica.clone().recover(RECOVER_PERIOD));
-                let service = OrdersServer::new(replica);
-                Ok(match auth {
-                    Some(auth) => Server::builder().add_service(auth.layer(service)),
-                    None => Server::builder().add_service(service),
-                })
+                Ok(guarded!(auth, OrdersServer::new(replica)))
             },
         )?);
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use rpc_core::{service, Status};
+use rpc_core::{service, Context, Status};
 
 /// One message to a customer about an order.
 #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
@@ -38,8 +38,9 @@ pub trait Notifications {
     async fn notify(&self, notice: Notice) -> Result<(), Status>;
 
     /// What customer `account_id` was told.
-    #[rpc(idempotent, timeout = "500ms")]
-    async fn sent(&self, account_id: u64) -> Result<Notices, Status>;
+    /// `PermissionDenied` for another customer's notices.
+    #[rpc(idempotent, timeout = "500ms", scope = "orders:read")]
+    async fn sent(&self, ctx: &Context, account_id: u64) -> Result<Notices, Status>;
 
     /// Every notice, for audits.
     #[rpc(idempotent, timeout = "2s")]
@@ -63,7 +64,8 @@ impl Notifications for MemoryNotifications {
         Ok(())
     }
 
-    async fn sent(&self, account_id: u64) -> Result<Notices, Status> {
+    async fn sent(&self, ctx: &Context, account_id: u64) -> Result<Notices, Status> {
+        super::security::check_owner(ctx, account_id)?;
         let notices = super::lock(&self.sent)
             .range((account_id, 0, String::new())..)
             .take_while(|(k, _)| k.0 == account_id)

@@ -145,12 +145,11 @@ pub trait Orders {
 
     /// Cancels a paid order: refunds it and returns its stock. A refused or already cancelled
     /// order is returned as it is; `NotFound` for an unknown id; `FailedPrecondition` for one still
-    /// pending; `PermissionDenied` for another customer's order.
+    /// pending, and for another customer's order.
     #[rpc(idempotent, timeout = "3s", scope = "orders:write")]
     async fn cancel(&self, ctx: &Context, order_id: u64) -> Result<Order, Status>;
 
-    /// The order `order_id`; `NotFound` if there is none, `PermissionDenied` if it is another
-    /// customer's.
+    /// The order `order_id`; `NotFound` if there is none or it is another customer's.
     #[rpc(idempotent, timeout = "500ms", scope = "orders:read")]
     async fn get(&self, ctx: &Context, order_id: u64) -> Result<Order, Status>;
 
@@ -630,7 +629,9 @@ impl Orders for OrdersReplica {
         if ctx.principal().is_some() {
             let order = self.book.get(order_id).await?;
             let order = order.ok_or_else(|| Status::not_found(format!("no order {order_id}")))?;
-            check_owner(ctx, order.account_id)?;
+            // Another customer's order reads as not found: its existence is not the caller's.
+            check_owner(ctx, order.account_id)
+                .map_err(|_| Status::not_found(format!("no order {order_id}")))?;
         }
         let lock = self.book.lock_for(order_id);
         let _one_at_a_time = lock.lock().await;
@@ -663,7 +664,8 @@ impl Orders for OrdersReplica {
             .get(order_id)
             .await?
             .ok_or_else(|| Status::not_found(format!("no order {order_id}")))?;
-        check_owner(ctx, order.account_id)?;
+        check_owner(ctx, order.account_id)
+            .map_err(|_| Status::not_found(format!("no order {order_id}")))?;
         Ok(order)
     }
 

@@ -12,7 +12,7 @@ pub struct TopUp {
     /// The customer.
     #[prost(uint64, tag = "1")]
     pub account_id: u64,
-    /// Chosen by the caller: a repeat with the same id is applied once.
+    /// Chosen by the caller: a repeat with the same id for the same account is applied once.
     #[prost(uint64, tag = "2")]
     pub top_up_id: u64,
     /// Cents.
@@ -153,7 +153,8 @@ impl ServiceError for PaymentError {
 /// Customers' wallets.
 #[service(name = "shop.Payments", version = "1")]
 pub trait Payments {
-    /// Adds money to a wallet (opening it on first use); a repeated `top_up_id` is applied once.
+    /// Adds money to a wallet (opening it on first use); a repeated `top_up_id` of an account is
+    /// applied once.
     /// `PermissionDenied` (as `PaymentError::Rpc`) when a customer tops up another's wallet.
     #[rpc(idempotent, timeout = "1s", scope = "payments:write")]
     async fn top_up(&self, ctx: &Context, top_up: TopUp) -> Result<Balance, PaymentError>;
@@ -184,7 +185,9 @@ struct Wallet {
 #[derive(Debug, Default)]
 struct State {
     wallets: HashMap<u64, Wallet>,
-    top_ups: HashMap<u64, u64>,
+    /// Top-ups applied, by account and top-up id: an id is the customer's own, so one customer
+    /// cannot use up another's ids.
+    top_ups: std::collections::HashSet<(u64, u64)>,
     charges: HashMap<u64, ChargeAudit>,
     /// Orders refunded before any charge: closed to charges.
     void: std::collections::HashSet<u64>,
@@ -201,8 +204,7 @@ impl Payments for MemoryPayments {
         super::security::check_owner(ctx, top_up.account_id).map_err(PaymentError::Rpc)?;
         let mut s = super::lock(&self.state);
         let s = &mut *s;
-        if let std::collections::hash_map::Entry::Vacant(e) = s.top_ups.entry(top_up.top_up_id) {
-            e.insert(top_up.account_id);
+        if s.top_ups.insert((top_up.account_id, top_up.top_up_id)) {
             let w = s.wallets.entry(top_up.account_id).or_default();
             w.topped_up += top_up.amount_cents;
             w.balance += top_up.amount_cents;

@@ -74,8 +74,9 @@ pub struct Account {
 /// Customer accounts.
 #[service(name = "shop.Users", version = "1")]
 pub trait Users {
-    /// Opens an account; signing up again with the same e-mail address returns the account it
-    /// already has (so a retried sign-up never opens two).
+    /// Opens an account; signing up again with the same e-mail address and password returns the
+    /// account it already has (so a retried sign-up never opens two), and with another password
+    /// is `AlreadyExists`. `InvalidArgument` without an address or a password.
     #[rpc(idempotent, timeout = "1s")]
     async fn sign_up(&self, request: SignUp) -> Result<Account, Status>;
 
@@ -134,14 +135,21 @@ impl MemoryUsers {
 
 impl Users for MemoryUsers {
     async fn sign_up(&self, request: SignUp) -> Result<Account, Status> {
-        if request.email.is_empty() {
+        if request.email.is_empty() || request.password.is_empty() {
             return Err(Status::invalid_argument(
-                "an account needs an e-mail address",
+                "an account needs an e-mail address and a password",
             ));
         }
         let mut s = super::lock(&self.state);
-        if let Some(id) = s.by_email.get(&request.email) {
-            return Ok(s.by_id[id].clone());
+        if let Some(&id) = s.by_email.get(&request.email) {
+            // A repeated sign-up (the same password) gets the account it opened; anyone else
+            // learns only that the address is taken.
+            if s.passwords.get(&id) == Some(&self.digest(id, &request.password)) {
+                return Ok(s.by_id[&id].clone());
+            }
+            return Err(Status::already_exists(
+                "an account with this e-mail address exists",
+            ));
         }
         let id = s.by_id.len() as u64 + 1;
         let account = Account {

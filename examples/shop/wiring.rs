@@ -22,8 +22,8 @@ use super::metrics::{Metered, MeteredLayer, Metrics};
 /// see a burst of failures and shut out the replica that still works.
 pub type Stack = Metered<Deadline<Retry<BalancedChannel>>>;
 
-/// Makes the endpoint of a replica from the address it registered.
-pub type Connect = Arc<dyn Fn(&str) -> Result<Endpoint, Status> + Send + Sync>;
+/// Makes the endpoint of a replica of a service (its wire name) from the address it registered.
+pub type Connect = Arc<dyn Fn(&str, &str) -> Result<Endpoint, Status> + Send + Sync>;
 
 /// What the clients of one process share: the registry, counters of middleware decisions, the
 /// per-method figures, and the balanced channels made (for their endpoint counters).
@@ -50,7 +50,7 @@ impl Wiring {
     pub fn new(registry: Arc<dyn Registry>) -> Wiring {
         Wiring {
             registry,
-            connect: Arc::new(|addr: &str| {
+            connect: Arc::new(|_service: &str, addr: &str| {
                 Endpoint::from_uri(addr).map_err(|e| Status::invalid_argument(e.to_string()))
             }),
             stats: Stats::new(),
@@ -68,12 +68,13 @@ impl Wiring {
         self
     }
 
-    /// How endpoints are made from registered addresses (default [`Endpoint::from_uri`]); the
-    /// secure shop connects over mutual TLS with the process's identity.
+    /// How endpoints are made from a service's name and a replica's registered address (default
+    /// [`Endpoint::from_uri`] of the address); the secure shop connects over mutual TLS with the
+    /// process's identity, expecting the service's certificate.
     #[must_use]
     pub fn connect_with(
         mut self,
-        connect: impl Fn(&str) -> Result<Endpoint, Status> + Send + Sync + 'static,
+        connect: impl Fn(&str, &str) -> Result<Endpoint, Status> + Send + Sync + 'static,
     ) -> Wiring {
         self.connect = Arc::new(connect);
         self
@@ -101,12 +102,13 @@ impl Wiring {
             .open_for(Duration::from_millis(500));
         let max_frame = self.max_frame_size;
         let connect = self.connect.clone();
+        let service_name = service.to_owned();
         let config = BalanceConfig::new()
             .eject_after(2)
             .ejection(Duration::from_millis(200), Duration::from_secs(2))
             .breaker(breaker, self.stats.clone())
             .endpoint(move |instance| {
-                connect(&instance.addr).map(|e| {
+                connect(&service_name, &instance.addr).map(|e| {
                     e.connect_timeout(Duration::from_secs(1))
                         .max_frame_size(max_frame)
                 })

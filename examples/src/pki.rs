@@ -1,6 +1,8 @@
 //! A throwaway PKI for the examples (feature `tls`): one CA made at start-up, and an identity per
 //! service it signs, named by a SPIFFE id (`spiffe://TRUST_DOMAIN/NAME`) and valid for
-//! `localhost` and `127.0.0.1`, for serving and for calling (both extended key usages).
+//! `NAME.TRUST_DOMAIN`, `localhost` and `127.0.0.1`, for serving and for calling (both extended
+//! key usages). A client that checks `NAME.TRUST_DOMAIN` knows which service it reached; one that
+//! checks `localhost` accepts any of them.
 //!
 //! ```
 //! use examples::pki::Pki;
@@ -77,8 +79,9 @@ impl Pki {
         self.ca.pem()
     }
 
-    /// A new identity `name`: SANs `spiffe://TRUST_DOMAIN/NAME`, `localhost` and `127.0.0.1`,
-    /// common name `name`, for both server and client authentication.
+    /// A new identity `name`: SANs `spiffe://TRUST_DOMAIN/NAME`, `NAME.TRUST_DOMAIN`,
+    /// `localhost` and `127.0.0.1`, common name `name`, for both server and client
+    /// authentication.
     ///
     /// # Errors
     /// A name that is not a valid URI path segment, or key generation or signing failed.
@@ -87,6 +90,7 @@ impl Pki {
         let mut p = CertificateParams::new(Vec::<String>::new())?;
         p.subject_alt_names = vec![
             SanType::URI(spiffe_id.clone().try_into()?),
+            SanType::DnsName(format!("{name}.{}", self.trust_domain).try_into()?),
             SanType::DnsName("localhost".try_into()?),
             SanType::IpAddress([127, 0, 0, 1].into()),
         ];

@@ -426,6 +426,20 @@ async fn sign_in_checks_the_password() {
         (unknown.code(), unknown.message())
     );
 
+    // Signing up again: the same password gets the account, another one only learns the
+    // address is taken.
+    let again = |password: &str| SignUp {
+        name: "Ada".into(),
+        email: "ada@example.com".into(),
+        password: password.into(),
+    };
+    assert_eq!(
+        users.sign_up(again("correct horse")).await.unwrap().id,
+        account.id
+    );
+    let taken = users.sign_up(again("guess")).await.unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+
     let without = MemoryUsers::default()
         .sign_in(sign_in("ada@example.com", "correct horse"))
         .await
@@ -452,8 +466,8 @@ async fn the_secure_shop_refuses_what_customers_must_not_do() {
     assert!(outcome.snapshot.count(OrderState::Paid) > 0);
     let tally = &outcome.tally;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(load(&tally.forbidden), 2 * 30);
-    assert_eq!(load(&tally.forbidden_refused), 2 * 30);
+    assert_eq!(load(&tally.forbidden), 3 * 30);
+    assert_eq!(load(&tally.forbidden_refused), 3 * 30);
     assert!(
         outcome
             .report
