@@ -5,7 +5,9 @@ use std::sync::Arc;
 use rpc_core::{service, Status};
 
 /// A product.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Product {
     /// Stock-keeping unit: the key in inventory and orders.
     #[prost(string, tag = "1")]
@@ -19,7 +21,9 @@ pub struct Product {
 }
 
 /// Products matching a search.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Products {
     /// In catalogue order.
     #[prost(message, repeated, tag = "1")]

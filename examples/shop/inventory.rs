@@ -14,7 +14,9 @@ use rpc_core::{service, Context, ServiceError, Status};
 use super::store::{list, transact, MemoryStore, Store};
 
 /// How many of one SKU are in stock.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct StockLevel {
     /// Stock-keeping unit.
     #[prost(string, tag = "1")]
@@ -25,7 +27,9 @@ pub struct StockLevel {
 }
 
 /// A request to hold units for an order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct ReserveRequest {
     /// The order the units are for.
     #[prost(uint64, tag = "1")]
@@ -39,7 +43,9 @@ pub struct ReserveRequest {
 }
 
 /// Units held for an order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Reservation {
     /// The order the units are for.
     #[prost(uint64, tag = "1")]
@@ -59,7 +65,9 @@ pub struct Reservation {
 }
 
 /// Units arriving at the warehouse.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Delivery {
     /// Stock-keeping unit.
     #[prost(string, tag = "1")]
@@ -70,7 +78,7 @@ pub struct Delivery {
 }
 
 /// Why the inventory refused: crosses the wire typed.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, rpc_core::Schema)]
 pub enum InventoryError {
     /// The SKU is not carried.
     UnknownSku {
@@ -135,7 +143,9 @@ impl ServiceError for InventoryError {
 }
 
 /// One SKU's stock as [`Inventory::audit`] reports it.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct SkuAudit {
     /// Stock-keeping unit.
     #[prost(string, tag = "1")]
@@ -158,7 +168,9 @@ pub struct SkuAudit {
 }
 
 /// A hold as [`Inventory::audit`] reports it.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct HoldAudit {
     /// The order.
     #[prost(uint64, tag = "1")]
@@ -175,7 +187,9 @@ pub struct HoldAudit {
 }
 
 /// Everything the inventory holds, for checking invariants.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct InventoryAudit {
     /// Per SKU, sorted.
     #[prost(message, repeated, tag = "1")]

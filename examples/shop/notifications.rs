@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use rpc_core::{service, Context, Status};
 
 /// One message to a customer about an order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Notice {
     /// The customer.
     #[prost(uint64, tag = "1")]
@@ -23,7 +25,9 @@ pub struct Notice {
 }
 
 /// Notices, sorted by account, then order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Notices {
     /// The notices.
     #[prost(message, repeated, tag = "1")]

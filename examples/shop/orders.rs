@@ -52,6 +52,7 @@ use super::wiring::{Stack, Wiring};
     prost::Enumeration,
     serde::Serialize,
     serde::Deserialize,
+    rpc_core::Schema,
 )]
 #[repr(i32)]
 pub enum OrderState {
@@ -78,7 +79,9 @@ impl OrderState {
 }
 
 /// A request to place an order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct PlaceOrder {
     /// Chosen by the caller, unique: placing the same id again is a repeat, not a new order.
     #[prost(uint64, tag = "1")]
@@ -95,7 +98,9 @@ pub struct PlaceOrder {
 }
 
 /// An order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Order {
     /// The caller's id.
     #[prost(uint64, tag = "1")]
@@ -127,7 +132,9 @@ pub struct Order {
 }
 
 /// Every order, for audits.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct OrderList {
     /// Sorted by order id.
     #[prost(message, repeated, tag = "1")]

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use rpc_core::{service, Context, ServiceError, Status};
 
 /// Money into a customer's wallet.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct TopUp {
     /// The customer.
     #[prost(uint64, tag = "1")]
@@ -21,7 +23,9 @@ pub struct TopUp {
 }
 
 /// A charge for an order.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Charge {
     /// The order: at most one charge per order.
     #[prost(uint64, tag = "1")]
@@ -35,7 +39,9 @@ pub struct Charge {
 }
 
 /// A wallet's balance after an operation.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Balance {
     /// The customer.
     #[prost(uint64, tag = "1")]
@@ -46,7 +52,9 @@ pub struct Balance {
 }
 
 /// One charge as [`Payments::audit`] reports it.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct ChargeAudit {
     /// The charge.
     #[prost(message, optional, tag = "1")]
@@ -60,7 +68,9 @@ pub struct ChargeAudit {
 }
 
 /// One wallet as [`Payments::audit`] reports it.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct WalletAudit {
     /// The customer.
     #[prost(uint64, tag = "1")]
@@ -74,7 +84,9 @@ pub struct WalletAudit {
 }
 
 /// Every charge and wallet, for audits.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct PaymentsAudit {
     /// Sorted by order id.
     #[prost(message, repeated, tag = "1")]
@@ -85,7 +97,7 @@ pub struct PaymentsAudit {
 }
 
 /// Why a payment was refused: crosses the wire typed.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, rpc_core::Schema)]
 pub enum PaymentError {
     /// The wallet holds less than the charge.
     Declined {

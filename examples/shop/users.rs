@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use rpc_core::{service, Status};
 
 /// A request to open an account.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct SignUp {
     /// Display name.
     #[prost(string, tag = "1")]
@@ -22,7 +24,9 @@ pub struct SignUp {
 }
 
 /// A request to sign in.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct SignIn {
     /// The account's e-mail address.
     #[prost(string, tag = "1")]
@@ -33,7 +37,9 @@ pub struct SignIn {
 }
 
 /// A signed-in customer.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Session {
     /// The account signed in.
     #[prost(uint64, tag = "1")]
@@ -58,7 +64,9 @@ pub trait SessionTokens: Send + Sync + 'static {
 }
 
 /// A customer account.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
 pub struct Account {
     /// Assigned at sign-up, from 1.
     #[prost(uint64, tag = "1")]

@@ -41,6 +41,7 @@ mod msgpack;
 #[doc(hidden)]
 pub mod probe;
 mod protobuf;
+pub mod schema;
 mod table;
 
 pub use compression::{decompress, Compression, DecompressError};

@@ -107,3 +107,43 @@ macro_rules! message_codecs {
         )
     }};
 }
+
+pub trait SchemaYes<T> {
+    fn schema_of(&self, defs: &mut crate::schema::Definitions) -> crate::schema::TypeRef;
+}
+impl<T: crate::schema::Schema> SchemaYes<T> for Probe<T> {
+    fn schema_of(&self, defs: &mut crate::schema::Definitions) -> crate::schema::TypeRef {
+        T::type_ref(defs)
+    }
+}
+pub trait SchemaNo<T> {
+    fn schema_of(&self, defs: &mut crate::schema::Definitions) -> crate::schema::TypeRef;
+}
+impl<T> SchemaNo<T> for &Probe<T> {
+    fn schema_of(&self, _: &mut crate::schema::Definitions) -> crate::schema::TypeRef {
+        crate::schema::TypeRef::Opaque(std::any::type_name::<T>().to_owned())
+    }
+}
+
+/// The schema of a concrete type, added to `defs` (a `&mut Definitions`): its [`Schema`] if it
+/// has one, otherwise [`TypeRef::Opaque`] with its Rust name.
+///
+/// [`Schema`]: crate::schema::Schema
+/// [`TypeRef::Opaque`]: crate::schema::TypeRef::Opaque
+///
+/// ```
+/// use rpc_codec::schema::{Definitions, TypeRef};
+///
+/// struct NoSchema;
+/// let mut defs = Definitions::new();
+/// assert_eq!(rpc_codec::message_schema!(Vec<u64>, &mut defs), TypeRef::List(Box::new(TypeRef::U64)));
+/// assert!(matches!(rpc_codec::message_schema!(NoSchema, &mut defs), TypeRef::Opaque(_)));
+/// ```
+#[macro_export]
+macro_rules! message_schema {
+    ($t:ty, $defs:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::probe::{SchemaNo as _, SchemaYes as _};
+        (&$crate::__private::probe::Probe::<$t>::new()).schema_of($defs)
+    }};
+}

@@ -24,6 +24,7 @@
 //!         idempotent: true,
 //!         timeout: None,
 //!         scope: None,
+//!         schemas: None, // `#[service]` fills it in
 //!     }],
 //! };
 //!
@@ -39,9 +40,13 @@ use std::str::FromStr;
 use serde_json::{json, Value};
 use tower::{Service, ServiceExt};
 
-pub use crate::descriptor::{MethodDescriptor, ServiceDescriptor};
+mod proto;
+
+pub use self::proto::{to_proto, ProtoExportError};
+pub use crate::descriptor::{MethodDescriptor, MethodSchemas, SchemaFn, ServiceDescriptor};
 use crate::message::{Request, Response};
 use crate::status::Status;
+use rpc_codec::schema::{Definitions, TypeDef, TypeRef};
 
 /// The path of the built-in method every server answers with the descriptions of what it hosts.
 ///
@@ -94,7 +99,15 @@ pub(crate) enum Hosted {
     Named,
 }
 
-fn method_json(m: &MethodDescriptor) -> Value {
+/// The version of the JSON description's format ([`to_json`]). Version 2 added the schemas
+/// (`request_type`, `response_type`, `error_type`, `types`); version 1 had type names only.
+pub const JSON_FORMAT_VERSION: u32 = 2;
+
+fn method_json(m: &MethodDescriptor, defs: &mut Definitions) -> Value {
+    let schemas = m.schemas.map(|f| f.schemas(defs));
+    let ty = |pick: fn(&MethodSchemas) -> &TypeRef| {
+        schemas.as_ref().map_or(Value::Null, |s| pick(s).to_json())
+    };
     json!({
         "name": m.name,
         "path": m.path,
@@ -108,37 +121,129 @@ fn method_json(m: &MethodDescriptor) -> Value {
         "idempotent": m.idempotent,
         "timeout_ms": m.timeout.map(|t| t.as_secs_f64() * 1000.0),
         "scope": m.scope,
+        "request_type": ty(|s| &s.request),
+        "response_type": ty(|s| &s.response),
+        "error_type": ty(|s| &s.error),
     })
 }
 
-fn service_json(s: &ServiceDescriptor) -> Value {
+fn service_json(s: &ServiceDescriptor, defs: &mut Definitions) -> Value {
     json!({
         "name": s.name,
         "version": s.version,
         "rust_name": s.rust_name,
         "docs": s.docs,
-        "methods": s.methods.iter().map(method_json).collect::<Vec<_>>(),
+        "methods": s.methods.iter().map(|m| method_json(m, defs)).collect::<Vec<_>>(),
     })
 }
 
-/// Renders services as a JSON document: `{"services": [{"name", "version", "rust_name", "docs",
-/// "methods": [{"name", "path", "rust_name", "docs", "args": [{"name", "type"}], "request",
-/// "response", "error", "one_way", "idempotent", "timeout_ms", "scope"}]}]}`.
+/// The services and the types their methods use.
+fn services_json(services: &[&ServiceDescriptor]) -> (Vec<Value>, Definitions) {
+    let mut defs = Definitions::new();
+    let services = services
+        .iter()
+        .map(|s| service_json(s, &mut defs))
+        .collect();
+    (services, defs)
+}
+
+/// Renders services as a JSON document (format version [`JSON_FORMAT_VERSION`]; `docs/protocol.md`
+/// §16 specifies it): `{"format_version": 2, "services": [{"name", "version", "rust_name",
+/// "docs", "methods": [{"name", "path", "rust_name", "docs", "args": [{"name", "type"}],
+/// "request", "response", "error", "one_way", "idempotent", "timeout_ms", "scope",
+/// "request_type", "response_type", "error_type"}]}], "types": {NAME: definition}}`, where a
+/// `*_type` is a [`TypeRef`] in its JSON form (`null` for a method described without schemas)
+/// and `types` is [`Definitions::to_json`].
 pub fn to_json(services: &[&ServiceDescriptor]) -> String {
-    json!({ "services": services.iter().map(|s| service_json(s)).collect::<Vec<_>>() }).to_string()
+    let (services, defs) = services_json(services);
+    json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "services": services,
+        "types": defs.to_json(),
+    })
+    .to_string()
 }
 
 /// Renders services as Markdown: a section per service with its doc comment and a table of
 /// methods, then a subsection per method with its signature, attributes and doc comment.
+/// Then a section with every message and enum the methods use, with its fields or variants.
 pub fn to_markdown(services: &[&ServiceDescriptor]) -> String {
     let mut out = String::new();
+    let mut defs = Definitions::new();
     for s in services {
-        render_service(&mut out, s);
+        render_service(&mut out, s, &mut defs);
     }
+    render_types(&mut out, &defs);
     out
 }
 
-fn render_service(out: &mut String, s: &ServiceDescriptor) {
+/// A type as the Markdown shows it: `u64`, `[Line]`, `Option<Order>`, `{string: u32}`.
+fn type_text(t: &TypeRef) -> String {
+    match t {
+        TypeRef::List(t) => format!("[{}]", type_text(t)),
+        TypeRef::Map(k, v) => format!("{{{}: {}}}", type_text(k), type_text(v)),
+        TypeRef::Optional(t) => format!("Option<{}>", type_text(t)),
+        TypeRef::Named(n) => n.clone(),
+        TypeRef::Opaque(n) => format!("{n} (opaque)"),
+        scalar => scalar.to_json().as_str().unwrap_or("?").to_owned(),
+    }
+}
+
+fn render_types(out: &mut String, defs: &Definitions) {
+    if defs.is_empty() {
+        return;
+    }
+    out.push_str("## Types\n\n");
+    for (name, def) in defs.iter() {
+        match def {
+            TypeDef::Message(m) => {
+                let _ = writeln!(out, "### message `{name}`\n");
+                if !m.docs.is_empty() {
+                    let _ = writeln!(out, "{}\n", m.docs);
+                }
+                out.push_str("| field | type | required | protobuf |\n|---|---|---|---|\n");
+                for f in &m.fields {
+                    let proto = f
+                        .proto
+                        .as_ref()
+                        .map(|p| format!("{} = {}", p.kind, p.number))
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "| `{}` | `{}` | {} | {} |",
+                        f.name,
+                        type_text(&f.ty),
+                        if f.required { "yes" } else { "no" },
+                        proto
+                    );
+                }
+            }
+            TypeDef::Enum(e) => {
+                let _ = writeln!(out, "### enum `{name}`\n");
+                if !e.docs.is_empty() {
+                    let _ = writeln!(out, "{}\n", e.docs);
+                }
+                for v in &e.variants {
+                    let fields: Vec<String> = v
+                        .fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.name, type_text(&f.ty)))
+                        .collect();
+                    let number = v.number.map(|n| format!(" = {n}")).unwrap_or_default();
+                    if fields.is_empty() {
+                        let _ = writeln!(out, "- `{}`{number}", v.name);
+                    } else {
+                        let _ = writeln!(out, "- `{}`{number} {{ {} }}", v.name, fields.join(", "));
+                    }
+                }
+            }
+            _ => {}
+        }
+        out.push('\n');
+    }
+}
+
+fn render_service(out: &mut String, s: &ServiceDescriptor, defs: &mut Definitions) {
     let _ = writeln!(out, "## {} (version {})\n", s.name, s.version);
     if !s.docs.is_empty() {
         let _ = writeln!(out, "{}\n", s.docs);
@@ -169,6 +274,15 @@ fn render_service(out: &mut String, s: &ServiceDescriptor) {
         if !attrs.is_empty() {
             let _ = writeln!(out, "Attributes: {}\n", attrs.join(", "));
         }
+        if let Some(schemas) = m.schemas.map(|f| f.schemas(defs)) {
+            let _ = writeln!(
+                out,
+                "Request `{}`, response `{}`, error `{}`\n",
+                type_text(&schemas.request),
+                type_text(&schemas.response),
+                type_text(&schemas.error)
+            );
+        }
         if !m.docs.is_empty() {
             let _ = writeln!(out, "{}\n", m.docs);
         }
@@ -190,11 +304,16 @@ pub(crate) fn render_hosted(hosted: &[(Box<str>, Hosted)], format: Format) -> St
         .map(|(n, _)| &**n)
         .collect();
     match format {
-        Format::Json => json!({
-            "services": described.iter().map(|s| service_json(s)).collect::<Vec<_>>(),
-            "undescribed": undescribed,
-        })
-        .to_string(),
+        Format::Json => {
+            let (services, defs) = services_json(&described);
+            json!({
+                "format_version": JSON_FORMAT_VERSION,
+                "services": services,
+                "types": defs.to_json(),
+                "undescribed": undescribed,
+            })
+            .to_string()
+        }
         Format::Markdown => {
             let mut out = to_markdown(&described);
             if !undescribed.is_empty() {

@@ -2,7 +2,10 @@
 //! argument and message types, and the attributes middleware reads (`one_way`, `idempotent`,
 //! `timeout`). Plain `'static` data; [`describe`](crate::describe) renders and serves it.
 
+use std::fmt;
 use std::time::Duration;
+
+use rpc_codec::schema::{Definitions, TypeRef};
 
 /// A service as `#[service]` describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,49 @@ pub struct MethodDescriptor {
     /// Descriptive until a [`Policy`](crate::middleware::auth::Policy) enforces it through
     /// [`Policy::scopes_of`](crate::middleware::auth::Policy::scopes_of).
     pub scope: Option<&'static str>,
+    /// The schemas of the request, the response and the error (`#[service]` writes it; `None`
+    /// in a descriptor written by hand without them).
+    pub schemas: Option<SchemaFn>,
+}
+
+/// The schemas of a method's messages: what a client needs to build its request and read its
+/// reply and error, in any codec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodSchemas {
+    /// The request: the single argument's type, a message of the arguments by name for several,
+    /// [`TypeRef::Unit`] for none.
+    pub request: TypeRef,
+    /// A successful reply ([`TypeRef::Unit`] for `()`).
+    pub response: TypeRef,
+    /// The error: a typed error's type (its value travels in `rpc-error-bin`), or `rpc.Status`
+    /// for a plain status.
+    pub error: TypeRef,
+}
+
+/// Computes a method's [`MethodSchemas`], adding the messages and enums they use to the
+/// definitions. A function, so that descriptors stay `'static` data built at compile time.
+#[derive(Clone, Copy)]
+pub struct SchemaFn(pub fn(&mut Definitions) -> MethodSchemas);
+
+impl SchemaFn {
+    /// The schemas, with the types they use added to `defs`.
+    pub fn schemas(&self, defs: &mut Definitions) -> MethodSchemas {
+        (self.0)(defs)
+    }
+}
+
+impl PartialEq for SchemaFn {
+    fn eq(&self, other: &SchemaFn) -> bool {
+        std::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for SchemaFn {}
+
+impl fmt::Debug for SchemaFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SchemaFn(..)")
+    }
 }
 
 impl ServiceDescriptor {

@@ -107,8 +107,13 @@ pub use metadata::Metadata;
 pub use principal::{AuthMethod, Principal};
 pub use protocol::{METADATA_TRUNCATED_KEY, NOT_PROCESSED_KEY};
 pub use rpc_codec as codec;
+pub use rpc_codec::schema::Schema;
 pub use rpc_codec::{CodecId, CodecSet};
 pub use rpc_macros::service;
+/// Derives [`Schema`](trait@Schema) for a struct or an enum, from its fields or variants, doc
+/// comments and `#[serde(...)]` and `#[prost(...)]` attributes; see the trait's module,
+/// [`codec::schema`].
+pub use rpc_macros::Schema;
 pub use server::Server;
 pub use service_error::{ServiceError, DETAILS_KEY};
 pub use status::{Code, Delivery, Status};
@@ -121,7 +126,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 #[doc(hidden)]
 pub mod __private {
     pub use crate::server::{server_call, unknown_method, Dispatch, ServerCall};
-    pub use rpc_codec::{message_codecs, MessageCodecs};
+    pub use rpc_codec::{message_codecs, message_schema, MessageCodecs};
     pub use serde;
     pub use tokio::time::Instant;
     pub use tower::Service;

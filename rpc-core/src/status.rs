@@ -342,6 +342,24 @@ impl Error for Status {
     }
 }
 
+/// A plain status as a method's error: `rpc.Status`, the code and message every error RESPONSE
+/// carries (`docs/protocol.md` §6, §11), with no typed details.
+impl rpc_codec::schema::Schema for Status {
+    fn type_ref(defs: &mut rpc_codec::schema::Definitions) -> rpc_codec::schema::TypeRef {
+        use rpc_codec::schema::{FieldDef, MessageDef, TypeDef, TypeRef};
+        defs.named("rpc.Status", "rpc_core::Status", |_| {
+            TypeDef::Message(MessageDef::new(
+                "A status: the code (section 11 of the protocol) and a message. Carried in the \
+                 RESPONSE frame itself, not in a body.",
+                vec![
+                    FieldDef::new("code", TypeRef::U32),
+                    FieldDef::new("message", TypeRef::String),
+                ],
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,6 +143,7 @@ mod errors;
 mod expand;
 mod fallback;
 mod parse;
+mod schema;
 
 /// Generates a client, a server and a description from a trait of `async fn`s. See the
 /// [crate documentation](crate) for the rules and an example.
@@ -162,6 +163,27 @@ mod parse;
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     service2(attr.into(), item.into()).into()
+}
+
+/// Derives `Schema` (`rpc_core::codec::schema::Schema`) for a struct or enum: what a client in
+/// another language needs to build and read it, served by `rpc.Server/Describe`.
+///
+/// - Structs with named fields are messages: each field by its serde name (`rename`,
+///   `rename_all`), its type (the field type's own `Schema`, or opaque if it has none), whether
+///   it is required (not an `Option`, no `default`), its doc comment, and, with a
+///   `#[prost(...)]` attribute, its Protobuf number and type. `#[serde(skip)]` fields are left
+///   out; `#[serde(with = "serde_bytes")]` fields are byte strings.
+/// - A newtype struct (and a `#[serde(transparent)]` one) is its field; a unit struct is unit.
+/// - Enums list their variants by serde name, with their fields, their shape, and their
+///   discriminant when written (Protobuf enumerations); `tag`, `content` and `untagged` set
+///   the representation.
+/// - `#[schema(name = "...")]` names the type (default: serde's container `rename`, else the
+///   Rust name); `#[schema(crate = "...")]` names the runtime as in `#[service]`.
+///
+/// Generic types are refused: implement `Schema` by hand for them.
+#[proc_macro_derive(Schema, attributes(schema))]
+pub fn derive_schema(item: TokenStream) -> TokenStream {
+    schema::derive(item.into()).into()
 }
 
 /// [`service`] on `proc_macro2` tokens, which unit tests can call.

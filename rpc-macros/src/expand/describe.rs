@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Ident, Type};
 
-use crate::parse::Service;
+use crate::parse::{is_unit, Method, Service};
 
 pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
     let rpc = &svc.krate;
@@ -48,6 +48,7 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
             Some(s) => quote!(::core::option::Option::Some(#s)),
             None => quote!(::core::option::Option::None),
         };
+        let schemas = schemas(svc, trait_ident, m);
         quote! {
             #rpc::describe::MethodDescriptor {
                 name: #wire,
@@ -62,6 +63,7 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
                 idempotent: #idempotent,
                 timeout: #timeout,
                 scope: #scope,
+                schemas: #schemas,
             }
         }
     });
@@ -73,6 +75,56 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
             docs: #docs,
             methods: &[#(#methods),*],
         }
+    }
+}
+
+/// `Some(SchemaFn(f))`, where `f` describes the method's request, response and error: each
+/// type's `Schema`, or opaque when it has none (found by the probe, so types without a schema
+/// still compile). Several arguments are a message of their own, `{Trait}{Method}Args`.
+fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
+    let rpc = &svc.krate;
+    let schema_mod = quote!(#rpc::codec::schema);
+    let of = |ty: &Type| quote!(#rpc::__private::message_schema!(#ty, __defs));
+    let request = match m.args.len() {
+        0 => quote!(#schema_mod::TypeRef::Unit),
+        1 => of(&m.args[0].1),
+        _ => {
+            let name = format!("{trait_ident}{}Args", m.wire_name);
+            let fields = m.args.iter().map(|(n, t)| {
+                let n = n.to_string();
+                let t = of(t);
+                quote!(#schema_mod::FieldDef::new(#n, #t))
+            });
+            let docs = format!("The arguments of `{}/{}`, by name.", svc.name, m.wire_name);
+            quote! {
+                __defs.named(#name, #name, |__defs| {
+                    #schema_mod::TypeDef::Message(#schema_mod::MessageDef::new(
+                        #docs,
+                        ::std::vec![#(#fields),*],
+                    ))
+                })
+            }
+        }
+    };
+    let response = if is_unit(&m.ok) {
+        quote!(#schema_mod::TypeRef::Unit)
+    } else {
+        of(&m.ok)
+    };
+    let error = of(&m.err);
+    quote! {
+        ::core::option::Option::Some(#rpc::describe::SchemaFn({
+            fn __schemas(
+                __defs: &mut #schema_mod::Definitions,
+            ) -> #rpc::describe::MethodSchemas {
+                #rpc::describe::MethodSchemas {
+                    request: #request,
+                    response: #response,
+                    error: #error,
+                }
+            }
+            __schemas
+        }))
     }
 }
 

@@ -125,6 +125,7 @@ impl Policy {
     /// #         name: "Place", rust_name: "place", path: "shop.Orders/Place", docs: "",
     /// #         args: &[], request: "()", response: "()", error: "Status",
     /// #         one_way: false, idempotent: false, timeout: None, scope: Some("orders:write"),
+    /// #         schemas: None,
     /// #     }],
     /// # };
     /// // `ORDERS` is what `#[service]` generated (`Orders::DESCRIPTOR`), with

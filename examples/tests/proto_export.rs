@@ -1,0 +1,150 @@
+//! The `.proto` export of the shop's services: `protoc` accepts it, and a message `protoc` encodes
+//! from it is byte for byte what the framework's Protobuf codec sends for the same values.
+//!
+//! Needs `protoc` (`scripts/deps` installs it; `PROTOC` may name it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use examples::shop::inventory::InventoryServer;
+use examples::shop::orders::{Order, OrderState, OrdersServer, PlaceOrder};
+use prost::Message as _;
+use rpc_core::describe::to_proto;
+
+fn protoc() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROTOC") {
+        return PathBuf::from(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join("protoc"))
+            .find(|p| p.is_file())
+    });
+    found.expect(
+        "this test needs `protoc`, which is not on PATH: install it (`bash scripts/deps`, or \
+         the protobuf-compiler package) or name it in PROTOC",
+    )
+}
+
+/// A fresh directory under the system's temporary one, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `protoc` with the export's directory and the well-known types' includes.
+fn protoc_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(protoc());
+    cmd.arg(format!("-I{}", dir.display()));
+    if Path::new("/usr/include/google/protobuf/wrappers.proto").exists() {
+        cmd.arg("-I/usr/include");
+    }
+    cmd
+}
+
+/// Encodes the text-format `text` as `message` with `protoc --encode`.
+fn encode(dir: &Path, message: &str, text: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = protoc_in(dir)
+        .arg(format!("--encode={message}"))
+        .arg("shop.proto")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("protoc runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("text written");
+    let out = child.wait_with_output().expect("protoc finishes");
+    assert!(
+        out.status.success(),
+        "protoc --encode={message}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn protoc_accepts_the_export_and_encodes_as_the_codec_does() {
+    let proto = to_proto(&[
+        OrdersServer::<()>::DESCRIPTOR,
+        InventoryServer::<()>::DESCRIPTOR,
+    ])
+    .expect("one package");
+    let dir = TempDir::new("rpc-proto-export");
+    std::fs::write(dir.0.join("shop.proto"), &proto).expect("written");
+
+    let check = protoc_in(&dir.0)
+        .arg("--descriptor_set_out=/dev/null")
+        .arg("shop.proto")
+        .current_dir(&dir.0)
+        .output()
+        .expect("protoc runs");
+    assert!(
+        check.status.success(),
+        "protoc refused the export:\n{}\n{proto}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for expected in [
+        "package shop;",
+        "service Orders {",
+        "rpc Place (PlaceOrder) returns (Order);",
+        "rpc Get (google.protobuf.UInt64Value) returns (Order);",
+        "service Inventory {",
+        "enum OrderState {",
+        "ORDER_STATE_PAID = 1;",
+    ] {
+        assert!(proto.contains(expected), "no {expected:?} in\n{proto}");
+    }
+
+    let place = PlaceOrder {
+        order_id: 7 << 20 | 3,
+        account_id: 42,
+        sku: "mug-red".into(),
+        quantity: 2,
+    };
+    assert_eq!(
+        encode(
+            &dir.0,
+            "shop.PlaceOrder",
+            "order_id: 7340035 account_id: 42 sku: \"mug-red\" quantity: 2"
+        ),
+        place.encode_to_vec()
+    );
+    let order = Order {
+        order_id: 9,
+        account_id: 42,
+        sku: "book".into(),
+        quantity: 1,
+        total_cents: 9_000,
+        state: OrderState::Paid as i32,
+        reason: String::new(),
+        notified: true,
+    };
+    assert_eq!(
+        encode(
+            &dir.0,
+            "shop.Order",
+            "order_id: 9 account_id: 42 sku: \"book\" quantity: 1 total_cents: 9000 \
+             state: ORDER_STATE_PAID notified: true"
+        ),
+        order.encode_to_vec()
+    );
+}
