@@ -148,3 +148,77 @@ fn protoc_accepts_the_export_and_encodes_as_the_codec_does() {
         order.encode_to_vec()
     );
 }
+
+/// The JSON Schema export of the shop's services accepts what the JSON codec writes for real
+/// messages and typed errors, and refuses what it would not decode, checked by Python's
+/// `jsonschema` (Draft 2020-12) in a separate process.
+#[test]
+fn real_messages_validate_against_the_json_schema_export() {
+    use examples::shop::inventory::InventoryError;
+    use rpc_core::describe::to_json_schema;
+
+    let schema = to_json_schema(&[
+        OrdersServer::<()>::DESCRIPTOR,
+        InventoryServer::<()>::DESCRIPTOR,
+    ]);
+    let order = Order {
+        order_id: 9,
+        account_id: 42,
+        sku: "book".into(),
+        quantity: 1,
+        total_cents: 9_000,
+        state: OrderState::Paid as i32,
+        reason: String::new(),
+        notified: true,
+    };
+    let error = InventoryError::Insufficient {
+        sku: "book".into(),
+        available: 0,
+    };
+    // (definition, instance, valid?)
+    let cases = serde_json::json!([
+        ["Order", serde_json::to_value(&order).unwrap(), true],
+        ["PlaceOrder", { "order_id": 1, "account_id": 2, "sku": "mug", "quantity": 3 }, true],
+        ["PlaceOrder", { "order_id": 1, "account_id": 2, "sku": "mug" }, false],
+        ["PlaceOrder", { "order_id": -1, "account_id": 2, "sku": "mug", "quantity": 3 }, false],
+        ["InventoryError", serde_json::to_value(&error).unwrap(), true],
+        ["InventoryError", { "NoSuchVariant": {} }, false],
+    ]);
+    let script = r##"
+import json, sys
+from jsonschema import Draft202012Validator
+doc = json.load(sys.stdin)
+schema, cases = doc["schema"], doc["cases"]
+Draft202012Validator.check_schema(schema)
+for name, instance, valid in cases:
+    sub = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/" + name}
+    errors = list(Draft202012Validator(sub).iter_errors(instance))
+    if (not errors) != valid:
+        print("%s %s: expected %s, got %s" % (name, json.dumps(instance), valid, [e.message for e in errors]))
+        sys.exit(1)
+print("ok", len(cases))
+"##;
+    use std::io::Write as _;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/deps installs jsonschema)");
+    let input = serde_json::json!({ "schema": schema, "cases": cases }).to_string();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("written");
+    let out = child.wait_with_output().expect("python3 finishes");
+    assert!(
+        out.status.success(),
+        "{}{}\n{schema:#}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -40,8 +40,10 @@ use std::str::FromStr;
 use serde_json::{json, Value};
 use tower::{Service, ServiceExt};
 
+mod json_schema;
 mod proto;
 
+pub use self::json_schema::{to_json_schema, type_schema, JSON_SCHEMA_DIALECT};
 pub use self::proto::{to_proto, ProtoExportError};
 pub use crate::descriptor::{MethodDescriptor, MethodSchemas, SchemaFn, ServiceDescriptor};
 use crate::message::{Request, Response};
@@ -124,6 +126,9 @@ fn method_json(m: &MethodDescriptor, defs: &mut Definitions) -> Value {
         "request_type": ty(|s| &s.request),
         "response_type": ty(|s| &s.response),
         "error_type": ty(|s| &s.error),
+        "codecs": schemas.as_ref().map_or(Value::Null, |s| {
+            Value::Array(s.codecs.iter().map(|c| json!(c.name())).collect())
+        }),
     })
 }
 
@@ -151,7 +156,8 @@ fn services_json(services: &[&ServiceDescriptor]) -> (Vec<Value>, Definitions) {
 /// §16 specifies it): `{"format_version": 2, "services": [{"name", "version", "rust_name",
 /// "docs", "methods": [{"name", "path", "rust_name", "docs", "args": [{"name", "type"}],
 /// "request", "response", "error", "one_way", "idempotent", "timeout_ms", "scope",
-/// "request_type", "response_type", "error_type"}]}], "types": {NAME: definition}}`, where a
+/// "request_type", "response_type", "error_type", "codecs"}]}], "types": {NAME: definition}}`,
+/// where `codecs` lists the codecs' names (`"protobuf"`, `"json"`, `"msgpack"`, `"raw"`) and a
 /// `*_type` is a [`TypeRef`] in its JSON form (`null` for a method described without schemas)
 /// and `types` is [`Definitions::to_json`].
 pub fn to_json(services: &[&ServiceDescriptor]) -> String {

@@ -69,6 +69,9 @@ pub struct MethodSchemas {
     /// The error: a typed error's type (its value travels in `rpc-error-bin`), or `rpc.Status`
     /// for a plain status.
     pub error: TypeRef,
+    /// The codecs both the request and the response can be sent in: what the server accepts
+    /// for this method.
+    pub codecs: rpc_codec::CodecSet,
 }
 
 /// Computes a method's [`MethodSchemas`], adding the messages and enums they use to the

@@ -107,6 +107,9 @@ pub(crate) struct ServiceArgs {
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<String>,
     pub(crate) krate: CratePath,
+    /// `require_schemas`: every message type must implement `Schema` (a compile error
+    /// otherwise) instead of being described as opaque.
+    pub(crate) require_schemas: bool,
 }
 
 impl ServiceArgs {
@@ -131,6 +134,8 @@ impl ServiceArgs {
                         "`version` takes a string or an integer, e.g. `version = \"1\"`",
                     )),
                 }
+            } else if meta.path.is_ident("require_schemas") {
+                args.require_schemas = true;
             } else if meta.path.is_ident("crate") {
                 let lit: LitStr = meta.value()?.parse()?;
                 match CratePath::parse(&lit) {

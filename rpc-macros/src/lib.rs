@@ -148,9 +148,11 @@ mod schema;
 /// Generates a client, a server and a description from a trait of `async fn`s. See the
 /// [crate documentation](crate) for the rules and an example.
 ///
-/// - `#[service(name = "pkg.Service", version = "1", crate = "renamed_rpc")]`: all optional;
-///   `crate` names the runtime when it is not the dependency `rpc_core` (a bare name is a crate,
-///   a longer path such as `"crate::rpc"` is used as written).
+/// - `#[service(name = "pkg.Service", version = "1", crate = "renamed_rpc", require_schemas)]`:
+///   all optional; `crate` names the runtime when it is not the dependency `rpc_core` (a bare
+///   name is a crate, a longer path such as `"crate::rpc"` is used as written);
+///   `require_schemas` makes a message type without `Schema` (`#[derive(rpc_core::Schema)]`) a
+///   compile error instead of an opaque entry in the description.
 /// - `#[rpc(name = "Wire", one_way, idempotent, timeout = "250ms", scope = "orders:write")]` on
 ///   a method.
 /// - The call's context is the first argument after `&self` typed `&Context` or `Context`, where

@@ -49,6 +49,8 @@ pub(crate) struct Service {
     pub(crate) methods: Vec<Method>,
     /// Where the generated code finds the runtime.
     pub(crate) krate: CratePath,
+    /// Every message type must have a `Schema`.
+    pub(crate) require_schemas: bool,
 }
 
 /// Reads the trait, removing the `#[rpc]` attributes it consumes. `errors` holds those found in
@@ -103,6 +105,7 @@ pub(crate) fn parse(
         docs: docs_of(&item.attrs),
         methods,
         krate: args.krate,
+        require_schemas: args.require_schemas,
     })
 }
 

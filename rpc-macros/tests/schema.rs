@@ -149,6 +149,13 @@ pub trait Shop {
     async fn keep(&self, secret: Secret) -> Result<Tree, Status>;
 }
 
+/// Every message type has a schema: `require_schemas` holds.
+#[service(name = "demo.Strict", require_schemas)]
+pub trait Strict {
+    /// Places an order.
+    async fn place(&self, order: Order, note: Option<String>) -> Result<Vec<Line>, Refusal>;
+}
+
 fn field<'a>(defs: &'a Definitions, ty: &str, name: &str) -> &'a FieldDef {
     let Some(TypeDef::Message(m)) = defs.get(ty) else {
         panic!("no message {ty} in {defs:?}");
@@ -267,6 +274,8 @@ fn the_description_carries_every_method_s_schemas() {
         |name: &str, defs: &mut Definitions| d.method(name).unwrap().schemas.unwrap().schemas(defs);
     let place = schemas("Place", &mut defs);
     assert_eq!(place.request, TypeRef::Named("Order".into()));
+    // `State` has no Protobuf encoding of its own: JSON and MessagePack only.
+    assert_eq!(place.codecs.to_string(), "json, msgpack");
     assert_eq!(place.response, TypeRef::Named("State".into()));
     assert_eq!(place.error, TypeRef::Named("Refusal".into()));
 
@@ -294,6 +303,7 @@ fn the_description_carries_every_method_s_schemas() {
     let place = &json["services"][0]["methods"][0];
     assert_eq!(place["request_type"], serde_json::json!({ "ref": "Order" }));
     assert_eq!(place["error_type"], serde_json::json!({ "ref": "Refusal" }));
+    assert_eq!(place["codecs"], serde_json::json!(["json", "msgpack"]));
     let order = &json["types"]["Order"];
     assert_eq!(order["kind"], "message");
     assert_eq!(order["fields"][0]["name"], "orderId");
@@ -304,10 +314,52 @@ fn the_description_carries_every_method_s_schemas() {
     );
     assert_eq!(json["types"]["rpc.Status"]["fields"][0]["name"], "code");
 
+    // JSON Schema 2020-12 of the same.
+    let schema = describe::to_json_schema(&[d]);
+    assert_eq!(schema["$schema"], describe::JSON_SCHEMA_DIALECT);
+    let place = &schema["properties"]["demo.Shop/Place"]["properties"];
+    assert_eq!(
+        place["request"],
+        serde_json::json!({ "$ref": "#/$defs/Order" })
+    );
+    let order = &schema["$defs"]["Order"];
+    assert_eq!(order["properties"]["orderId"]["type"], "integer");
+    assert_eq!(
+        order["properties"]["remark"]["anyOf"][1],
+        serde_json::json!({ "type": "null" })
+    );
+    let required = order["required"].as_array().unwrap();
+    assert!(required.contains(&serde_json::json!("orderId")));
+    assert!(!required.contains(&serde_json::json!("remark")));
+    assert_eq!(
+        schema["$defs"]["Refusal"]["oneOf"][1],
+        serde_json::json!({ "const": "closed" })
+    );
+
     let md = describe::to_markdown(&[d]);
     assert!(md.contains("### message `Order`"), "{md}");
     assert!(
         md.contains("| `orderId` | `u64` | yes | uint64 = 1 |"),
         "{md}"
+    );
+}
+
+#[test]
+fn a_service_that_requires_schemas_describes_every_type() {
+    let mut defs = Definitions::new();
+    let place = StrictServer::<()>::DESCRIPTOR
+        .method("Place")
+        .unwrap()
+        .schemas
+        .unwrap()
+        .schemas(&mut defs);
+    assert_eq!(place.request, TypeRef::Named("StrictPlaceArgs".into()));
+    assert_eq!(
+        field(&defs, "StrictPlaceArgs", "note").ty,
+        TypeRef::Optional(Box::new(TypeRef::String))
+    );
+    assert_eq!(
+        place.response,
+        TypeRef::List(Box::new(TypeRef::Named("Line".into())))
     );
 }

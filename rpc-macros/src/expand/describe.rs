@@ -1,7 +1,8 @@
 //! The `DESCRIPTOR`: names, types, attributes and doc comments as a `ServiceDescriptor`.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
 use crate::parse::{is_unit, Method, Service};
@@ -84,7 +85,14 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
 fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
     let rpc = &svc.krate;
     let schema_mod = quote!(#rpc::codec::schema);
-    let of = |ty: &Type| quote!(#rpc::__private::message_schema!(#ty, __defs));
+    let of = |ty: &Type| {
+        if svc.require_schemas {
+            // A type without a schema is a compile error here, at the type.
+            quote_spanned!(ty.span()=> <#ty as #schema_mod::Schema>::type_ref(__defs))
+        } else {
+            quote!(#rpc::__private::message_schema!(#ty, __defs))
+        }
+    };
     let request = match m.args.len() {
         0 => quote!(#schema_mod::TypeRef::Unit),
         1 => of(&m.args[0].1),
@@ -112,6 +120,8 @@ fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
         of(&m.ok)
     };
     let error = of(&m.err);
+    let req_codecs = super::codecs_of(rpc, &super::request_type(trait_ident, m), m.args.is_empty());
+    let resp_codecs = super::codecs_of(rpc, &m.ok.to_token_stream(), is_unit(&m.ok));
     quote! {
         ::core::option::Option::Some(#rpc::describe::SchemaFn({
             fn __schemas(
@@ -121,6 +131,9 @@ fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
                     request: #request,
                     response: #response,
                     error: #error,
+                    codecs: #req_codecs
+                        .supported()
+                        .intersection(#resp_codecs.supported()),
                 }
             }
             __schemas
