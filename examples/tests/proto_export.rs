@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use examples::shop::inventory::InventoryServer;
 use examples::shop::orders::{Order, OrderState, OrdersServer, PlaceOrder};
 use prost::Message as _;
-use rpc_core::describe::to_proto;
+use rpc_core::describe::{to_proto, Description};
 
 fn protoc() -> PathBuf {
     if let Some(p) = std::env::var_os("PROTOC") {
@@ -83,10 +83,10 @@ fn encode(dir: &Path, message: &str, text: &str) -> Vec<u8> {
 
 #[test]
 fn protoc_accepts_the_export_and_encodes_as_the_codec_does() {
-    let proto = to_proto(&[
+    let proto = to_proto(&Description::of(&[
         OrdersServer::<()>::DESCRIPTOR,
         InventoryServer::<()>::DESCRIPTOR,
-    ])
+    ]))
     .expect("one package");
     let dir = TempDir::new("rpc-proto-export");
     std::fs::write(dir.0.join("shop.proto"), &proto).expect("written");
@@ -157,10 +157,10 @@ fn real_messages_validate_against_the_json_schema_export() {
     use examples::shop::inventory::InventoryError;
     use rpc_core::describe::to_json_schema;
 
-    let schema = to_json_schema(&[
+    let schema = to_json_schema(&Description::of(&[
         OrdersServer::<()>::DESCRIPTOR,
         InventoryServer::<()>::DESCRIPTOR,
-    ]);
+    ]));
     let order = Order {
         order_id: 9,
         account_id: 42,

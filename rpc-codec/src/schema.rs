@@ -557,6 +557,281 @@ impl Definitions {
     }
 }
 
+/// A description's schema JSON that does not read as one: what and where (a JSON pointer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {what}")]
+pub struct SchemaError {
+    /// Where in the document, as a JSON pointer (`/types/Order/fields/2/type`).
+    pub at: String,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl SchemaError {
+    fn new(at: &str, what: impl Into<String>) -> SchemaError {
+        SchemaError {
+            at: at.to_owned(),
+            what: what.into(),
+        }
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, SchemaError> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SchemaError::new(at, format!("`{key}` must be a string")))
+}
+
+fn opt_str(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl TypeRef {
+    /// Reads the JSON form of [`TypeRef::to_json`]; `at` says where, for errors.
+    ///
+    /// # Errors
+    /// [`SchemaError`] for anything else (an unknown scalar name, an object that is not one of
+    /// the forms).
+    pub fn from_json(v: &Value, at: &str) -> Result<TypeRef, SchemaError> {
+        if let Some(name) = v.as_str() {
+            return Ok(match name {
+                "bool" => TypeRef::Bool,
+                "u32" => TypeRef::U32,
+                "u64" => TypeRef::U64,
+                "i32" => TypeRef::I32,
+                "i64" => TypeRef::I64,
+                "f32" => TypeRef::F32,
+                "f64" => TypeRef::F64,
+                "string" => TypeRef::String,
+                "bytes" => TypeRef::Bytes,
+                "unit" => TypeRef::Unit,
+                other => return Err(SchemaError::new(at, format!("unknown type {other:?}"))),
+            });
+        }
+        let Some((key, inner)) = v
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+        else {
+            return Err(SchemaError::new(
+                at,
+                "a type is a name or an object of one member",
+            ));
+        };
+        let sub = |k: &str| format!("{at}/{k}");
+        Ok(match key.as_str() {
+            "list" => TypeRef::List(Box::new(TypeRef::from_json(inner, &sub("list"))?)),
+            "optional" => TypeRef::Optional(Box::new(TypeRef::from_json(inner, &sub("optional"))?)),
+            "map" => {
+                let at = sub("map");
+                let k = inner
+                    .get("key")
+                    .ok_or_else(|| SchemaError::new(&at, "no `key`"))?;
+                let v = inner
+                    .get("value")
+                    .ok_or_else(|| SchemaError::new(&at, "no `value`"))?;
+                TypeRef::Map(
+                    Box::new(TypeRef::from_json(k, &format!("{at}/key"))?),
+                    Box::new(TypeRef::from_json(v, &format!("{at}/value"))?),
+                )
+            }
+            "ref" => TypeRef::Named(
+                inner
+                    .as_str()
+                    .ok_or_else(|| SchemaError::new(&sub("ref"), "must be a string"))?
+                    .to_owned(),
+            ),
+            "opaque" => TypeRef::Opaque(inner.as_str().unwrap_or_default().to_owned()),
+            other => return Err(SchemaError::new(at, format!("unknown type form {other:?}"))),
+        })
+    }
+
+    /// Every name this type refers to.
+    fn refs<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            TypeRef::Named(n) => out.push(n),
+            TypeRef::List(t) | TypeRef::Optional(t) => t.refs(out),
+            TypeRef::Map(k, v) => {
+                k.refs(out);
+                v.refs(out);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl FieldDef {
+    fn from_json(v: &Value, at: &str) -> Result<FieldDef, SchemaError> {
+        let name = str_at(v, "name", at)?;
+        let ty = TypeRef::from_json(
+            v.get("type")
+                .ok_or_else(|| SchemaError::new(at, "no `type`"))?,
+            &format!("{at}/type"),
+        )?;
+        let proto = match v.get("proto") {
+            None | Some(Value::Null) => None,
+            Some(p) => {
+                let at = format!("{at}/proto");
+                let number = p
+                    .get("number")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| SchemaError::new(&at, "`number` must be a field number"))?;
+                Some(ProtoField {
+                    number,
+                    kind: str_at(p, "type", &at)?.to_owned(),
+                    repeated: p.get("repeated").and_then(Value::as_bool).unwrap_or(false),
+                    optional: p.get("optional").and_then(Value::as_bool).unwrap_or(false),
+                    type_name: opt_str(p, "type_name"),
+                })
+            }
+        };
+        Ok(FieldDef {
+            name: name.to_owned(),
+            rust_name: opt_str(v, "rust_name"),
+            docs: opt_str(v, "docs").unwrap_or_default(),
+            ty,
+            required: v.get("required").and_then(Value::as_bool).unwrap_or(true),
+            proto,
+        })
+    }
+}
+
+fn fields_from_json(v: Option<&Value>, at: &str) -> Result<Vec<FieldDef>, SchemaError> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FieldDef::from_json(f, &format!("{at}/{i}")))
+            .collect(),
+        Some(_) => Err(SchemaError::new(at, "`fields` must be an array")),
+    }
+}
+
+impl Definitions {
+    /// Reads the JSON form of [`Definitions::to_json`] (the `types` of a description), and
+    /// checks that every name a definition refers to is defined.
+    ///
+    /// # Errors
+    /// [`SchemaError`] for a definition that does not read, or a reference to a missing type.
+    pub fn from_json(v: &Value, at: &str) -> Result<Definitions, SchemaError> {
+        let Some(types) = v.as_object() else {
+            return Err(SchemaError::new(at, "`types` must be an object"));
+        };
+        let mut defs = Definitions::new();
+        for (name, d) in types {
+            let at = format!("{at}/{}", name.replace('~', "~0").replace('/', "~1"));
+            let rust_type = opt_str(d, "rust_type").unwrap_or_default();
+            let docs = opt_str(d, "docs").unwrap_or_default();
+            let def = match d.get("kind").and_then(Value::as_str) {
+                Some("message") => TypeDef::Message(MessageDef {
+                    docs,
+                    fields: fields_from_json(d.get("fields"), &format!("{at}/fields"))?,
+                }),
+                Some("enum") => {
+                    let repr = match d.get("repr") {
+                        Some(Value::String(s)) if s == "external" => EnumRepr::External,
+                        Some(Value::String(s)) if s == "untagged" => EnumRepr::Untagged,
+                        Some(Value::String(s)) if s == "number" => EnumRepr::Number,
+                        Some(Value::Object(o)) if o.contains_key("internal") => {
+                            EnumRepr::Internal {
+                                tag: str_at(&o["internal"], "tag", &at)?.to_owned(),
+                            }
+                        }
+                        Some(Value::Object(o)) if o.contains_key("adjacent") => {
+                            EnumRepr::Adjacent {
+                                tag: str_at(&o["adjacent"], "tag", &at)?.to_owned(),
+                                content: str_at(&o["adjacent"], "content", &at)?.to_owned(),
+                            }
+                        }
+                        _ => return Err(SchemaError::new(&at, "unknown enum `repr`")),
+                    };
+                    let mut variants = Vec::new();
+                    let list = d.get("variants").and_then(Value::as_array);
+                    for (i, v) in list.into_iter().flatten().enumerate() {
+                        let at = format!("{at}/variants/{i}");
+                        let shape = match v.get("shape").and_then(Value::as_str) {
+                            Some("unit") => VariantShape::Unit,
+                            Some("struct") => VariantShape::Struct,
+                            Some("newtype") => VariantShape::Newtype,
+                            Some("tuple") => VariantShape::Tuple,
+                            _ => return Err(SchemaError::new(&at, "unknown variant `shape`")),
+                        };
+                        variants.push(VariantDef {
+                            name: str_at(v, "name", &at)?.to_owned(),
+                            rust_name: opt_str(v, "rust_name"),
+                            docs: opt_str(v, "docs").unwrap_or_default(),
+                            number: v.get("number").and_then(Value::as_i64),
+                            shape,
+                            fields: fields_from_json(v.get("fields"), &format!("{at}/fields"))?,
+                        });
+                    }
+                    TypeDef::Enum(EnumDef {
+                        docs,
+                        repr,
+                        variants,
+                    })
+                }
+                _ => {
+                    return Err(SchemaError::new(
+                        &at,
+                        "`kind` must be \"message\" or \"enum\"",
+                    ))
+                }
+            };
+            defs.types.insert(name.clone(), (rust_type, def));
+        }
+        defs.check(at)?;
+        Ok(defs)
+    }
+
+    /// Every reference inside a definition names a defined type.
+    fn check(&self, at: &str) -> Result<(), SchemaError> {
+        for (name, (_, def)) in &self.types {
+            let mut refs = Vec::new();
+            match def {
+                TypeDef::Message(m) => m.fields.iter().for_each(|f| f.ty.refs(&mut refs)),
+                TypeDef::Enum(e) => e
+                    .variants
+                    .iter()
+                    .flat_map(|v| &v.fields)
+                    .for_each(|f| f.ty.refs(&mut refs)),
+            }
+            if let Some(missing) = refs.into_iter().find(|r| !self.types.contains_key(*r)) {
+                return Err(SchemaError::new(
+                    &format!("{at}/{name}"),
+                    format!("refers to {missing:?}, which is not defined"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `t` refers only to defined types.
+    ///
+    /// # Errors
+    /// [`SchemaError`] naming the first missing type.
+    pub fn check_type(&self, t: &TypeRef, at: &str) -> Result<(), SchemaError> {
+        let mut refs = Vec::new();
+        t.refs(&mut refs);
+        match refs.into_iter().find(|r| !self.types.contains_key(*r)) {
+            Some(missing) => Err(SchemaError::new(
+                at,
+                format!("refers to {missing:?}, which is not defined"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the definitions of `other` that are not here yet.
+    pub fn extend(&mut self, other: Definitions) {
+        for (name, entry) in other.types {
+            self.types.entry(name).or_insert(entry);
+        }
+    }
+}
+
 /// A type that can describe itself. Implemented here for the scalars, strings, [`bytes::Bytes`],
 /// `Vec`, `Option`, maps and sets and smart pointers; `#[derive(Schema)]` (from `rpc-core`)
 /// implements it for structs and enums.
@@ -699,6 +974,29 @@ mod tests {
         assert_eq!(Tree::type_ref(&mut defs), TypeRef::Named("Tree".into()));
         assert_eq!(defs.rust_type("other.Tree"), Some("other::Tree"));
         assert_eq!(defs.len(), 2);
+    }
+
+    #[test]
+    fn the_json_form_reads_back() {
+        let mut defs = Definitions::new();
+        let t = <Vec<Option<Tree>>>::type_ref(&mut defs);
+        assert_eq!(TypeRef::from_json(&t.to_json(), "").unwrap(), t);
+        let read = Definitions::from_json(&defs.to_json(), "/types").unwrap();
+        assert_eq!(read, defs);
+    }
+
+    #[test]
+    fn bad_schema_json_is_refused_with_where() {
+        let e = TypeRef::from_json(&json!({ "list": "u128" }), "/t").unwrap_err();
+        assert_eq!(e.at, "/t/list");
+        assert!(TypeRef::from_json(&json!({ "list": 1, "map": 2 }), "").is_err());
+        let dangling = json!({ "A": { "kind": "message", "fields": [
+            { "name": "b", "type": { "ref": "B" }, "required": true }
+        ] } });
+        let e = Definitions::from_json(&dangling, "/types").unwrap_err();
+        assert!(e.what.contains("\"B\""), "{e}");
+        let e = Definitions::from_json(&json!({ "A": { "kind": "union" } }), "/types").unwrap_err();
+        assert_eq!(e.at, "/types/A");
     }
 
     #[test]

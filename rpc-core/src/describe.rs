@@ -40,10 +40,16 @@ use std::str::FromStr;
 use serde_json::{json, Value};
 use tower::{Service, ServiceExt};
 
+mod diff;
 mod json_schema;
+mod model;
 mod proto;
 
+pub use self::diff::{diff, Change};
 pub use self::json_schema::{to_json_schema, type_schema, JSON_SCHEMA_DIALECT};
+pub use self::model::{
+    Description, DescriptionError, MethodDescription, MethodTypes, ServiceDescription,
+};
 pub use self::proto::{to_proto, ProtoExportError};
 pub use crate::descriptor::{MethodDescriptor, MethodSchemas, SchemaFn, ServiceDescriptor};
 use crate::message::{Request, Response};

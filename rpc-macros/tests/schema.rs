@@ -315,7 +315,7 @@ fn the_description_carries_every_method_s_schemas() {
     assert_eq!(json["types"]["rpc.Status"]["fields"][0]["name"], "code");
 
     // JSON Schema 2020-12 of the same.
-    let schema = describe::to_json_schema(&[d]);
+    let schema = describe::to_json_schema(&describe::Description::of(&[d]));
     assert_eq!(schema["$schema"], describe::JSON_SCHEMA_DIALECT);
     let place = &schema["properties"]["demo.Shop/Place"]["properties"];
     assert_eq!(
@@ -361,5 +361,90 @@ fn a_service_that_requires_schemas_describes_every_type() {
     assert_eq!(
         place.response,
         TypeRef::List(Box::new(TypeRef::Named("Line".into())))
+    );
+}
+
+#[test]
+fn a_description_reads_back_and_bad_ones_are_refused() {
+    let d = ShopServer::<()>::DESCRIPTOR;
+    let text = describe::to_json(&[d]);
+    let read = describe::Description::from_json(&text).unwrap();
+    assert_eq!(read, describe::Description::of(&[d]));
+
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["format_version"] = serde_json::json!(3);
+    let e = describe::Description::from_json(&v.to_string()).unwrap_err();
+    assert!(
+        matches!(e, describe::DescriptionError::Version(Some(3))),
+        "{e}"
+    );
+    let e = describe::Description::from_json(r#"{"services": []}"#).unwrap_err();
+    assert!(
+        matches!(e, describe::DescriptionError::Version(None)),
+        "{e}"
+    );
+    assert!(describe::Description::from_json("not json").is_err());
+
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["types"].as_object_mut().unwrap().remove("Line");
+    let e = describe::Description::from_json(&v.to_string()).unwrap_err();
+    assert!(e.to_string().contains("\"Line\""), "{e}");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["services"][0]["methods"][0]["request_type"] = serde_json::json!({ "ref": "Nowhere" });
+    let e = describe::Description::from_json(&v.to_string()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/services/0/methods/0/request_type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_breaking_change_check_classifies_changes() {
+    let d = ShopServer::<()>::DESCRIPTOR;
+    let base: serde_json::Value = serde_json::from_str(&describe::to_json(&[d])).unwrap();
+    let read = |v: &serde_json::Value| describe::Description::from_json(&v.to_string()).unwrap();
+    let old = read(&base);
+    assert!(describe::diff(&old, &old).is_empty());
+
+    let mut v = base.clone();
+    let order = v["types"]["Order"]["fields"].as_array_mut().unwrap();
+    // `lines` removed; a required field added to a request message.
+    order.retain(|f| f["name"] != "lines");
+    order.push(serde_json::json!({ "name": "coupon", "type": "string", "required": true }));
+    // An optional field added: compatible.
+    order.push(
+        serde_json::json!({ "name": "gift", "type": { "optional": "bool" }, "required": false }),
+    );
+    // A variant added to an error (a reply): old clients cannot read it.
+    v["types"]["Refusal"]["variants"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "name": "banned", "shape": "unit" }));
+    let methods = v["services"][0]["methods"].as_array_mut().unwrap();
+    methods.retain(|m| m["name"] != "Reset");
+    methods[0]["one_way"] = serde_json::json!(true);
+    methods[0]["idempotent"] = serde_json::json!(true);
+
+    let changes = describe::diff(&old, &read(&v));
+    let has = |breaking: bool, part: &str| {
+        changes
+            .iter()
+            .any(|c| c.breaking == breaking && c.to_string().contains(part))
+    };
+    let all: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert!(has(true, "demo.Shop/Reset: method removed"), "{all:#?}");
+    assert!(has(true, "Order.lines: field removed"), "{all:#?}");
+    assert!(has(true, "Order.coupon: required field added"), "{all:#?}");
+    assert!(has(false, "Order.gift: field added"), "{all:#?}");
+    assert!(has(true, "variant banned added"), "{all:#?}");
+    assert!(has(true, "one_way changed to true"), "{all:#?}");
+    assert!(has(false, "now idempotent"), "{all:#?}");
+    // `Order` is also a reply (`Find`): there, an added field of any kind is compatible.
+    assert!(
+        changes
+            .iter()
+            .any(|c| !c.breaking && c.at.contains("Find response") && c.at.ends_with("coupon")),
+        "{all:#?}"
     );
 }

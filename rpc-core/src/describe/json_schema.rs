@@ -8,7 +8,7 @@ use rpc_codec::schema::{
     VariantShape,
 };
 
-use super::ServiceDescriptor;
+use super::model::Description;
 
 /// The dialect every exported document declares.
 pub const JSON_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -135,20 +135,21 @@ fn definition(def: &TypeDef) -> Value {
 /// allowed everywhere, as decoders ignore them.
 ///
 /// ```
-/// use rpc_core::describe::{to_json_schema, ServiceDescriptor};
+/// use rpc_core::describe::{to_json_schema, Description, ServiceDescriptor};
 ///
 /// static EMPTY: ServiceDescriptor = ServiceDescriptor {
 ///     name: "demo.Empty", version: "1", rust_name: "Empty", docs: "", methods: &[],
 /// };
-/// let doc = to_json_schema(&[&EMPTY]);
+/// let doc = to_json_schema(&Description::of(&[&EMPTY]));
 /// assert_eq!(doc["$schema"], "https://json-schema.org/draft/2020-12/schema");
 /// ```
-pub fn to_json_schema(services: &[&ServiceDescriptor]) -> Value {
-    let mut defs = Definitions::new();
+pub fn to_json_schema(description: &Description) -> Value {
+    let defs: &Definitions = &description.types;
+    let services = &description.services;
     let mut methods = Map::new();
     for s in services {
-        for m in s.methods {
-            let Some(schemas) = m.schemas.map(|f| f.schemas(&mut defs)) else {
+        for m in &s.methods {
+            let Some(schemas) = &m.types else {
                 continue;
             };
             let mut method = json!({
@@ -162,7 +163,7 @@ pub fn to_json_schema(services: &[&ServiceDescriptor]) -> Value {
             if !m.docs.is_empty() {
                 method["description"] = json!(m.docs);
             }
-            methods.insert(m.path.to_owned(), method);
+            methods.insert(m.path.clone(), method);
         }
     }
     let mut all = Map::new();
@@ -171,7 +172,7 @@ pub fn to_json_schema(services: &[&ServiceDescriptor]) -> Value {
     }
     json!({
         "$schema": JSON_SCHEMA_DIALECT,
-        "title": services.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
+        "title": services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
         "type": "object",
         "properties": methods,
         "$defs": all,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use rpc_codec::schema::{Definitions, EnumDef, MessageDef, TypeDef, TypeRef};
 
-use super::{MethodSchemas, ServiceDescriptor};
+use super::model::{Description, ServiceDescription};
 
 /// Why a set of services could not be exported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,9 +151,10 @@ fn has_proto(m: &MessageDef) -> bool {
 ///
 /// # Errors
 /// [`ProtoExportError`] for no services or services in different packages.
-pub fn to_proto(services: &[&ServiceDescriptor]) -> Result<String, ProtoExportError> {
+pub fn to_proto(description: &Description) -> Result<String, ProtoExportError> {
+    let services = &description.services;
     let first = services.first().ok_or(ProtoExportError::Empty)?;
-    let package = |s: &ServiceDescriptor| {
+    let package = |s: &ServiceDescription| {
         s.name
             .rsplit_once('.')
             .map_or(String::new(), |(p, _)| p.to_owned())
@@ -162,42 +163,39 @@ pub fn to_proto(services: &[&ServiceDescriptor]) -> Result<String, ProtoExportEr
     for s in services {
         if package(s) != pkg {
             return Err(ProtoExportError::MixedPackages(
-                first.name.into(),
-                s.name.into(),
+                first.name.clone(),
+                s.name.clone(),
             ));
         }
     }
-    let mut defs = Definitions::new();
+    let defs: &Definitions = &description.types;
     let mut imports = BTreeSet::new();
     let mut body = String::new();
     for s in services {
-        let name = s.name.rsplit_once('.').map_or(s.name, |(_, n)| n);
+        let name = s.name.rsplit_once('.').map_or(s.name.as_str(), |(_, n)| n);
         if !s.docs.is_empty() {
-            comment(&mut body, "", s.docs);
+            comment(&mut body, "", &s.docs);
         }
         let _ = writeln!(body, "service {} {{", ident(name));
-        for m in s.methods {
-            let Some(schemas) = m.schemas.map(|f| f.schemas(&mut defs)) else {
+        for m in &s.methods {
+            let Some(types) = &m.types else {
                 let _ = writeln!(body, "  // {}: described without schemas", m.name);
                 continue;
             };
-            let MethodSchemas {
-                request, response, ..
-            } = &schemas;
-            let req = if m.args.len() > 1 {
+            let req = if m.arity > 1 {
                 None
             } else {
-                rpc_type(request, &defs, &mut imports)
+                rpc_type(&types.request, defs, &mut imports)
             };
             let resp = if m.one_way {
-                rpc_type(&TypeRef::Unit, &defs, &mut imports)
+                rpc_type(&TypeRef::Unit, defs, &mut imports)
             } else {
-                rpc_type(response, &defs, &mut imports)
+                rpc_type(&types.response, defs, &mut imports)
             };
             match (req, resp) {
                 (Some(req), Some(resp)) => {
                     if !m.docs.is_empty() {
-                        comment(&mut body, "  ", m.docs);
+                        comment(&mut body, "  ", &m.docs);
                     }
                     let _ = writeln!(body, "  rpc {} ({req}) returns ({resp});", m.name);
                 }
@@ -314,6 +312,7 @@ fn enumeration(out: &mut String, name: &str, e: &EnumDef) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ServiceDescriptor;
     use super::*;
 
     #[test]
@@ -328,7 +327,8 @@ mod tests {
 
     #[test]
     fn no_services_or_mixed_packages_are_errors() {
-        assert_eq!(to_proto(&[]), Err(ProtoExportError::Empty));
+        let of = |s: &[&ServiceDescriptor]| to_proto(&Description::of(s));
+        assert_eq!(of(&[]), Err(ProtoExportError::Empty));
         static A: ServiceDescriptor = ServiceDescriptor {
             name: "shop.Orders",
             version: "1",
@@ -344,10 +344,10 @@ mod tests {
             methods: &[],
         };
         assert!(matches!(
-            to_proto(&[&A, &B]),
+            of(&[&A, &B]),
             Err(ProtoExportError::MixedPackages(..))
         ));
-        let text = to_proto(&[&A]).unwrap();
+        let text = of(&[&A]).unwrap();
         assert!(text.contains("package shop;"), "{text}");
         assert!(text.contains("service Orders {"), "{text}");
     }
