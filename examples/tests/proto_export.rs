@@ -151,16 +151,19 @@ fn protoc_accepts_the_export_and_encodes_as_the_codec_does() {
 
 /// The JSON Schema export of the shop's services accepts what the JSON codec writes for real
 /// messages and typed errors, and refuses what it would not decode, checked by Python's
-/// `jsonschema` (Draft 2020-12) in a separate process.
+/// `jsonschema` (Draft 2020-12) in a separate process; the OpenAPI export is a valid OpenAPI 3.1
+/// document (`openapi-spec-validator`).
 #[test]
 fn real_messages_validate_against_the_json_schema_export() {
     use examples::shop::inventory::InventoryError;
     use rpc_core::describe::to_json_schema;
 
-    let schema = to_json_schema(&Description::of(&[
+    let description = Description::of(&[
         OrdersServer::<()>::DESCRIPTOR,
         InventoryServer::<()>::DESCRIPTOR,
-    ]));
+    ]);
+    let schema = to_json_schema(&description);
+    let openapi = rpc_core::describe::to_openapi(&description);
     let order = Order {
         order_id: 9,
         account_id: 42,
@@ -187,9 +190,11 @@ fn real_messages_validate_against_the_json_schema_export() {
     let script = r##"
 import json, sys
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
 doc = json.load(sys.stdin)
 schema, cases = doc["schema"], doc["cases"]
 Draft202012Validator.check_schema(schema)
+validate(doc["openapi"])
 for name, instance, valid in cases:
     sub = {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": "#/$defs/" + name}
     errors = list(Draft202012Validator(sub).iter_errors(instance))
@@ -207,7 +212,8 @@ print("ok", len(cases))
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 runs (scripts/deps installs jsonschema)");
-    let input = serde_json::json!({ "schema": schema, "cases": cases }).to_string();
+    let input =
+        serde_json::json!({ "schema": schema, "cases": cases, "openapi": openapi }).to_string();
     child
         .stdin
         .take()

@@ -43,6 +43,7 @@ use tower::{Service, ServiceExt};
 mod diff;
 mod json_schema;
 mod model;
+mod openapi;
 mod proto;
 
 pub use self::diff::{diff, Change};
@@ -50,6 +51,7 @@ pub use self::json_schema::{to_json_schema, type_schema, JSON_SCHEMA_DIALECT};
 pub use self::model::{
     Description, DescriptionError, MethodDescription, MethodTypes, ServiceDescription,
 };
+pub use self::openapi::to_openapi;
 pub use self::proto::{to_proto, ProtoExportError};
 pub use crate::descriptor::{MethodDescriptor, MethodSchemas, SchemaFn, ServiceDescriptor};
 use crate::message::{Request, Response};

@@ -336,6 +336,25 @@ fn the_description_carries_every_method_s_schemas() {
         serde_json::json!({ "const": "closed" })
     );
 
+    // OpenAPI 3.1: an operation per method, the types under components.
+    let api = describe::to_openapi(&describe::Description::of(&[d]));
+    assert_eq!(api["openapi"], "3.1.0");
+    let place = &api["paths"]["/demo.Shop/Place"]["post"];
+    assert_eq!(
+        place["requestBody"]["content"]["application/json"]["schema"],
+        serde_json::json!({ "$ref": "#/components/schemas/Order" })
+    );
+    assert_eq!(
+        place["responses"]["default"]["content"]["application/json"]["schema"]["properties"]
+            ["details"],
+        serde_json::json!({ "$ref": "#/components/schemas/Refusal" })
+    );
+    assert!(api["paths"]["/demo.Shop/Reset"]["post"]["requestBody"].is_null());
+    assert_eq!(
+        api["components"]["schemas"]["Order"]["properties"]["lines"]["items"],
+        serde_json::json!({ "$ref": "#/components/schemas/Line" })
+    );
+
     let md = describe::to_markdown(&[d]);
     assert!(md.contains("### message `Order`"), "{md}");
     assert!(

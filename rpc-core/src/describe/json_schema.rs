@@ -16,6 +16,12 @@ pub const JSON_SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/sch
 /// The JSON Schema (2020-12) of the JSON codec's form of a type; named types are
 /// `{"$ref": "#/$defs/NAME"}`.
 pub fn type_schema(t: &TypeRef) -> Value {
+    schema_at(t, "#/$defs/")
+}
+
+/// As [`type_schema`], with named types under `base` (`#/components/schemas/` in OpenAPI).
+pub(super) fn schema_at(t: &TypeRef, base: &str) -> Value {
+    let type_schema = |t: &TypeRef| schema_at(t, base);
     match t {
         TypeRef::Bool => json!({ "type": "boolean" }),
         TypeRef::U32 => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
@@ -29,7 +35,7 @@ pub fn type_schema(t: &TypeRef) -> Value {
         TypeRef::List(t) => json!({ "type": "array", "items": type_schema(t) }),
         TypeRef::Map(_, v) => json!({ "type": "object", "additionalProperties": type_schema(v) }),
         TypeRef::Optional(t) => json!({ "anyOf": [type_schema(t), { "type": "null" }] }),
-        TypeRef::Named(n) => json!({ "$ref": format!("#/$defs/{n}") }),
+        TypeRef::Named(n) => json!({ "$ref": format!("{base}{n}") }),
         TypeRef::Opaque(n) => json!({ "description": format!("{n}: no schema") }),
         _ => json!({}),
     }
@@ -37,11 +43,11 @@ pub fn type_schema(t: &TypeRef) -> Value {
 
 /// An object with these fields: unknown members are allowed (they are ignored, `docs/protocol.md`
 /// §16), required ones listed.
-fn object(fields: &[FieldDef], docs: &str) -> Value {
+fn object(fields: &[FieldDef], docs: &str, base: &str) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for f in fields {
-        let mut schema = type_schema(&f.ty);
+        let mut schema = schema_at(&f.ty, base);
         if !f.docs.is_empty() {
             schema["description"] = json!(f.docs);
         }
@@ -58,13 +64,13 @@ fn object(fields: &[FieldDef], docs: &str) -> Value {
 }
 
 /// A variant's content: nothing, an object of its fields, its one field, or an array of them.
-fn content(v: &VariantDef) -> Option<Value> {
+fn content(v: &VariantDef, base: &str) -> Option<Value> {
     match v.shape {
-        VariantShape::Struct => Some(object(&v.fields, "")),
-        VariantShape::Newtype => v.fields.first().map(|f| type_schema(&f.ty)),
+        VariantShape::Struct => Some(object(&v.fields, "", base)),
+        VariantShape::Newtype => v.fields.first().map(|f| schema_at(&f.ty, base)),
         VariantShape::Tuple => Some(json!({
             "type": "array",
-            "prefixItems": v.fields.iter().map(|f| type_schema(&f.ty)).collect::<Vec<_>>(),
+            "prefixItems": v.fields.iter().map(|f| schema_at(&f.ty, base)).collect::<Vec<_>>(),
             "minItems": v.fields.len(),
             "maxItems": v.fields.len(),
         })),
@@ -72,11 +78,11 @@ fn content(v: &VariantDef) -> Option<Value> {
     }
 }
 
-fn enumeration(e: &EnumDef) -> Value {
+fn enumeration(e: &EnumDef, base: &str) -> Value {
     let alternatives: Vec<Value> = e
         .variants
         .iter()
-        .map(|v| match (&e.repr, content(v)) {
+        .map(|v| match (&e.repr, content(v, base)) {
             (EnumRepr::External, None) => json!({ "const": v.name }),
             (EnumRepr::External, Some(c)) => json!({
                 "type": "object",
@@ -120,10 +126,11 @@ fn enumeration(e: &EnumDef) -> Value {
     v
 }
 
-fn definition(def: &TypeDef) -> Value {
+/// A named type's schema, its references under `base`.
+pub(super) fn definition(def: &TypeDef, base: &str) -> Value {
     match def {
-        TypeDef::Message(MessageDef { docs, fields, .. }) => object(fields, docs),
-        TypeDef::Enum(e) => enumeration(e),
+        TypeDef::Message(MessageDef { docs, fields, .. }) => object(fields, docs, base),
+        TypeDef::Enum(e) => enumeration(e, base),
         _ => json!({}),
     }
 }
@@ -168,7 +175,7 @@ pub fn to_json_schema(description: &Description) -> Value {
     }
     let mut all = Map::new();
     for (name, def) in defs.iter() {
-        all.insert(name.to_owned(), definition(def));
+        all.insert(name.to_owned(), definition(def, "#/$defs/"));
     }
     json!({
         "$schema": JSON_SCHEMA_DIALECT,
@@ -211,7 +218,7 @@ mod tests {
                 ),
             ],
         );
-        let s = enumeration(&e);
+        let s = enumeration(&e, "#/$defs/");
         assert_eq!(s["oneOf"][0], json!({ "const": "Closed" }));
         assert_eq!(s["oneOf"][1]["required"], json!(["OutOfStock"]));
         assert_eq!(
@@ -227,7 +234,7 @@ mod tests {
                 vec![FieldDef::new("cents", TypeRef::U64)],
             )],
         );
-        let s = enumeration(&tagged);
+        let s = enumeration(&tagged, "#/$defs/");
         assert_eq!(
             s["oneOf"][0]["properties"]["kind"],
             json!({ "const": "Paid" })

@@ -247,7 +247,11 @@ pub fn to_proto(description: &Description) -> Result<String, ProtoExportError> {
 
 fn comment(out: &mut String, indent: &str, docs: &str) {
     for line in docs.lines() {
-        let _ = writeln!(out, "{indent}// {line}");
+        let _ = writeln!(
+            out,
+            "{indent}//{}{line}",
+            if line.is_empty() { "" } else { " " }
+        );
     }
 }
 
