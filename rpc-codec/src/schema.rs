@@ -697,16 +697,27 @@ impl FieldDef {
     }
 }
 
+/// Fields in order; two with one name are an error (which one a value's member belongs to
+/// would be anyone's guess).
 fn fields_from_json(v: Option<&Value>, at: &str) -> Result<Vec<FieldDef>, SchemaError> {
-    match v {
-        None | Some(Value::Null) => Ok(Vec::new()),
+    let fields: Vec<FieldDef> = match v {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a
             .iter()
             .enumerate()
             .map(|(i, f)| FieldDef::from_json(f, &format!("{at}/{i}")))
-            .collect(),
-        Some(_) => Err(SchemaError::new(at, "`fields` must be an array")),
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(SchemaError::new(at, "`fields` must be an array")),
+    };
+    for (i, f) in fields.iter().enumerate() {
+        if fields[..i].iter().any(|g| g.name == f.name) {
+            return Err(SchemaError::new(
+                &format!("{at}/{i}"),
+                format!("a second field named {:?}", f.name),
+            ));
+        }
     }
+    Ok(fields)
 }
 
 impl Definitions {
@@ -747,10 +758,17 @@ impl Definitions {
                         }
                         _ => return Err(SchemaError::new(&at, "unknown enum `repr`")),
                     };
-                    let mut variants = Vec::new();
+                    let mut variants: Vec<VariantDef> = Vec::new();
                     let list = d.get("variants").and_then(Value::as_array);
                     for (i, v) in list.into_iter().flatten().enumerate() {
                         let at = format!("{at}/variants/{i}");
+                        let vname = str_at(v, "name", &at)?;
+                        if variants.iter().any(|w| w.name == vname) {
+                            return Err(SchemaError::new(
+                                &at,
+                                format!("a second variant named {vname:?}"),
+                            ));
+                        }
                         let shape = match v.get("shape").and_then(Value::as_str) {
                             Some("unit") => VariantShape::Unit,
                             Some("struct") => VariantShape::Struct,
@@ -997,6 +1015,17 @@ mod tests {
         assert!(e.what.contains("\"B\""), "{e}");
         let e = Definitions::from_json(&json!({ "A": { "kind": "union" } }), "/types").unwrap_err();
         assert_eq!(e.at, "/types/A");
+        // Two fields of one name (found by fuzzing: a description then differed from itself).
+        let twice = json!({ "A": { "kind": "message", "fields": [
+            { "name": "x", "type": "u32", "required": true },
+            { "name": "x", "type": "bool", "required": true }
+        ] } });
+        let e = Definitions::from_json(&twice, "/types").unwrap_err();
+        assert_eq!(e.at, "/types/A/fields/1");
+        let twice = json!({ "E": { "kind": "enum", "repr": "external", "variants": [
+            { "name": "V", "shape": "unit" }, { "name": "V", "shape": "unit" }
+        ] } });
+        assert!(Definitions::from_json(&twice, "/types").is_err());
     }
 
     #[test]

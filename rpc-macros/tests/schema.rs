@@ -409,6 +409,14 @@ fn a_description_reads_back_and_bad_ones_are_refused() {
     let e = describe::Description::from_json(&v.to_string()).unwrap_err();
     assert!(e.to_string().contains("\"Line\""), "{e}");
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let first = v["services"][0]["methods"][0].clone();
+    v["services"][0]["methods"]
+        .as_array_mut()
+        .unwrap()
+        .push(first);
+    let e = describe::Description::from_json(&v.to_string()).unwrap_err();
+    assert!(e.to_string().contains("a second method"), "{e}");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["services"][0]["methods"][0]["request_type"] = serde_json::json!({ "ref": "Nowhere" });
     let e = describe::Description::from_json(&v.to_string()).unwrap_err();
     assert!(

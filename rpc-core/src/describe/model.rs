@@ -212,8 +212,18 @@ impl Description {
                     types: types_of,
                 });
             }
+            let name = text_at(s, "name", &at)?;
+            if services.iter().any(|o: &ServiceDescription| o.name == name) {
+                return Err(bad(&at, &format!("a second service named {name:?}")).into());
+            }
+            for (j, m) in methods.iter().enumerate() {
+                if methods[..j].iter().any(|o| o.name == m.name) {
+                    let at = format!("{at}/methods/{j}");
+                    return Err(bad(&at, &format!("a second method named {:?}", m.name)).into());
+                }
+            }
             services.push(ServiceDescription {
-                name: text_at(s, "name", &at)?,
+                name,
                 version: s
                     .get("version")
                     .and_then(Value::as_str)
