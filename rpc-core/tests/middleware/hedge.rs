@@ -64,3 +64,38 @@ async fn hedge_second_attempt_wins_and_the_first_is_cancelled() {
     })
     .await;
 }
+
+/// A refusal about the call itself (here PermissionDenied) from either attempt is the answer at
+/// once: the other attempt would get it too, so it is not waited for.
+#[tokio::test(start_paused = true)]
+async fn a_refusal_from_the_hedge_is_the_answer_at_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let inner = tower::service_fn(move |_req: Request| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n == 0 {
+                // The first attempt would answer, ten seconds later.
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok(Response::new("late"))
+            } else {
+                Err(Status::permission_denied("not for you"))
+            }
+        }
+    });
+    let mut client = HedgeLayer::new(HedgeDelay::Fixed(Duration::from_millis(20))).layer(inner);
+    let started = tokio::time::Instant::now();
+    let err = call(
+        &mut client,
+        Request::new("demo.Hedged/Get", "").with_idempotent(true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    assert_eq!(count(&calls), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "waited {:?} for the slow attempt",
+        started.elapsed()
+    );
+}

@@ -15,10 +15,13 @@ pub use self::layer::HedgeLayer;
 use self::delay::Latencies;
 use super::{named, Attempts, MiddlewareFuture, RetryBudget, Stats};
 use crate::message::{Request, Response};
+use crate::middleware::retry::repeat_cannot_help;
 use crate::status::Status;
 
 /// Sends a second attempt of a slow idempotent call: the service of [`HedgeLayer`], which says
-/// when.
+/// when. The first success wins; an error waits for the other attempt, except a refusal about
+/// the call itself (`InvalidArgument`, `Unauthenticated`, `PermissionDenied`, `Cancelled`), which
+/// the other attempt would get too and is the answer at once.
 ///
 /// `Hedge` is always ready and cannot apply backpressure: each attempt is sent on its own clone
 /// of the inner service, which it waits to be ready (the inner service's backpressure applies per
@@ -119,6 +122,9 @@ where
                             latencies.record(started.elapsed());
                             return Ok(resp);
                         }
+                        // An answer about the request or the caller: the other attempt would
+                        // get it too, so it is the answer now.
+                        Err(e) if repeat_cannot_help(e.code()) => return Err(e),
                         Err(e) => first_err = Some(e),
                     },
                     r = &mut second, if second_err.is_none() => match r {
@@ -127,6 +133,7 @@ where
                             latencies.record(started.elapsed());
                             return Ok(resp);
                         }
+                        Err(e) if repeat_cannot_help(e.code()) => return Err(e),
                         Err(e) => second_err = Some(e),
                     },
                 }

@@ -14,6 +14,7 @@ pub use self::layer::RetryLayer;
 pub use self::policy::RetryPolicy;
 
 use self::policy::may_retry;
+pub(crate) use self::policy::repeat_cannot_help;
 use super::{named, Attempts, MiddlewareFuture, Stats};
 use crate::message::{Request, Response};
 use crate::status::Status;

@@ -104,7 +104,7 @@ pub(super) fn may_retry(req: &Request, status: &Status) -> bool {
 /// caller that is already wrong. (`DeadlineExceeded` is not among them: with a deadline per
 /// attempt, a replica that never took the call is worth leaving for another; the call's own
 /// deadline still ends the retries.)
-fn repeat_cannot_help(code: Code) -> bool {
+pub(crate) fn repeat_cannot_help(code: Code) -> bool {
     matches!(
         code,
         Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied | Code::Cancelled
