@@ -88,31 +88,12 @@ impl Host {
             let result = async {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 let server = server().await?;
-                let never = std::future::pending();
                 match listen {
-                    Listen::Plain => {
-                        serve_registered(
-                            server,
-                            listener,
-                            &*registry,
-                            instance,
-                            Duration::ZERO,
-                            never,
-                        )
-                        .await?
-                    }
+                    Listen::Plain => serve(server, listener, &*registry, instance).await?,
                     #[cfg(feature = "tls")]
                     Listen::Tls(acceptor) => {
                         let listener = acceptor.listener(listener);
-                        serve_registered(
-                            server,
-                            listener,
-                            &*registry,
-                            instance,
-                            Duration::ZERO,
-                            never,
-                        )
-                        .await?
+                        serve(server, listener, &*registry, instance).await?
                     }
                 }
                 Ok::<(), BoxError>(())
@@ -140,6 +121,25 @@ impl Host {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Serves `server` on `listener`, registered as `instance`, until the runtime is dropped (no
+/// signal ends it: a replica ends by [`Host::kill`]).
+async fn serve<L: rpc_core::transport::Listener>(
+    server: Server,
+    listener: L,
+    registry: &dyn Registry,
+    instance: Instance,
+) -> std::io::Result<()> {
+    serve_registered(
+        server,
+        listener,
+        registry,
+        instance,
+        Duration::ZERO,
+        std::future::pending(),
+    )
+    .await
 }
 
 impl Drop for Host {

@@ -54,25 +54,31 @@ fn protoc_in(dir: &Path) -> Command {
     cmd
 }
 
-/// Encodes the text-format `text` as `message` with `protoc --encode`.
-fn encode(dir: &Path, message: &str, text: &str) -> Vec<u8> {
+/// Runs `cmd` with `input` on its standard input, and waits for its output.
+fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     use std::io::Write as _;
-    let mut child = protoc_in(dir)
-        .arg(format!("--encode={message}"))
-        .arg("shop.proto")
-        .current_dir(dir)
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("protoc runs");
+        .expect("the command runs (bash scripts/deps installs protoc and the Python modules)");
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("text written");
-    let out = child.wait_with_output().expect("protoc finishes");
+        .write_all(input)
+        .expect("input written");
+    child.wait_with_output().expect("the command finishes")
+}
+
+/// Encodes the text-format `text` as `message` with `protoc --encode`.
+fn encode(dir: &Path, message: &str, text: &str) -> Vec<u8> {
+    let mut cmd = protoc_in(dir);
+    cmd.arg(format!("--encode={message}"))
+        .arg("shop.proto")
+        .current_dir(dir);
+    let out = run_with_input(&mut cmd, text.as_bytes());
     assert!(
         out.status.success(),
         "protoc --encode={message}: {}",
@@ -203,24 +209,12 @@ for name, instance, valid in cases:
         sys.exit(1)
 print("ok", len(cases))
 "##;
-    use std::io::Write as _;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (scripts/deps installs jsonschema)");
     let input =
         serde_json::json!({ "schema": schema, "cases": cases, "openapi": openapi }).to_string();
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("written");
-    let out = child.wait_with_output().expect("python3 finishes");
+    let out = run_with_input(
+        Command::new("python3").arg("-c").arg(script),
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}{}\n{schema:#}",

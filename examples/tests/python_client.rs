@@ -65,15 +65,19 @@ async fn a_python_client_calls_every_method_from_the_description_alone() {
                 .expect("python3 runs (bash scripts/deps installs msgpack and protobuf)")
         })
     };
+    // The script's output, after checking it exited 0.
+    let stdout_of = |out: std::process::Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("{stdout}");
+        stdout
+    };
     // Strings sampled as a SKU the warehouse carries: every call answers.
-    let out = run("mug").await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{stdout}");
+    let stdout = stdout_of(run("mug").await.unwrap());
     // Six methods in three codecs (the one-way restock is sent, not answered).
     assert_eq!(
         stdout.lines().last(),
@@ -82,14 +86,7 @@ async fn a_python_client_calls_every_method_from_the_description_alone() {
     );
     assert!(stdout.contains("shop.Inventory/Audit"), "{stdout}");
     // A SKU it does not carry: typed errors, whose values decode as the described error type.
-    let out = run("no-such-sku").await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{stdout}");
+    let stdout = stdout_of(run("no-such-sku").await.unwrap());
     assert!(
         stdout.contains("shop.Inventory/Check                     json     -> typed error"),
         "{stdout}"
