@@ -9,6 +9,7 @@ use std::io;
 
 #[cfg(feature = "tls")]
 pub mod pki;
+pub mod reviews;
 #[path = "../shop/mod.rs"]
 pub mod shop;
 #[cfg(feature = "jwt")]

@@ -32,6 +32,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "build")]
+pub mod build;
 mod compression;
 mod error;
 mod id;

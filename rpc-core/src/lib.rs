@@ -118,6 +118,30 @@ pub use server::Server;
 pub use service_error::{ServiceError, DETAILS_KEY};
 pub use status::{Code, Delivery, Status};
 
+/// Includes the code that `rpc_codec::build` (the IDL-first path, feature `build` of
+/// `rpc-codec`) generated for one Protobuf package: its messages, enums, and a `#[service]` trait
+/// per service with its client and server.
+///
+/// `include_proto!("shop.reviews")` is `include!(concat!(env!("OUT_DIR"), "/shop.reviews.rs"))`:
+/// the file `prost-build` writes per package. Use it inside a module of its own:
+///
+/// ```ignore
+/// pub mod reviews {
+///     rpc_core::include_proto!("shop.reviews");
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_proto {
+    ($package:literal) => {
+        ::core::include!(::core::concat!(
+            ::core::env!("OUT_DIR"),
+            "/",
+            $package,
+            ".rs"
+        ));
+    };
+}
+
 /// A boxed, sendable future: what [`transport::Connector::connect`], registries and the
 /// middleware return where a named future type would buy nothing.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -150,9 +150,21 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
                     }
                     Fields::Unnamed(u) => {
                         let mut out = Vec::new();
+                        // A prost oneof's variant says its field's number and type on the
+                        // variant: `#[prost(string, tag = "5")] GuestName(String)`.
+                        let oneof = u.unnamed.len() == 1 && prost(&v.attrs)?.is_some();
                         for (i, f) in u.unnamed.iter().enumerate() {
                             let n = i.to_string();
-                            out.extend(field(&krate, &inner, &n, &f.ty, &f.attrs, Case::Keep)?);
+                            let mut attrs = f.attrs.clone();
+                            if oneof {
+                                attrs.extend(
+                                    v.attrs
+                                        .iter()
+                                        .filter(|a| a.path().is_ident("prost"))
+                                        .cloned(),
+                                );
+                            }
+                            out.extend(field(&krate, &inner, &n, &f.ty, &attrs, Case::Keep)?);
                         }
                         let shape = if u.unnamed.len() == 1 {
                             quote!(Newtype)
@@ -256,7 +268,7 @@ fn field(
         let type_name = if let Some(e) = &p.enumeration {
             let e = of(krate, e);
             quote!(#e.named().map(::std::string::ToString::to_string))
-        } else if p.message || kind.starts_with("map<") {
+        } else if p.message || kind.starts_with("map<") || kind == "oneof" {
             quote!(__ty.named().map(::std::string::ToString::to_string))
         } else {
             quote!(::core::option::Option::None)
