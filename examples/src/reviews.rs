@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use rpc_core::{Context, Status};
 
-/// What `build.rs` generated from `proto/reviews.proto` (package `shop.reviews`).
+/// What `build.rs` generated from `proto/reviews.proto`: package `shop.reviews` as the module
+/// `generated::shop::reviews`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 mod generated {
-    rpc_core::include_proto!("shop.reviews");
+    rpc_core::include_protos!();
 }
 
-pub use generated::post_review::{Author, Photo};
-pub use generated::{
+pub use generated::shop::reviews::post_review::{Author, Photo};
+pub use generated::shop::reviews::{
     FlagReview, ListReviews, PostReview, Review, ReviewPage, ReviewStats, Reviews, ReviewsClient,
     ReviewsServer, Visibility,
 };

@@ -130,6 +130,8 @@ fn the_description_carries_what_build_rs_added() {
 struct Parsed {
     messages: BTreeMap<String, DescriptorProto>,
     enums: BTreeMap<String, Vec<(String, i32)>>,
+    /// `Service/Method` → (request, reply, idempotent).
+    methods: BTreeMap<String, (String, String, bool)>,
 }
 
 fn parse(dir: &Path, file: &str) -> Parsed {
@@ -142,7 +144,25 @@ fn parse(dir: &Path, file: &str) -> Parsed {
     let mut parsed = Parsed {
         messages: BTreeMap::new(),
         enums: BTreeMap::new(),
+        methods: BTreeMap::new(),
     };
+    for s in &main.service {
+        for m in &s.method {
+            // NO_SIDE_EFFECTS (1) and IDEMPOTENT (2) both let a call be repeated.
+            let level = m
+                .options
+                .as_ref()
+                .map_or(0, |o| o.idempotency_level.unwrap_or(0));
+            parsed.methods.insert(
+                format!("{}/{}", s.name(), m.name()),
+                (
+                    m.input_type().to_owned(),
+                    m.output_type().to_owned(),
+                    level != 0,
+                ),
+            );
+        }
+    }
     fn walk(m: &DescriptorProto, outer: &str, parsed: &mut Parsed) {
         if m.options.as_ref().is_some_and(|o| o.map_entry()) {
             return;
@@ -219,6 +239,7 @@ fn the_export_is_the_contract() {
         assert_eq!(field_shapes(e), field_shapes(m), "{name}:\n{exported}");
     }
     assert_eq!(got.enums, want.enums, "{exported}");
+    assert_eq!(got.methods, want.methods, "{exported}");
     // And the export has no message the contract lacks, but for the plain `Status`.
     let extra: Vec<&String> = got
         .messages

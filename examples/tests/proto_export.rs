@@ -111,8 +111,9 @@ fn protoc_accepts_the_export_and_encodes_as_the_codec_does() {
     for expected in [
         "package shop;",
         "service Orders {",
-        "rpc Place (PlaceOrder) returns (Order);",
-        "rpc Get (google.protobuf.UInt64Value) returns (Order);",
+        "rpc Place (PlaceOrder) returns (Order) { option idempotency_level = IDEMPOTENT; }",
+        "rpc Get (google.protobuf.UInt64Value) returns (Order) { option idempotency_level = \
+         IDEMPOTENT; }",
         "service Inventory {",
         "enum OrderState {",
         "ORDER_STATE_PAID = 1;",

@@ -13,15 +13,19 @@
 //! }
 //! ```
 //!
-//! and in the crate, one module per Protobuf package:
+//! and in the crate, every package as a tree of modules named after it:
 //!
 //! ```ignore
-//! pub mod reviews {
-//!     rpc_core::include_proto!("shop.reviews");
+//! pub mod protos {
+//!     rpc_core::include_protos!();
 //! }
-//! // reviews::ReviewsClient, reviews::ReviewsServer and the trait reviews::Reviews, as
+//! // protos::shop::reviews::ReviewsClient, ::ReviewsServer and the trait ::Reviews, as
 //! // #[service] generates them; the messages as prost generates them.
 //! ```
+//!
+//! or one package in a module of your choice, with `rpc_core::include_proto!("shop.reviews")`:
+//! enough while it refers to no other package (prost's code reaches another package through
+//! `super::`, so the modules must mirror the package names, as `include_protos!` makes them).
 //!
 //! # What is generated
 //! The files are parsed by [`protox`] (pure Rust: no `protoc` needed) and the messages and enums
@@ -30,8 +34,9 @@
 //!   in JSON and MessagePack too, with `#[serde(default)]` on messages (proto3: a missing field
 //!   is its default);
 //! - `#[derive(rpc_core::Schema)]`, named as in the `.proto` file (`Review`, nested
-//!   `Review.Photo`; a oneof is `Message.field`), so `rpc.Server/Describe` and the exports
-//!   describe the fields with their Protobuf numbers;
+//!   `Review.Photo`; a oneof is `Message.field`; a name two packages share is qualified,
+//!   `shop.common.Item`), so `rpc.Server/Describe` and the exports describe the fields with their
+//!   Protobuf numbers;
 //! - `bytes` fields as `bytes::Bytes` (byte strings in JSON and MessagePack, not arrays of
 //!   numbers);
 //! - per `service`, a trait annotated with `#[service(name = "package.Service")]` whose methods
@@ -56,7 +61,10 @@ use std::path::{Path, PathBuf};
 use prost_types::{DescriptorProto, FileDescriptorSet};
 
 /// Why `.proto` files could not be turned into code.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message, so that a build script's `main` returning
+/// `Result<(), Box<dyn Error>>` prints the message rather than the structure.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A file could not be read or parsed.
@@ -88,10 +96,16 @@ pub enum BuildError {
         type_name: String,
     },
     /// A method was configured here that no service of the files has.
-    #[error("{method}: no such method in the .proto files (expected `package.Service/Method`)")]
+    #[error(
+        "{method}: no such method in the .proto files (expected `package.Service/Method`, one \
+         of: {})",
+        known.join(", ")
+    )]
     UnknownMethod {
         /// The path as configured.
         method: String,
+        /// The methods the files have.
+        known: Vec<String>,
     },
     /// A method configured as one-way has a reply type other than `google.protobuf.Empty`.
     #[error("{method} is one-way, so its reply must be google.protobuf.Empty, not {reply}")]
@@ -101,6 +115,12 @@ pub enum BuildError {
         /// Its reply type.
         reply: String,
     },
+}
+
+impl std::fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// What is set for one method beyond its `.proto` definition.
@@ -212,7 +232,8 @@ impl Builder {
         }
         let fds = protox::compile(protos, includes).map_err(|e| {
             let given = protos.iter().map(|p| p.as_ref().display().to_string());
-            parse_error(e, &given.collect::<Vec<_>>().join(", "))
+            let includes: Vec<&Path> = includes.iter().map(AsRef::as_ref).collect();
+            parse_error(e, &given.collect::<Vec<_>>().join(", "), &includes)
         })?;
         self.generate(fds)
     }
@@ -241,6 +262,7 @@ impl Builder {
         if let Some(dir) = &self.out_dir {
             prost.out_dir(dir);
         }
+        prost.include_file(INCLUDE_FILE);
         let generator = Generator {
             runtime: rt,
             methods: self.methods,
@@ -252,9 +274,18 @@ impl Builder {
 }
 
 /// A parse error with where it is: the first span the parser labelled, as `file:line:column`.
-fn parse_error(e: protox::Error, given: &str) -> BuildError {
+fn parse_error(e: protox::Error, given: &str, includes: &[&Path]) -> BuildError {
     use miette::Diagnostic as _;
-    let file = e.file().unwrap_or(given).to_owned();
+    // protox names a file relative to its include directory; the path from the crate is the one
+    // an editor opens.
+    let file = match e.file() {
+        Some(name) => includes
+            .iter()
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+            .map_or_else(|| name.to_owned(), |p| p.display().to_string()),
+        None => given.to_owned(),
+    };
     let span = e
         .labels()
         .and_then(|mut labels| labels.next())
@@ -271,6 +302,9 @@ fn parse_error(e: protox::Error, given: &str) -> BuildError {
         source: Box::new(e),
     }
 }
+
+/// The file with every package as a tree of modules, which `rpc_core::include_protos!` includes.
+pub const INCLUDE_FILE: &str = "rpc_protos.rs";
 
 /// `.google.protobuf.Empty`: no argument, or a `()` reply.
 const EMPTY: &str = ".google.protobuf.Empty";
@@ -330,6 +364,7 @@ fn check(
     if let Some(unknown) = configured.keys().find(|k| !seen.contains(*k)) {
         return Err(BuildError::UnknownMethod {
             method: unknown.clone(),
+            known: seen.into_iter().collect(),
         });
     }
     Ok(idempotent)
@@ -353,46 +388,68 @@ fn check_message(m: &DescriptorProto, prefix: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// `(fully-qualified path, schema name)` of every message, oneof and enum, outer before
-/// nested: prost-build gives a type the attributes of every path that is a prefix of its own,
-/// in the order they were added, and the derive takes the last name.
+/// `(fully-qualified path, schema name)` of the messages, oneofs and enums whose schema name is
+/// not their Rust name: nested ones (`Review.Photo`), oneofs (`Review.author`), and top-level
+/// names that two packages share, which are qualified (`shop.common.Item`). Outer before nested:
+/// prost-build gives a type the attributes of every path that is a prefix of its own, in the
+/// order they were added, and the derive takes the last name.
 fn schema_names(fds: &FileDescriptorSet) -> Vec<(String, String)> {
-    fn message(m: &DescriptorProto, pkg: &str, outer: &str, out: &mut Vec<(String, String)>) {
-        let name = format!("{outer}{}", m.name());
-        if m.options.as_ref().is_some_and(|o| o.map_entry()) {
-            return;
-        }
-        out.push((format!("{pkg}{name}"), name.clone()));
+    /// The names inside message `m`, whose path is `fq` and schema name `name`.
+    fn nested(m: &DescriptorProto, fq: &str, name: &str, out: &mut Vec<(String, String)>) {
         for o in &m.oneof_decl {
             // A proto3 `optional` field is a synthetic oneof prost does not generate; naming it
             // is harmless.
-            out.push((
-                format!("{pkg}{name}.{}", o.name()),
-                format!("{name}.{}", o.name()),
-            ));
+            out.push((format!("{fq}.{}", o.name()), format!("{name}.{}", o.name())));
         }
         for e in &m.enum_type {
-            out.push((
-                format!("{pkg}{name}.{}", e.name()),
-                format!("{name}.{}", e.name()),
-            ));
+            out.push((format!("{fq}.{}", e.name()), format!("{name}.{}", e.name())));
         }
         for n in &m.nested_type {
-            message(n, pkg, &format!("{name}."), out);
+            if n.options.as_ref().is_some_and(|o| o.map_entry()) {
+                continue;
+            }
+            let (fq, name) = (format!("{fq}.{}", n.name()), format!("{name}.{}", n.name()));
+            out.push((fq.clone(), name.clone()));
+            nested(n, &fq, &name, out);
+        }
+    }
+    let files: Vec<_> = fds
+        .file
+        .iter()
+        .filter(|f| f.package() != "google.protobuf")
+        .collect();
+    let mut packages_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for file in &files {
+        let names = file.message_type.iter().map(|m| m.name());
+        for name in names.chain(file.enum_type.iter().map(|e| e.name())) {
+            packages_of.entry(name).or_default().insert(file.package());
         }
     }
     let mut out = Vec::new();
-    for file in fds.file.iter().filter(|f| f.package() != "google.protobuf") {
+    for file in files {
         let pkg = if file.package().is_empty() {
             ".".to_owned()
         } else {
             format!(".{}.", file.package())
         };
+        let top = |name: &str| {
+            if packages_of.get(name).is_some_and(|p| p.len() > 1) && !file.package().is_empty() {
+                format!("{}.{name}", file.package())
+            } else {
+                name.to_owned()
+            }
+        };
         for e in &file.enum_type {
-            out.push((format!("{pkg}{}", e.name()), e.name().to_owned()));
+            if top(e.name()) != e.name() {
+                out.push((format!("{pkg}{}", e.name()), top(e.name())));
+            }
         }
         for m in &file.message_type {
-            message(m, &pkg, "", &mut out);
+            let name = top(m.name());
+            if name != m.name() {
+                out.push((format!("{pkg}{}", m.name()), name.clone()));
+            }
+            nested(m, &format!("{pkg}{}", m.name()), &name, &mut out);
         }
     }
     out
@@ -545,6 +602,45 @@ mod tests {
     }
 
     #[test]
+    fn packages_become_a_module_tree_and_shared_names_are_qualified() {
+        let common = r#"syntax = "proto3"; package shop.common;
+            message Item { string sku = 1; }
+            message Money { uint64 cents = 1; }"#;
+        let cart = r#"syntax = "proto3"; package shop.cart.v1;
+            import "common.proto";
+            message Item { shop.common.Item item = 1; shop.common.Money price = 2;
+                           message Note { string text = 1; } }
+            service Cart { rpc Add (Item) returns (Item); }"#;
+        let protos = Protos::new(
+            "packages",
+            &[("common.proto", common), ("cart.proto", cart)],
+        );
+        let code = protos.compile(configure(), "cart.proto").unwrap();
+        assert!(
+            code.contains("#[schema(name = \"shop.common.Item\")]"),
+            "{code}"
+        );
+        assert!(
+            code.contains("#[schema(name = \"shop.cart.v1.Item\")]"),
+            "{code}"
+        );
+        assert!(
+            code.contains("#[schema(name = \"shop.cart.v1.Item.Note\")]"),
+            "{code}"
+        );
+        assert!(!code.contains("#[schema(name = \"Money\")]"), "{code}");
+        let tree = std::fs::read_to_string(protos.0.join("out").join(INCLUDE_FILE)).unwrap();
+        for module in [
+            "pub mod shop {",
+            "pub mod common {",
+            "pub mod cart {",
+            "pub mod v1 {",
+        ] {
+            assert!(tree.contains(module), "{tree}");
+        }
+    }
+
+    #[test]
     fn the_runtime_path_is_used_everywhere() {
         let protos = Protos::new("runtime", &[("catalogue.proto", CATALOGUE)]);
         let code = protos
@@ -593,7 +689,11 @@ mod tests {
         let err = protos
             .compile(configure().one_way("p.S/Gte"), "plain.proto")
             .unwrap_err();
-        assert!(matches!(&err, BuildError::UnknownMethod { method } if method == "p.S/Gte"));
+        assert_eq!(
+            format!("{err:?}"),
+            "p.S/Gte: no such method in the .proto files (expected `package.Service/Method`, \
+             one of: p.S/Get)"
+        );
         let err = protos
             .compile(configure().one_way("p.S/Get"), "plain.proto")
             .unwrap_err();
@@ -602,9 +702,10 @@ mod tests {
             "p.S/Get is one-way, so its reply must be google.protobuf.Empty, not p.M"
         );
         let err = protos.compile(configure(), "broken.proto").unwrap_err();
+        let at = protos.0.join("broken.proto");
         assert_eq!(
             err.to_string(),
-            "broken.proto:2:24: expected an integer, but found ';'"
+            format!("{}:2:24: expected an integer, but found ';'", at.display())
         );
         assert!(std::error::Error::source(&err).is_some());
         let err = protos.compile(configure(), "missing.proto").unwrap_err();

@@ -119,11 +119,31 @@ pub use service_error::{ServiceError, DETAILS_KEY};
 pub use status::{Code, Delivery, Status};
 
 /// Includes the code that `rpc_codec::build` (the IDL-first path, feature `build` of
-/// `rpc-codec`) generated for one Protobuf package: its messages, enums, and a `#[service]` trait
-/// per service with its client and server.
+/// `rpc-codec`) generated: every Protobuf package as a tree of modules named after it, with its
+/// messages, enums, and a `#[service]` trait per service with its client and server.
+///
+/// `include_protos!()` is `include!(concat!(env!("OUT_DIR"), "/rpc_protos.rs"))`, the module
+/// tree `rpc_codec::build` writes. Use it inside a module of its own:
+///
+/// ```ignore
+/// pub mod protos {
+///     rpc_core::include_protos!();
+/// }
+/// use protos::shop::reviews::{ReviewsClient, ReviewsServer};
+/// ```
+#[macro_export]
+macro_rules! include_protos {
+    () => {
+        ::core::include!(::core::concat!(::core::env!("OUT_DIR"), "/rpc_protos.rs"));
+    };
+}
+
+/// Includes the code that `rpc_codec::build` generated for one Protobuf package, in a module of
+/// your choice; see [`include_protos!`] for all of them as a tree of modules, which a package
+/// that refers to another package needs (prost reaches it through `super::`).
 ///
 /// `include_proto!("shop.reviews")` is `include!(concat!(env!("OUT_DIR"), "/shop.reviews.rs"))`:
-/// the file `prost-build` writes per package. Use it inside a module of its own:
+/// the file `prost-build` writes per package.
 ///
 /// ```ignore
 /// pub mod reviews {

@@ -117,8 +117,18 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// A definition's name as a `.proto` identifier: dots and other separators become `_`, and a
-/// keyword gets a trailing `_`.
+/// keyword gets a trailing `_` (a message named `string` could not be told from the scalar).
 fn ident(name: &str) -> String {
+    let mut out = field_ident(name);
+    if KEYWORDS.contains(&out.as_str()) {
+        out.push('_');
+    }
+    out
+}
+
+/// A field's name as a `.proto` identifier: separators become `_`. Keywords stay: `protoc`
+/// reads `string message = 1;` as a field named `message` (as in `google.rpc.Status`).
+fn field_ident(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| {
@@ -131,9 +141,6 @@ fn ident(name: &str) -> String {
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
-    }
-    if KEYWORDS.contains(&out.as_str()) {
-        out.push('_');
     }
     out
 }
@@ -259,7 +266,13 @@ pub fn to_proto(description: &Description) -> Result<String, ProtoExportError> {
                     if !m.docs.is_empty() {
                         comment(&mut body, "  ", &m.docs);
                     }
-                    let _ = writeln!(body, "  rpc {} ({req}) returns ({resp});", m.name);
+                    // google/protobuf/descriptor.proto, MethodOptions.IdempotencyLevel.
+                    let options = if m.idempotent {
+                        " { option idempotency_level = IDEMPOTENT; }"
+                    } else {
+                        ";"
+                    };
+                    let _ = writeln!(body, "  rpc {} ({req}) returns ({resp}){options}", m.name);
                 }
                 _ => {
                     let _ = writeln!(
@@ -326,7 +339,7 @@ fn check_names(description: &Description) -> Result<(), ProtoExportError> {
                 for f in &m.fields {
                     let field_name = f.rust_name.as_deref().unwrap_or(&f.name);
                     let described = format!("{name}.{field_name}");
-                    fields.claim(json_key(&ident(field_name)), &described)?;
+                    fields.claim(json_key(&field_ident(field_name)), &described)?;
                     if let Some(TypeDef::Enum(e)) = oneof_of(f.proto.as_ref(), &description.types) {
                         for v in &e.variants {
                             let member = snake(v.rust_name.as_deref().unwrap_or(&v.name));
@@ -377,7 +390,7 @@ fn message(out: &mut String, name: &str, m: &MessageDef, defs: &Definitions) {
     let _ = writeln!(out, "message {} {{", ident(name));
     for f in &m.fields {
         let Some(p) = &f.proto else { continue };
-        let field_name = ident(f.rust_name.as_deref().unwrap_or(&f.name));
+        let field_name = field_ident(f.rust_name.as_deref().unwrap_or(&f.name));
         if !f.docs.is_empty() {
             comment(out, "  ", &f.docs);
         }
@@ -392,7 +405,7 @@ fn message(out: &mut String, name: &str, m: &MessageDef, defs: &Definitions) {
                         if !v.docs.is_empty() {
                             comment(out, "    ", &v.docs);
                         }
-                        let member = ident(&snake(v.rust_name.as_deref().unwrap_or(&v.name)));
+                        let member = field_ident(&snake(v.rust_name.as_deref().unwrap_or(&v.name)));
                         let _ = writeln!(out, "    {} {member} = {};", field_type(vp), vp.number);
                     }
                     out.push_str("  }\n");
@@ -477,6 +490,7 @@ mod tests {
         assert_eq!(ident("Order"), "Order");
         assert_eq!(ident("rpc.Status"), "rpc_Status");
         assert_eq!(ident("message"), "message_");
+        assert_eq!(field_ident("message"), "message");
         assert_eq!(ident("9lives"), "_9lives");
         assert_eq!(screaming("OrderState"), "ORDER_STATE");
         assert_eq!(screaming("Paid"), "PAID");
