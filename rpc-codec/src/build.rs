@@ -161,8 +161,9 @@ impl Builder {
         self
     }
 
-    /// Where the generated files go (one `package.rs` per Protobuf package); `OUT_DIR` by
-    /// default, where [`include_proto!`](../../rpc_core/macro.include_proto.html) finds them.
+    /// Where the generated files go (one `package.rs` per Protobuf package, and
+    /// [`INCLUDE_FILE`]); `OUT_DIR` by default, where `rpc_core::include_protos!` and
+    /// `include_proto!` find them. Elsewhere, include the files with `include!` yourself.
     #[must_use]
     pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Builder {
         self.out_dir = Some(dir.into());
@@ -205,7 +206,8 @@ impl Builder {
     }
 
     /// The `prost-build` configuration, for what it offers beyond this builder (`btree_map`,
-    /// attributes of your own, `extern_path`). The attributes this builder adds come first.
+    /// attributes of your own, `extern_path`). Attributes added here come before the ones this
+    /// builder adds when it compiles.
     pub fn prost_config(&mut self) -> &mut prost_build::Config {
         &mut self.prost
     }

@@ -63,6 +63,7 @@
 //! - [`Context`], [`Status`], [`Metadata`], [`Request`], [`Response`]: what every call carries;
 //!   [`ServiceError`] for typed errors.
 //! - [`service`] and [`describe`]: services defined as traits, and their descriptions.
+//! - [`stream`]: streaming calls (protocol 1.1; server streaming so far), flow-controlled.
 //!
 //! # Features
 //! Off by default, so that the default build needs nothing but cargo:
@@ -96,6 +97,7 @@ pub mod protocol;
 pub mod server;
 mod service_error;
 mod status;
+pub mod stream;
 pub mod transport;
 
 pub use client::{choose_codec, CallOptions};

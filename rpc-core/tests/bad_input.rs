@@ -191,10 +191,16 @@ impl RawConn {
     /// Client side of the handshake: our preface and SETTINGS, then the server's preface and
     /// SETTINGS.
     async fn handshake(addr: SocketAddr) -> (RawConn, Settings) {
+        RawConn::handshake_with(addr, Settings::protocol_default()).await
+    }
+
+    /// The handshake announcing `ours`; the frames read afterwards are those both settings
+    /// allow (protocol 1.1's streaming frames when both announce streaming).
+    async fn handshake_with(addr: SocketAddr, ours: Settings) -> (RawConn, Settings) {
         let mut conn = RawConn::connect(addr).await;
         let mut out = BytesMut::new();
         out.put_slice(&PREFACE);
-        encode_settings(&mut out, &Settings::protocol_default());
+        encode_settings(&mut out, &ours);
         conn.send(&out).await;
         let preface = conn
             .read_preface()
@@ -202,7 +208,10 @@ impl RawConn {
             .expect("server closed instead of its preface");
         assert_eq!(preface, PREFACE, "server preface");
         match conn.next_frame().await {
-            Some(Frame::Settings(s)) => (conn, s),
+            Some(Frame::Settings(s)) => {
+                conn.decoder = FrameDecoder::negotiated(&ours, &s);
+                (conn, s)
+            }
             other => panic!("expected the server's SETTINGS, got {other:?}"),
         }
     }
@@ -383,5 +392,7 @@ mod handshake;
 mod limits;
 #[path = "bad_input/routing.rs"]
 mod routing;
+#[path = "bad_input/streams.rs"]
+mod streams;
 #[path = "bad_input/vanishing_peer.rs"]
 mod vanishing_peer;

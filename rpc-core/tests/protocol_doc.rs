@@ -93,3 +93,105 @@ async fn settings_example_is_what_the_reference_sends_by_default() {
     assert_eq!(sent_by_client, expected, "client");
     client.abort();
 }
+
+/// The streaming examples of the protocol 1.1 draft (`docs/drafts/protocol-1.1.md`, issue 18)
+/// are the bytes the frame layer writes and reads, before the runtime announces streaming.
+mod streaming_draft {
+    use bytes::BytesMut;
+    use rpc_core::protocol::{self, flags, flow, Frame, FrameDecoder, ProtocolError, Settings};
+    use rpc_core::Metadata;
+
+    const DRAFT: &str = include_str!("../../docs/drafts/protocol-1.1.md");
+
+    fn hex_block(tag: &str) -> Vec<u8> {
+        let fence = format!("```hex {tag}\n");
+        let start = DRAFT
+            .find(&fence)
+            .unwrap_or_else(|| panic!("no {tag} block"))
+            + fence.len();
+        let end = start + DRAFT[start..].find("```").expect("closing fence");
+        DRAFT[start..end]
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+            .collect()
+    }
+
+    fn negotiated() -> FrameDecoder {
+        let local = Settings {
+            features: protocol::features::STREAMING,
+            ..Settings::protocol_default()
+        };
+        FrameDecoder::negotiated(&local, &local)
+    }
+
+    #[test]
+    fn stream_request_example_matches_the_encoder() {
+        let mut buf = BytesMut::new();
+        let md = Metadata::new();
+        let path = b"demo.Clock/Ticks";
+        protocol::encode_request(
+            &mut buf,
+            1,
+            flags::SERVER_STREAM,
+            path,
+            0,
+            1_000_000,
+            &md,
+            b"2",
+        );
+        assert_eq!(&buf[..], &hex_block("stream-request-example")[..]);
+        let Some(Frame::Request(r)) = negotiated().decode(&mut buf).unwrap() else {
+            panic!("not a request")
+        };
+        assert_eq!((r.flags, &r.body[..]), (flags::SERVER_STREAM, &b"2"[..]));
+    }
+
+    #[test]
+    fn stream_reply_example_is_two_messages_and_a_trailer() {
+        let wire = hex_block("stream-reply-example");
+        let mut buf = BytesMut::from(&wire[..]);
+        let d = negotiated();
+        for text in ["tick 1", "tick 2"] {
+            let Some(Frame::Message(m)) = d.decode(&mut buf).unwrap() else {
+                panic!("not a message")
+            };
+            assert_eq!((m.call_id, m.flags, &m.body[..]), (1, 0, text.as_bytes()));
+        }
+        let Some(Frame::Response(t)) = d.decode(&mut buf).unwrap() else {
+            panic!("not the trailer")
+        };
+        assert_eq!((t.code, t.body.len()), (0, 0));
+        assert_eq!(t.metadata.get_str("ticks"), Some("2"));
+        assert!(buf.is_empty());
+
+        let mut again = BytesMut::new();
+        protocol::encode_message(&mut again, 1, 0, b"tick 1");
+        protocol::encode_message(&mut again, 1, 0, b"tick 2");
+        let mut md = Metadata::new();
+        md.insert("ticks", "2");
+        protocol::encode_response(&mut again, 1, 0, 0, b"", &md, b"");
+        assert_eq!(&again[..], &wire[..]);
+
+        // A 1.0 decoder refuses the first MESSAGE by its type.
+        let mut buf = BytesMut::from(&wire[..]);
+        let old = FrameDecoder::new(&Settings::protocol_default());
+        assert!(matches!(
+            old.decode(&mut buf),
+            Err(ProtocolError::UnknownFrameType(0x08))
+        ));
+    }
+
+    #[test]
+    fn window_update_example_returns_the_two_messages() {
+        let mut buf = BytesMut::new();
+        protocol::encode_window_update(&mut buf, 0, 2 * flow::size(6));
+        assert_eq!(&buf[..], &hex_block("window-update-example")[..]);
+        assert!(matches!(
+            negotiated().decode(&mut buf).unwrap(),
+            Some(Frame::WindowUpdate {
+                call_id: 0,
+                increment: 32
+            })
+        ));
+    }
+}

@@ -13,6 +13,7 @@ use crate::context::Context as CallContext;
 use crate::limit::{Limiter, Permit};
 use crate::message::{Request, Response};
 use crate::status::{Code, Delivery, Status};
+use crate::stream::{RawStreaming, StreamHost};
 
 /// A cheap-to-clone handle for making calls to one server over one multiplexed connection.
 ///
@@ -101,6 +102,50 @@ impl Channel {
             _ => None,
         };
         start(&self.handle, conn.as_ref(), request, permit).await
+    }
+
+    /// Makes a server-streaming call (protocol 1.1): sends `request`, then yields the server's
+    /// messages as they arrive, and the call's status at the end. Dropping the stream before its
+    /// end cancels the call. The call's deadline (its own, the channel's timeout or an inherited
+    /// one) bounds the whole stream. It holds an in-flight slot until it ends.
+    ///
+    /// A server that does not stream its replies is not asked: the stream is flow-controlled
+    /// (`docs/drafts/protocol-1.1.md` §17.5), so a caller that stops reading stops the server.
+    ///
+    /// # Errors
+    /// As [`unary`](Channel::unary) for the request; `Unimplemented`, not sent, when the server
+    /// speaks protocol 1.0.
+    pub async fn server_streaming(&self, request: Request) -> Result<RawStreaming, Status> {
+        let permit = self.handle.shared.limiter.acquire().await;
+        let (inherited, _cancel) = CallContext::current_deadline_and_cancellation();
+        let deadline = effective_deadline(&self.handle.shared.config, &request, inherited);
+        let connecting = std::future::poll_fn(|cx| self.handle.shared.poll_conn(cx));
+        let conn = match deadline {
+            Some(d) => tokio::time::timeout_at(d, connecting).await.map_err(|_| {
+                Status::deadline_exceeded("deadline passed while connecting")
+                    .with_delivery(Delivery::NotSent)
+            })??,
+            None => connecting.await?,
+        };
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(
+                Status::deadline_exceeded("deadline passed before the call was sent")
+                    .with_delivery(Delivery::NotSent),
+            );
+        }
+        let stream = crate::protocol::flags::SERVER_STREAM;
+        match conn.start_stream(&request, timeout_us(deadline, now), stream)? {
+            Started::Queued(queued) => {
+                let max_body = conn.max_body();
+                let host: Arc<dyn StreamHost> = conn;
+                Ok(
+                    RawStreaming::client(host, queued.id, max_body, queued.rx, deadline)
+                        .holding(permit),
+                )
+            }
+            Started::Full => Err(conn.full_status()),
+        }
     }
 
     /// Waits until a connection is up.

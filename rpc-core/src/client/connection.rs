@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 
 pub(crate) use self::role::ClientRole;
 use crate::conn::{
-    check_frame, check_metadata, compress_if_smaller, CompressRule, Exceeded, IdMap, WriteQueue,
-    U16_MAX,
+    check_frame, check_metadata, compress_if_smaller, CompressRule, Exceeded, IdMap, Streams,
+    WriteQueue, U16_MAX,
 };
 use crate::message::{Request, Response};
 use crate::protocol::{self, encode_cancel, Settings};
@@ -49,6 +49,8 @@ struct State {
     /// The highest call id appended to `out`.
     appended_upto: u32,
     phase: Phase,
+    /// The streams of streaming calls (protocol 1.1).
+    streams: Streams,
 }
 
 /// The part of a connection that callers and the driver share.
@@ -64,6 +66,10 @@ pub(crate) struct ClientConn {
     peer_settings: Settings,
     /// Request compression, when configured and the server reads it.
     compress: CompressRule,
+    /// Both sides announced streaming calls (protocol 1.1).
+    streaming: bool,
+    /// The largest body a compressed message from the server may expand to.
+    max_body: usize,
 }
 
 impl std::fmt::Debug for ClientConn {
@@ -95,6 +101,7 @@ pub(crate) struct Queued {
 impl ClientConn {
     pub(crate) fn new(
         peer: PeerAddr,
+        local: &Settings,
         peer_settings: Settings,
         compress: CompressRule,
         max_unwritten: usize,
@@ -110,6 +117,7 @@ impl ClientConn {
                 taken_upto: 0,
                 appended_upto: 0,
                 phase: Phase::Open,
+                streams: Streams::new(local, &peer_settings),
             }),
             usable: AtomicBool::new(true),
             full: AtomicBool::new(false),
@@ -117,7 +125,14 @@ impl ClientConn {
             peer,
             peer_settings,
             compress,
+            streaming: local.streaming_with(&peer_settings),
+            max_body: local.max_frame_size as usize,
         })
+    }
+
+    /// The largest body a compressed message from the server may expand to.
+    pub(crate) fn max_body(&self) -> usize {
+        self.max_body
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -221,8 +236,37 @@ impl ClientConn {
         timeout_us: u64,
         room: Option<&mut Context<'_>>,
     ) -> Result<Started, Status> {
-        let one_way = req.is_one_way();
-        let mut flags = if one_way { protocol::flags::ONE_WAY } else { 0 };
+        self.start_with(req, timeout_us, room, 0)
+    }
+
+    /// [`start`](ClientConn::start) for a streaming call: `stream` holds its stream flags
+    /// (SERVER_STREAM); the server's messages are received on the connection's streams under the
+    /// call's id.
+    pub(crate) fn start_stream(
+        &self,
+        req: &Request,
+        timeout_us: u64,
+        stream: u8,
+    ) -> Result<Started, Status> {
+        if !self.streaming {
+            return Err(Status::unimplemented(format!(
+                "the server at {} does not support streaming calls (protocol 1.0)",
+                self.peer
+            ))
+            .with_delivery(Delivery::NotSent));
+        }
+        self.start_with(req, timeout_us, None, stream)
+    }
+
+    fn start_with(
+        &self,
+        req: &Request,
+        timeout_us: u64,
+        room: Option<&mut Context<'_>>,
+        stream: u8,
+    ) -> Result<Started, Status> {
+        let one_way = req.is_one_way() && stream == 0;
+        let mut flags = stream | if one_way { protocol::flags::ONE_WAY } else { 0 };
         // Compress outside the lock; keep the result only when it is smaller.
         let compressed = compress_if_smaller(self.compress, req.body());
         let body: &[u8] = match &compressed {
@@ -276,6 +320,9 @@ impl ClientConn {
             body,
         );
         st.appended_upto = id;
+        if stream & protocol::flags::SERVER_STREAM != 0 {
+            st.streams.open(id, true, false);
+        }
         let (tx, rx) = oneshot::channel();
         if one_way {
             st.one_way.push(id, tx);
@@ -336,7 +383,8 @@ impl ClientConn {
         let taken = st.taken_upto;
         let pending = std::mem::take(&mut st.pending);
         let one_way = st.one_way.take_all();
-        let waiting_for_room = std::mem::take(&mut st.room_waiters);
+        let mut waiting_for_room = std::mem::take(&mut st.room_waiters);
+        st.streams.close_all(&mut waiting_for_room);
         drop(st);
         waiting_for_room.into_iter().for_each(Waker::wake);
         for (id, tx) in pending.into_iter().chain(one_way) {
@@ -347,5 +395,26 @@ impl ClientConn {
             };
             let _ = tx.send(Err(why.clone().with_delivery(delivery)));
         }
+    }
+}
+
+impl crate::stream::StreamHost for ClientConn {
+    fn with_streams(&self, f: &mut dyn FnMut(&mut Streams, &mut bytes::BytesMut, &mut Vec<Waker>)) {
+        let mut wake = Vec::new();
+        let mut st = self.lock();
+        let before = st.queue.len();
+        let State { streams, queue, .. } = &mut *st;
+        f(streams, queue.buf(), &mut wake);
+        let writer = if st.queue.len() != before && !matches!(st.phase, Phase::Closed(_)) {
+            st.queue.writer()
+        } else {
+            None
+        };
+        drop(st);
+        wake.into_iter().chain(writer).for_each(Waker::wake);
+    }
+
+    fn abandon(&self, id: u32) {
+        self.cancel(id);
     }
 }

@@ -52,6 +52,8 @@ impl ChannelConfig {
             max_metadata_size: self.max_metadata_size,
             codecs: CodecSet::ALL.bits(),
             compressions: Compression::SUPPORTED_BITS,
+            features: crate::protocol::features::STREAMING,
+            ..Settings::protocol_default()
         }
     }
 

@@ -164,6 +164,7 @@ async fn connect(shared: Arc<Shared>, failures: u32) {
             let compress = shared.config.compression_for(&peer_settings);
             let conn = ClientConn::new(
                 peer,
+                &local,
                 peer_settings,
                 compress,
                 shared.config.max_unwritten_bytes,

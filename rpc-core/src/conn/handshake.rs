@@ -164,6 +164,8 @@ pub(crate) async fn client_handshake(
             return Err(e);
         }
     };
+    // The frames of protocol 1.1 are read once both sides announced them.
+    let decoder = FrameDecoder::negotiated(local, &peer);
     Ok((FrameIo::new(io, buf, decoder), peer))
 }
 
@@ -213,7 +215,7 @@ pub(crate) async fn server_handshake(
             }
         };
         Ok(ServerHandshake {
-            io: FrameIo::new(io, buf, decoder),
+            io: FrameIo::new(io, buf, FrameDecoder::negotiated(local, &peer)),
             peer,
         })
     };

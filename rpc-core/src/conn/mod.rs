@@ -12,6 +12,7 @@ mod handshake;
 mod id_map;
 mod keepalive;
 mod limits;
+mod streams;
 mod write_queue;
 
 pub(crate) use compress::{compress_if_smaller, CompressRule};
@@ -21,4 +22,5 @@ pub(crate) use handshake::{client_handshake, server_handshake};
 pub(crate) use id_map::IdMap;
 pub(crate) use keepalive::Keepalive;
 pub(crate) use limits::{check_frame, check_metadata, Exceeded, U16_MAX};
+pub(crate) use streams::{Next, Streams};
 pub(crate) use write_queue::{Take, WriteQueue};

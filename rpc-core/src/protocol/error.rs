@@ -16,6 +16,9 @@ pub enum GoAwayCode {
     UnsupportedVersion,
     /// The sender hit an internal error.
     Internal,
+    /// The peer exceeded a flow-control window, or made one exceed 2^31−1 (protocol 1.1,
+    /// `docs/drafts/protocol-1.1.md` §17.5).
+    FlowControlError,
     /// A code this implementation does not know.
     Other(u32),
 }
@@ -30,6 +33,7 @@ impl GoAwayCode {
             3 => GoAwayCode::MetadataTooLarge,
             4 => GoAwayCode::UnsupportedVersion,
             5 => GoAwayCode::Internal,
+            6 => GoAwayCode::FlowControlError,
             other => GoAwayCode::Other(other),
         }
     }
@@ -43,6 +47,7 @@ impl GoAwayCode {
             GoAwayCode::MetadataTooLarge => 3,
             GoAwayCode::UnsupportedVersion => 4,
             GoAwayCode::Internal => 5,
+            GoAwayCode::FlowControlError => 6,
             GoAwayCode::Other(v) => v,
         }
     }
@@ -101,6 +106,10 @@ pub enum ProtocolError {
     /// A frame whose fields do not fit its length, or that breaks a rule of the protocol.
     #[error("malformed frame: {0}")]
     Malformed(&'static str),
+    /// The peer sent more than a flow-control window allowed, or a WINDOW_UPDATE that takes a
+    /// window above 2^31−1.
+    #[error("flow control: {0}")]
+    FlowControl(&'static str),
     /// The first frame after the preface was not SETTINGS.
     #[error("expected a SETTINGS frame after the preface")]
     ExpectedSettings,
@@ -136,6 +145,7 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge { .. } => GoAwayCode::FrameTooLarge,
             ProtocolError::MetadataTooLarge { .. } => GoAwayCode::MetadataTooLarge,
             ProtocolError::UnsupportedVersion { .. } => GoAwayCode::UnsupportedVersion,
+            ProtocolError::FlowControl(_) => GoAwayCode::FlowControlError,
             ProtocolError::Io(_)
             | ProtocolError::HandshakeTimeout
             | ProtocolError::KeepaliveTimeout(_) => GoAwayCode::Internal,

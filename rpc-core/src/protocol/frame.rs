@@ -1,6 +1,6 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{frame_type, GoAwayCode, ProtocolError, Settings, HEADER_LEN};
+use super::{flags, frame_type, GoAwayCode, ProtocolError, Settings, HEADER_LEN};
 use crate::metadata::Metadata;
 
 /// Fixed bytes of a REQUEST payload besides the method, metadata and body:
@@ -50,6 +50,18 @@ pub struct ResponseFrame {
     pub body: Bytes,
 }
 
+/// A decoded MESSAGE frame (protocol 1.1): one message of a call's stream.
+#[derive(Debug, Clone)]
+pub struct MessageFrame {
+    /// The call whose stream it belongs to.
+    pub call_id: u32,
+    /// Flag bits: [`COMPRESSED`](super::flags::COMPRESSED), and on a client's message
+    /// [`END_STREAM`](super::flags::END_STREAM).
+    pub flags: u8,
+    /// The encoded message, in the call's codec (compressed with the flag).
+    pub body: Bytes,
+}
+
 /// A decoded GOAWAY frame.
 #[derive(Debug, Clone)]
 pub struct GoAway {
@@ -82,6 +94,21 @@ pub enum Frame {
     Pong(u64),
     /// The peer takes no new calls.
     GoAway(GoAway),
+    /// Protocol 1.1: one message of a call's stream.
+    Message(MessageFrame),
+    /// Protocol 1.1: `increment` more bytes of credit for the call `call_id`, or for the
+    /// connection when `call_id` is 0.
+    WindowUpdate {
+        /// The call, or 0 for the connection.
+        call_id: u32,
+        /// The credit added, 1..=2^31−1 bytes.
+        increment: u32,
+    },
+    /// Protocol 1.1: the client's request stream of this call ends.
+    HalfClose {
+        /// The call.
+        call_id: u32,
+    },
 }
 
 /// Splits frames off a read buffer, enforcing the receiver's limits before any allocation.
@@ -92,15 +119,34 @@ pub enum Frame {
 pub struct FrameDecoder {
     max_frame_size: u32,
     max_metadata_size: u32,
+    /// Both peers announced streaming: the frame types and flags of protocol 1.1 are known.
+    streaming: bool,
 }
 
 impl FrameDecoder {
-    /// A decoder enforcing these limits (what this side announced in its SETTINGS).
+    /// A decoder enforcing these limits (what this side announced in its SETTINGS), for the
+    /// frames of protocol 1.0: a MESSAGE, WINDOW_UPDATE or HALF_CLOSE frame, or a REQUEST with
+    /// a stream flag, is a protocol error.
     pub fn new(local: &Settings) -> FrameDecoder {
         FrameDecoder {
             max_frame_size: local.max_frame_size,
             max_metadata_size: local.max_metadata_size,
+            streaming: false,
         }
+    }
+
+    /// A decoder for a connection whose SETTINGS were exchanged: it also reads the streaming
+    /// frames of protocol 1.1 when both sides announced them ([`Settings::streaming_with`]).
+    pub fn negotiated(local: &Settings, peer: &Settings) -> FrameDecoder {
+        FrameDecoder {
+            streaming: local.streaming_with(peer),
+            ..FrameDecoder::new(local)
+        }
+    }
+
+    /// Whether this decoder reads the streaming frames of protocol 1.1.
+    pub fn streaming(&self) -> bool {
+        self.streaming
     }
 
     /// Splits one frame off the front of `buf`.
@@ -119,7 +165,12 @@ impl FrameDecoder {
                 max: self.max_frame_size,
             });
         }
-        if !(frame_type::SETTINGS..=frame_type::GOAWAY).contains(&kind) {
+        let last = if self.streaming {
+            frame_type::HALF_CLOSE
+        } else {
+            frame_type::GOAWAY
+        };
+        if !(frame_type::SETTINGS..=last).contains(&kind) {
             return Err(ProtocolError::UnknownFrameType(kind));
         }
         let total = HEADER_LEN + len as usize;
@@ -150,7 +201,8 @@ impl FrameDecoder {
                 "connection-level frame with a non-zero call id",
             ));
         }
-        if !connection_level && call_id == 0 {
+        // WINDOW_UPDATE is either: call id 0 is the connection's window.
+        if !connection_level && call_id == 0 && kind != frame_type::WINDOW_UPDATE {
             return Err(ProtocolError::Malformed("call frame with call id 0"));
         }
         match kind {
@@ -162,6 +214,29 @@ impl FrameDecoder {
                     return Err(ProtocolError::Malformed("CANCEL frame with a payload"));
                 }
                 Ok(Frame::Cancel { call_id })
+            }
+            frame_type::MESSAGE => Ok(Frame::Message(MessageFrame {
+                call_id,
+                flags,
+                body: payload,
+            })),
+            frame_type::WINDOW_UPDATE => {
+                let value: [u8; 4] = payload[..].try_into().map_err(|_| {
+                    ProtocolError::Malformed("WINDOW_UPDATE payload is not 4 bytes")
+                })?;
+                let increment = u32::from_be_bytes(value);
+                if increment == 0 || increment > Settings::MAX_WINDOW {
+                    return Err(ProtocolError::Malformed(
+                        "WINDOW_UPDATE increment outside 1..=2^31-1",
+                    ));
+                }
+                Ok(Frame::WindowUpdate { call_id, increment })
+            }
+            frame_type::HALF_CLOSE => {
+                if !payload.is_empty() {
+                    return Err(ProtocolError::Malformed("HALF_CLOSE frame with a payload"));
+                }
+                Ok(Frame::HalfClose { call_id })
             }
             frame_type::PING | frame_type::PONG => {
                 let value: [u8; 8] = payload[..]
@@ -195,6 +270,21 @@ impl FrameDecoder {
     fn parse_request(&self, flags: u8, call_id: u32, mut p: Bytes) -> Result<Frame, ProtocolError> {
         const SHORT: ProtocolError =
             ProtocolError::Malformed("REQUEST payload shorter than its fields");
+        let stream = flags & (flags::CLIENT_STREAM | flags::SERVER_STREAM);
+        if stream != 0 {
+            // A 1.0 server would ignore the bits and answer as for a unary call, in a form the
+            // client could not read: without streaming negotiated they are an error.
+            if !self.streaming {
+                return Err(ProtocolError::Malformed(
+                    "REQUEST with a stream flag where streaming is not negotiated",
+                ));
+            }
+            if flags & flags::ONE_WAY != 0 {
+                return Err(ProtocolError::Malformed(
+                    "REQUEST both one-way and streaming",
+                ));
+            }
+        }
         if p.len() < REQUEST_FIXED {
             return Err(SHORT);
         }
@@ -206,6 +296,11 @@ impl FrameDecoder {
         let codec = p.get_u8();
         let timeout_us = p.get_u64();
         let metadata = self.parse_metadata(&mut p)?;
+        if flags & flags::CLIENT_STREAM != 0 && !p.is_empty() {
+            return Err(ProtocolError::Malformed(
+                "REQUEST of a client stream with a body",
+            ));
+        }
         Ok(Frame::Request(RequestFrame {
             call_id,
             flags,
@@ -387,6 +482,27 @@ pub fn encode_pong(dst: &mut BytesMut, value: u64) {
     dst.put_u64(value);
 }
 
+/// Appends a MESSAGE frame (protocol 1.1). The caller has checked the body against the peer's
+/// MAX_FRAME_SIZE and flow-control credit ([`flow::size`](super::flow::size)).
+pub fn encode_message(dst: &mut BytesMut, call_id: u32, flags: u8, body: &[u8]) {
+    dst.reserve(HEADER_LEN + body.len());
+    put_header(dst, body.len(), frame_type::MESSAGE, flags, call_id);
+    dst.put_slice(body);
+}
+
+/// Appends a WINDOW_UPDATE frame (protocol 1.1): `increment` (1..=2^31−1) more bytes of credit
+/// for `call_id`, or for the connection when it is 0.
+pub fn encode_window_update(dst: &mut BytesMut, call_id: u32, increment: u32) {
+    debug_assert!((1..=Settings::MAX_WINDOW).contains(&increment));
+    put_header(dst, 4, frame_type::WINDOW_UPDATE, 0, call_id);
+    dst.put_u32(increment);
+}
+
+/// Appends a HALF_CLOSE frame (protocol 1.1): the client's request stream ends.
+pub fn encode_half_close(dst: &mut BytesMut, call_id: u32) {
+    put_header(dst, 0, frame_type::HALF_CLOSE, 0, call_id);
+}
+
 /// Appends a GOAWAY frame. The message is cut to 1024 bytes.
 pub fn encode_goaway(dst: &mut BytesMut, last_call_id: u32, code: GoAwayCode, message: &str) {
     let message = &message.as_bytes()[..message.len().min(1024)];
@@ -548,9 +664,150 @@ mod tests {
         ));
     }
 
+    fn streaming_decoder() -> FrameDecoder {
+        let local = Settings {
+            features: crate::protocol::features::STREAMING,
+            ..Settings::protocol_default()
+        };
+        FrameDecoder::negotiated(&local, &local)
+    }
+
+    #[test]
+    fn streaming_frames_round_trip_once_negotiated() {
+        let d = streaming_decoder();
+        assert!(d.streaming());
+        let mut buf = BytesMut::new();
+        encode_message(&mut buf, 5, flags::END_STREAM, b"tick");
+        encode_window_update(&mut buf, 0, 32);
+        encode_window_update(&mut buf, 5, Settings::MAX_WINDOW);
+        encode_half_close(&mut buf, 5);
+        let Ok(Some(Frame::Message(m))) = d.decode(&mut buf) else {
+            panic!("not a message")
+        };
+        assert_eq!(
+            (m.call_id, m.flags, &m.body[..]),
+            (5, flags::END_STREAM, &b"tick"[..])
+        );
+        assert!(matches!(
+            d.decode(&mut buf),
+            Ok(Some(Frame::WindowUpdate {
+                call_id: 0,
+                increment: 32
+            }))
+        ));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Ok(Some(Frame::WindowUpdate {
+                call_id: 5,
+                increment: Settings::MAX_WINDOW
+            }))
+        ));
+        assert!(matches!(
+            d.decode(&mut buf),
+            Ok(Some(Frame::HalfClose { call_id: 5 }))
+        ));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn streaming_frames_are_unknown_unless_negotiated() {
+        let one_side = Settings {
+            features: crate::protocol::features::STREAMING,
+            ..Settings::protocol_default()
+        };
+        let d = FrameDecoder::negotiated(&one_side, &Settings::protocol_default());
+        assert!(!d.streaming(), "both sides must announce streaming");
+        for kind in [
+            frame_type::MESSAGE,
+            frame_type::WINDOW_UPDATE,
+            frame_type::HALF_CLOSE,
+        ] {
+            let mut buf = BytesMut::new();
+            put_header(&mut buf, 0, kind, 0, 1);
+            assert!(matches!(
+                d.decode(&mut buf),
+                Err(ProtocolError::UnknownFrameType(k)) if k == kind
+            ));
+        }
+        for flag in [flags::CLIENT_STREAM, flags::SERVER_STREAM] {
+            let mut buf = BytesMut::new();
+            encode_request(&mut buf, 1, flag, b"a/b", 0, 0, &Metadata::new(), b"");
+            assert!(matches!(
+                d.decode(&mut buf),
+                Err(ProtocolError::Malformed(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn malformed_streaming_frames_are_refused() {
+        let d = streaming_decoder();
+        let malformed =
+            |buf: &mut BytesMut| matches!(d.decode(buf), Err(ProtocolError::Malformed(_)));
+        // WINDOW_UPDATE of 3 or 5 bytes, of 0, of 2^31.
+        for payload in [
+            &[0, 0, 1][..],
+            &[0, 0, 0, 1, 0],
+            &[0, 0, 0, 0],
+            &[0x80, 0, 0, 0],
+        ] {
+            let mut buf = BytesMut::new();
+            put_header(&mut buf, payload.len(), frame_type::WINDOW_UPDATE, 0, 1);
+            buf.put_slice(payload);
+            assert!(malformed(&mut buf), "{payload:?}");
+        }
+        // HALF_CLOSE with a payload; MESSAGE and HALF_CLOSE on call id 0.
+        let mut buf = BytesMut::new();
+        put_header(&mut buf, 1, frame_type::HALF_CLOSE, 0, 1);
+        buf.put_u8(0);
+        assert!(malformed(&mut buf));
+        let mut buf = BytesMut::new();
+        encode_message(&mut buf, 0, 0, b"x");
+        assert!(malformed(&mut buf));
+        let mut buf = BytesMut::new();
+        encode_half_close(&mut buf, 0);
+        assert!(malformed(&mut buf));
+        // One-way and streaming; a client stream's REQUEST with a body.
+        let mut buf = BytesMut::new();
+        let one_way_stream = flags::ONE_WAY | flags::SERVER_STREAM;
+        encode_request(
+            &mut buf,
+            1,
+            one_way_stream,
+            b"a/b",
+            0,
+            0,
+            &Metadata::new(),
+            b"",
+        );
+        assert!(malformed(&mut buf));
+        let mut buf = BytesMut::new();
+        encode_request(
+            &mut buf,
+            1,
+            flags::CLIENT_STREAM,
+            b"a/b",
+            0,
+            0,
+            &Metadata::new(),
+            b"x",
+        );
+        assert!(malformed(&mut buf));
+        // Well-formed stream requests pass.
+        let mut buf = BytesMut::new();
+        let bidi = flags::CLIENT_STREAM | flags::SERVER_STREAM;
+        encode_request(&mut buf, 1, bidi, b"a/b", 0, 0, &Metadata::new(), b"");
+        assert!(matches!(d.decode(&mut buf), Ok(Some(Frame::Request(_)))));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let d = decoder();
+        for d in [decoder(), streaming_decoder()] {
+            arbitrary_bytes_never_panic_in(d);
+        }
+    }
+
+    fn arbitrary_bytes_never_panic_in(d: FrameDecoder) {
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..20_000 {
             let n = rng.usize(0..64);
@@ -563,7 +820,7 @@ mod tests {
                 bytes[3] = (n as u8).saturating_sub(10);
             }
             if n >= 5 {
-                bytes[4] = rng.u8(1..=7);
+                bytes[4] = rng.u8(1..=10);
             }
             let mut buf = BytesMut::from(&bytes[..]);
             while let Ok(Some(_)) = d.decode(&mut buf) {}

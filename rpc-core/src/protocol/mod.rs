@@ -6,14 +6,15 @@
 //! buffer without copying.
 
 mod error;
+pub mod flow;
 mod frame;
 mod settings;
 
 pub use error::{GoAwayCode, ProtocolError};
 pub use frame::{
-    encode_cancel, encode_goaway, encode_ping, encode_pong, encode_request, encode_response,
-    encode_settings, request_len, response_len, Frame, FrameDecoder, GoAway, RequestFrame,
-    ResponseFrame,
+    encode_cancel, encode_goaway, encode_half_close, encode_message, encode_ping, encode_pong,
+    encode_request, encode_response, encode_settings, encode_window_update, request_len,
+    response_len, Frame, FrameDecoder, GoAway, MessageFrame, RequestFrame, ResponseFrame,
 };
 pub use settings::Settings;
 
@@ -68,6 +69,19 @@ pub mod frame_type {
     pub const PONG: u8 = 0x06;
     /// The sender will accept no new calls; calls above `last_call_id` were not processed.
     pub const GOAWAY: u8 = 0x07;
+    /// Protocol 1.1, where both peers announce streaming: one message of a call's stream.
+    pub const MESSAGE: u8 = 0x08;
+    /// Protocol 1.1: flow-control credit, for one call or (call id 0) the connection.
+    pub const WINDOW_UPDATE: u8 = 0x09;
+    /// Protocol 1.1: the client's request stream ends (without a last message).
+    pub const HALF_CLOSE: u8 = 0x0a;
+}
+
+/// Bits of the FEATURES setting (protocol 1.1): what the sender supports beyond 1.0.
+pub mod features {
+    /// Streaming calls: MESSAGE, WINDOW_UPDATE and HALF_CLOSE frames, and the stream flags on
+    /// REQUEST. Used on a connection only when both SETTINGS frames set it.
+    pub const STREAMING: u32 = 0x01;
 }
 
 /// Flag bits (the byte at offset 5 of a frame header).
@@ -77,6 +91,14 @@ pub mod flags {
     /// On a request or response: the body is compressed. It then starts with the compression id
     /// (1 byte) and the uncompressed length (u32), followed by the compressed data.
     pub const COMPRESSED: u8 = 0x02;
+    /// Protocol 1.1, on a request: the client sends its request messages in MESSAGE frames; the
+    /// REQUEST body is empty.
+    pub const CLIENT_STREAM: u8 = 0x04;
+    /// Protocol 1.1, on a request: the server sends its response messages in MESSAGE frames,
+    /// then a RESPONSE with an empty body (the trailer).
+    pub const SERVER_STREAM: u8 = 0x08;
+    /// Protocol 1.1, on a client's MESSAGE: the last message of the request stream.
+    pub const END_STREAM: u8 = 0x10;
 }
 
 /// Parses a connection preface.

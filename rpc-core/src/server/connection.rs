@@ -26,13 +26,16 @@ use super::service::{Dispatch, Reply, ServerCall};
 use super::stats::ConnGauge;
 use super::upkeep::{expired, ConnUpkeep, SHUTDOWN_LINGER};
 use super::Router;
-use crate::conn::{FrameIo, IdMap, Linger, Role, Take, WriteQueue, IDLE_BUFFER, WRITE_HIGH_WATER};
+use crate::conn::{
+    FrameIo, IdMap, Linger, Role, Streams, Take, WriteQueue, IDLE_BUFFER, WRITE_HIGH_WATER,
+};
 use crate::context::Context as CallContext;
 use crate::message::Request;
 use crate::protocol::{
     self, encode_goaway, encode_pong, Frame, GoAwayCode, ProtocolError, RequestFrame, Settings,
 };
-use crate::status::Code;
+use crate::status::{Code, Delivery, Status};
+use crate::stream::{RawSender, SenderSlot, StreamHost};
 use crate::transport::PeerAddr;
 
 /// Limits and identity shared by every connection of a server.
@@ -47,11 +50,13 @@ pub(crate) struct ConnShared {
     pub(crate) overload: Overload,
 }
 
-/// Replies of handlers that finished on their own tasks, and which calls those were.
+/// Replies of handlers that finished on their own tasks, and which calls those were; and the
+/// streams of streaming calls, whose messages and trailers are queued here in order.
 struct Outbox {
     queue: WriteQueue,
     finished: Vec<u32>,
     closed: bool,
+    streams: Streams,
 }
 
 struct OutboxCell(Mutex<Outbox>);
@@ -78,6 +83,25 @@ impl OutboxCell {
         }
     }
 
+    /// A server-streaming call ended: its trailer goes out after the messages it queued here,
+    /// and its stream is closed (a sender still waiting for credit is woken, to fail).
+    fn finish_stream(&self, id: u32, reply: Reply, rules: &ReplyRules, spawned: bool) {
+        let mut ob = self.lock();
+        if ob.closed {
+            return;
+        }
+        let mut wake = Vec::new();
+        let Outbox { queue, streams, .. } = &mut *ob;
+        streams.close(id, queue.buf(), &mut wake);
+        encode_reply(queue.buf(), id, trailer(reply), rules);
+        if spawned {
+            ob.finished.push(id);
+        }
+        let waker = ob.queue.writer();
+        drop(ob);
+        wake.into_iter().chain(waker).for_each(|w| w.wake());
+    }
+
     /// Gives back a large, empty queue buffer; returns the capacity kept.
     fn shrink_idle(&self) -> usize {
         let mut ob = self.lock();
@@ -86,6 +110,42 @@ impl OutboxCell {
             *buf = bytes::BytesMut::new();
         }
         buf.capacity()
+    }
+}
+
+impl StreamHost for OutboxCell {
+    fn with_streams(
+        &self,
+        f: &mut dyn FnMut(&mut Streams, &mut bytes::BytesMut, &mut Vec<std::task::Waker>),
+    ) {
+        let mut wake = Vec::new();
+        let mut ob = self.lock();
+        let before = ob.queue.len();
+        let Outbox { queue, streams, .. } = &mut *ob;
+        f(streams, queue.buf(), &mut wake);
+        let writer = if ob.queue.len() != before && !ob.closed {
+            ob.queue.writer()
+        } else {
+            None
+        };
+        drop(ob);
+        wake.into_iter().chain(writer).for_each(|w| w.wake());
+    }
+
+    /// A server's streams end with their handlers: nothing to tell the client here.
+    fn abandon(&self, _id: u32) {}
+}
+
+/// The trailer of a server-streaming call: the handler's status and metadata, without a body
+/// (a handler that answered with one is not a streaming method).
+fn trailer(reply: Reply) -> Reply {
+    match reply {
+        Ok(resp) if resp.body().is_empty() => Ok(resp),
+        Ok(_) => Err(Status::unimplemented(
+            "the method answered with a single message: it is not server-streaming; call it \
+             as a unary call",
+        )),
+        Err(status) => Err(status),
     }
 }
 
@@ -139,6 +199,8 @@ pub(crate) struct ServerRole {
     last_route: Option<LastRoute>,
     goaway_sent: bool,
     read_closed: bool,
+    /// Both sides announced streaming calls (protocol 1.1).
+    streaming: bool,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     hard_stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
@@ -155,6 +217,8 @@ impl ServerRole {
         let compress = shared
             .compression
             .filter(|(c, _)| peer_settings.accepts_compression(*c));
+        let streams = Streams::new(&shared.local, &peer_settings);
+        let streaming = shared.local.streaming_with(&peer_settings);
         ServerRole {
             shared,
             peer,
@@ -166,7 +230,9 @@ impl ServerRole {
                 queue: WriteQueue::with_capacity(0),
                 finished: Vec::new(),
                 closed: false,
+                streams,
             }))),
+            streaming,
             running: IdMap::default(),
             upkeep: ConnUpkeep::new(gauge),
             batch: ReadBatch::new(),
@@ -215,6 +281,12 @@ impl ServerRole {
             return Ok(());
         }
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
+        if r.flags & protocol::flags::CLIENT_STREAM != 0 {
+            let refusal = Status::unimplemented("client-streaming calls are not served yet")
+                .with_delivery(Delivery::Unprocessed);
+            self.respond_now(io, id, one_way, refusal.into());
+            return Ok(());
+        }
         let body = std::mem::take(&mut r.body);
         let cached = self
             .last_route
@@ -304,10 +376,22 @@ impl ServerRole {
         } = admitted;
         let id = r.call_id;
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
+        let streaming = r.flags & protocol::flags::SERVER_STREAM != 0;
         let started = (!span.is_disabled()).then(Instant::now);
         let cancels = self.upkeep.cancels.clone();
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone(), cancels);
-        let req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
+        let mut req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
+        if streaming {
+            let max_body = {
+                let mut ob = self.outbox.lock();
+                ob.streams.open(id, false, true);
+                ob.streams.largest_body()
+            };
+            let max_body = max_body.min(self.rules.peer.max_frame_size as usize);
+            let host: Arc<dyn StreamHost> = self.outbox.clone();
+            let sender = RawSender::new(host, id, self.rules.compress, max_body);
+            req.extensions_mut().insert(SenderSlot::new(sender));
+        }
         let mut call = {
             let _enter = span.enter();
             svc.dispatch(req, ctx, deadline)
@@ -325,6 +409,9 @@ impl ServerRole {
                 record(&span, started, &reply);
                 if one_way {
                     log_one_way(&reply);
+                } else if streaming {
+                    // After the messages the handler queued in the outbox.
+                    self.outbox.finish_stream(id, reply, &self.rules, false);
                 } else {
                     encode_reply(io.wbuf(), id, reply, &self.rules);
                 }
@@ -333,8 +420,15 @@ impl ServerRole {
                 let outbox = self.outbox.clone();
                 let cancels = self.upkeep.cancels.clone();
                 let ticket = self.shared.overload.spawn_ticket();
+                let ending = if one_way {
+                    Ending::OneWay
+                } else if streaming {
+                    Ending::Stream
+                } else {
+                    Ending::Reply
+                };
                 let task = tokio::spawn(finish_on_own_task(
-                    call, span, started, slot, ticket, outbox, cancels, id, one_way, self.rules,
+                    call, span, started, slot, ticket, outbox, cancels, id, ending, self.rules,
                 ));
                 self.running.insert(id, task.abort_handle());
                 self.upkeep.spawned();
@@ -350,7 +444,13 @@ impl ServerRole {
     }
 
     fn close(&mut self) {
-        self.outbox.lock().closed = true;
+        let mut wake = Vec::new();
+        {
+            let mut ob = self.outbox.lock();
+            ob.closed = true;
+            ob.streams.close_all(&mut wake);
+        }
+        wake.into_iter().for_each(|w| w.wake());
         for (_, task) in self.running.drain() {
             task.abort();
         }
@@ -423,6 +523,11 @@ impl Role for ServerRole {
                         task.abort();
                         self.upkeep.cancels.cancel(call_id);
                     }
+                    if self.streaming {
+                        self.outbox.with_streams(&mut |streams, queue, wake| {
+                            streams.close(call_id, queue, wake);
+                        });
+                    }
                 }
                 // After the go-away frames are read without the check above: a peer that pings
                 // and never reads gets no PONG beyond the mark.
@@ -439,6 +544,46 @@ impl Role for ServerRole {
                 Frame::Settings(_) => return Err(ProtocolError::Malformed("SETTINGS sent twice")),
                 Frame::Response(_) => {
                     return Err(ProtocolError::Malformed("a client sent a RESPONSE frame"))
+                }
+                Frame::WindowUpdate { call_id, increment } => {
+                    if call_id > self.last_call_id {
+                        return Err(ProtocolError::Malformed(
+                            "a WINDOW_UPDATE for a call never opened",
+                        ));
+                    }
+                    let mut granted = Ok(());
+                    self.outbox.with_streams(&mut |streams, _queue, wake| {
+                        granted = streams.on_window_update(call_id, increment, wake);
+                    });
+                    granted?;
+                }
+                Frame::Message(m) => {
+                    if m.call_id > self.last_call_id {
+                        return Err(ProtocolError::Malformed(
+                            "a MESSAGE for a call never opened",
+                        ));
+                    }
+                    // No call of this server takes a request stream yet: the message belongs to
+                    // a call that was refused or ended, and is dropped (its credit returned).
+                    // Credit returned here goes straight into this driver's write buffer.
+                    let taken = self.outbox.lock().streams.on_message(m, io.wbuf());
+                    if let Some(reader) = taken? {
+                        reader.wake();
+                    }
+                }
+                Frame::HalfClose { call_id } => {
+                    if call_id > self.last_call_id {
+                        return Err(ProtocolError::Malformed(
+                            "a HALF_CLOSE for a call never opened",
+                        ));
+                    }
+                    let mut ended = Ok(None);
+                    self.outbox.with_streams(&mut |streams, _queue, _wake| {
+                        ended = streams.on_end(call_id);
+                    });
+                    if let Some(reader) = ended? {
+                        reader.wake();
+                    }
                 }
             }
         }
@@ -513,7 +658,7 @@ async fn finish_on_own_task(
     outbox: Arc<OutboxCell>,
     cancels: Arc<CallCancels>,
     id: u32,
-    one_way: bool,
+    ending: Ending,
     rules: ReplyRules,
 ) {
     if let Some(t) = ticket {
@@ -523,12 +668,25 @@ async fn finish_on_own_task(
     cancels.end(id, expired(&reply));
     drop(slot);
     record(&span, started, &reply);
-    if one_way {
-        log_one_way(&reply);
-        outbox.finish(id, None);
-    } else {
-        outbox.finish(id, Some((reply, rules)));
+    match ending {
+        Ending::OneWay => {
+            log_one_way(&reply);
+            outbox.finish(id, None);
+        }
+        Ending::Reply => outbox.finish(id, Some((reply, rules))),
+        Ending::Stream => outbox.finish_stream(id, reply, &rules, true),
     }
+}
+
+/// What a finished call sends.
+#[derive(Clone, Copy)]
+enum Ending {
+    /// Nothing: a one-way call.
+    OneWay,
+    /// Its RESPONSE.
+    Reply,
+    /// The trailer of its stream, after its messages.
+    Stream,
 }
 
 fn record(span: &tracing::Span, started: Option<Instant>, reply: &Reply) {

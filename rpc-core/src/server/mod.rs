@@ -368,6 +368,8 @@ impl Server {
             max_metadata_size: self.max_metadata_size,
             codecs: self.codecs.bits(),
             compressions: Compression::SUPPORTED_BITS,
+            features: crate::protocol::features::STREAMING,
+            ..Settings::protocol_default()
         };
         let mut services = self.services;
         let mut hosted = self.hosted;

@@ -15,6 +15,7 @@ use crate::context::Context as CallContext;
 use crate::descriptor::ServiceDescriptor;
 use crate::message::{Request, Response};
 use crate::status::{Delivery, Status};
+use crate::stream::RawSender;
 use crate::BoxFuture;
 
 /// A service that knows the name it is routed by (`package.Service`, the part of a method path
@@ -253,6 +254,37 @@ impl RawService {
                 Ok(Response::new(
                     Resp::codecs().encode_to_bytes(codec, &reply)?,
                 ))
+            }
+        })
+    }
+
+    /// Adds a server-streaming method (protocol 1.1): the handler gets the request and a
+    /// [`RawSender`] for its replies, sends any number of messages (each waits for the client's
+    /// credit: a client that stops reading stops the handler), and returns the call's status,
+    /// whose metadata travels in the trailer. An `Ok` with a body is an error: a streaming
+    /// method's replies are its messages. The call's deadline bounds the whole stream.
+    ///
+    /// Called as a unary call, the method answers `Unimplemented`. See [`crate::stream`] for an
+    /// example.
+    #[must_use]
+    pub fn server_streaming<F, Fut>(self, name: &str, handler: F) -> RawService
+    where
+        F: Fn(Request, RawSender) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.method(name, move |req: Request| {
+            let sender = crate::stream::take_sender(&req);
+            let handler = handler.clone();
+            async move {
+                let Some(sender) = sender else {
+                    return Err(Status::unimplemented(format!(
+                        "{} is a server-streaming method: call it as a stream \
+                         (Channel::server_streaming)",
+                        req.path()
+                    )));
+                };
+                handler(req, sender).await
             }
         })
     }

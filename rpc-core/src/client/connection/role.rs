@@ -14,7 +14,7 @@ use super::{ClientConn, Phase, Reply};
 use crate::conn::{FrameIo, Keepalive, Role, Take, IDLE_BUFFER};
 use crate::message::Response;
 use crate::protocol::{
-    self, encode_ping, encode_pong, Frame, GoAwayCode, ProtocolError, ResponseFrame,
+    self, encode_ping, encode_pong, Frame, GoAwayCode, MessageFrame, ProtocolError, ResponseFrame,
 };
 use crate::status::{Code, Delivery, Status};
 
@@ -74,9 +74,55 @@ impl ClientRole {
                         "a server sent a REQUEST or CANCEL frame",
                     ))
                 }
+                Frame::Message(m) => self.on_message(m)?,
+                Frame::WindowUpdate { call_id, increment } => {
+                    self.on_window_update(call_id, increment)?
+                }
+                Frame::HalfClose { .. } => {
+                    return Err(ProtocolError::Malformed("a server sent a HALF_CLOSE frame"))
+                }
             }
         }
         self.complete();
+        Ok(())
+    }
+
+    /// A message of a server stream: queued for its reader (a call the caller gave up on is
+    /// dropped, its credit returned).
+    fn on_message(&mut self, m: MessageFrame) -> Result<(), ProtocolError> {
+        let mut st = self.conn.lock();
+        if m.call_id >= st.next_id {
+            return Err(ProtocolError::Malformed(
+                "a MESSAGE for a call never opened",
+            ));
+        }
+        let super::State { streams, queue, .. } = &mut *st;
+        let before = queue.len();
+        let reader = streams.on_message(m, queue.buf())?;
+        let writer = if queue.len() != before {
+            queue.writer()
+        } else {
+            None
+        };
+        drop(st);
+        reader.into_iter().chain(writer).for_each(Waker::wake);
+        Ok(())
+    }
+
+    /// Credit for the streams this side sends.
+    fn on_window_update(&mut self, id: u32, increment: u32) -> Result<(), ProtocolError> {
+        let mut st = self.conn.lock();
+        if id >= st.next_id {
+            return Err(ProtocolError::Malformed(
+                "a WINDOW_UPDATE for a call never opened",
+            ));
+        }
+        st.streams
+            .on_window_update(id, increment, &mut self.woken)?;
+        drop(st);
+        for w in self.woken.drain(..) {
+            w.wake();
+        }
         Ok(())
     }
 
@@ -304,7 +350,8 @@ mod tests {
 
     fn role_and_io() -> (ClientRole, FrameIo) {
         let settings = Settings::protocol_default();
-        let conn = ClientConn::new(PeerAddr::Memory("idle".into(), 1), settings, None, 1 << 20);
+        let peer = PeerAddr::Memory("idle".into(), 1);
+        let conn = ClientConn::new(peer, &settings, settings, None, 1 << 20);
         let (near, _far) = tokio::io::duplex(64);
         let io = FrameIo::new(
             Box::new(near),

@@ -1,0 +1,399 @@
+//! The streams of a connection's streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md`
+//! §17): the messages received and not yet taken, and the credit to send, per call and for the
+//! connection. Each side keeps one [`Streams`] inside the mutex that guards its
+//! [`WriteQueue`](super::WriteQueue), so that credit returned and messages sent are encoded in
+//! order with the rest.
+
+use std::collections::VecDeque;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+
+use super::IdMap;
+use crate::protocol::flow::{size, RecvWindow, SendWindow};
+use crate::protocol::{encode_window_update, flags, MessageFrame, ProtocolError, Settings};
+
+/// What a call receives: messages not yet taken, and whether the peer ended its stream.
+#[derive(Debug)]
+struct Inbound {
+    window: RecvWindow,
+    messages: VecDeque<MessageFrame>,
+    /// The peer sent END_STREAM or HALF_CLOSE (or, to a client, the trailer).
+    ended: bool,
+    reader: Option<Waker>,
+}
+
+/// What a call sends: its credit, and the task waiting for more.
+#[derive(Debug)]
+struct Outbound {
+    window: SendWindow,
+    writer: Option<Waker>,
+}
+
+#[derive(Debug, Default)]
+struct CallStream {
+    inbound: Option<Inbound>,
+    outbound: Option<Outbound>,
+}
+
+/// One message taken by the application, or where the stream stands.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// A message: its body and flags (COMPRESSED).
+    Message(Bytes, u8),
+    /// The peer ended its stream: no more messages.
+    Ended,
+    /// The call is not (or no longer) streaming on this connection.
+    Gone,
+}
+
+/// The streaming calls of one connection.
+#[derive(Debug)]
+pub(crate) struct Streams {
+    calls: IdMap<CallStream>,
+    recv_conn: RecvWindow,
+    send_conn: SendWindow,
+    /// The credit each call starts with to send: the peer's INITIAL_CALL_WINDOW.
+    send_call_initial: u32,
+    /// The credit each call grants at its start: ours.
+    recv_call_initial: u32,
+    /// Writers waiting for connection credit.
+    conn_waiters: Vec<Waker>,
+}
+
+impl Streams {
+    /// The windows of a connection between `local` and `peer` settings.
+    pub(crate) fn new(local: &Settings, peer: &Settings) -> Streams {
+        Streams {
+            calls: IdMap::default(),
+            recv_conn: RecvWindow::new(local.connection_window),
+            send_conn: SendWindow::new(peer.connection_window),
+            send_call_initial: peer.initial_call_window,
+            recv_call_initial: local.initial_call_window,
+            conn_waiters: Vec::new(),
+        }
+    }
+
+    /// Registers a streaming call that receives messages (`inbound`), sends them (`outbound`), or
+    /// both.
+    pub(crate) fn open(&mut self, id: u32, inbound: bool, outbound: bool) {
+        let call = CallStream {
+            inbound: inbound.then(|| Inbound {
+                window: RecvWindow::new(self.recv_call_initial),
+                messages: VecDeque::new(),
+                ended: false,
+                reader: None,
+            }),
+            outbound: outbound.then(|| Outbound {
+                window: SendWindow::new(self.send_call_initial),
+                writer: None,
+            }),
+        };
+        self.calls.insert(id, call);
+    }
+
+    /// The largest message body the peer's windows can ever take.
+    pub(crate) fn largest_body(&self) -> usize {
+        crate::protocol::flow::largest_body(self.send_call_initial)
+    }
+
+    /// A MESSAGE arrived. For a call this side no longer knows (it ended) the message is
+    /// discarded and its connection credit goes back at once. Returns the reader to wake.
+    ///
+    /// # Errors
+    /// A connection error: a message over the windows ([`ProtocolError::FlowControl`]), for a
+    /// call that receives no stream, or after the stream's end.
+    pub(crate) fn on_message(
+        &mut self,
+        m: MessageFrame,
+        queue: &mut BytesMut,
+    ) -> Result<Option<Waker>, ProtocolError> {
+        let cost = size(m.body.len());
+        self.recv_conn.receive(cost)?;
+        let Some(call) = self.calls.get_mut(&m.call_id) else {
+            self.recv_conn.consume(cost);
+            self.return_credit(0, queue);
+            return Ok(None);
+        };
+        let Some(inbound) = call.inbound.as_mut() else {
+            return Err(ProtocolError::Malformed(
+                "a MESSAGE for a call without a stream in that direction",
+            ));
+        };
+        if inbound.ended {
+            return Err(ProtocolError::Malformed(
+                "a MESSAGE after the end of its stream",
+            ));
+        }
+        inbound.window.receive(cost)?;
+        if m.flags & flags::END_STREAM != 0 {
+            inbound.ended = true;
+        }
+        inbound.messages.push_back(m);
+        Ok(inbound.reader.take())
+    }
+
+    /// The peer ended the stream it sends on `id` (HALF_CLOSE, or a trailer to a client).
+    /// Returns the reader to wake.
+    ///
+    /// # Errors
+    /// A HALF_CLOSE for a call that receives no stream, or twice.
+    pub(crate) fn on_end(&mut self, id: u32) -> Result<Option<Waker>, ProtocolError> {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return Ok(None);
+        };
+        match call.inbound.as_mut() {
+            Some(inbound) if !inbound.ended => {
+                inbound.ended = true;
+                Ok(inbound.reader.take())
+            }
+            Some(_) => Err(ProtocolError::Malformed(
+                "HALF_CLOSE after the end of its stream",
+            )),
+            None => Err(ProtocolError::Malformed(
+                "HALF_CLOSE for a call without a request stream",
+            )),
+        }
+    }
+
+    /// A WINDOW_UPDATE arrived; the writers it may unblock are added to `wake`.
+    ///
+    /// # Errors
+    /// [`ProtocolError::FlowControl`] when a window would exceed 2^31−1.
+    pub(crate) fn on_window_update(
+        &mut self,
+        id: u32,
+        increment: u32,
+        wake: &mut Vec<Waker>,
+    ) -> Result<(), ProtocolError> {
+        if id == 0 {
+            self.send_conn.grant(increment)?;
+            wake.append(&mut self.conn_waiters);
+            return Ok(());
+        }
+        // A call that ended here, or that sends nothing: its credit is of no use.
+        if let Some(out) = self.calls.get_mut(&id).and_then(|c| c.outbound.as_mut()) {
+            out.window.grant(increment)?;
+            wake.extend(out.writer.take());
+        }
+        Ok(())
+    }
+
+    /// Reserves the credit to send a body of `len` bytes on `id`: `Ready(true)` once both windows
+    /// held it (it is spent), `Ready(false)` if the call sends no stream (any more); otherwise
+    /// `cx` is woken when credit comes back.
+    pub(crate) fn poll_reserve(&mut self, id: u32, len: usize, cx: &mut Context<'_>) -> Poll<bool> {
+        let cost = size(len);
+        let Some(out) = self.calls.get_mut(&id).and_then(|c| c.outbound.as_mut()) else {
+            return Poll::Ready(false);
+        };
+        if out.window.available() < cost {
+            out.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if self.send_conn.available() < cost {
+            self.conn_waiters.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        out.window.try_take(cost);
+        self.send_conn.try_take(cost);
+        Poll::Ready(true)
+    }
+
+    /// Takes the next message of `id`'s inbound stream, returning its credit (a WINDOW_UPDATE is
+    /// encoded into `queue` when one is due; the caller wakes the writer). `Pending` with `cx`
+    /// registered while none has arrived.
+    pub(crate) fn poll_next(
+        &mut self,
+        id: u32,
+        queue: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<Next> {
+        let Some(inbound) = self.calls.get_mut(&id).and_then(|c| c.inbound.as_mut()) else {
+            return Poll::Ready(Next::Gone);
+        };
+        let Some(m) = inbound.messages.pop_front() else {
+            if inbound.ended {
+                return Poll::Ready(Next::Ended);
+            }
+            inbound.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        };
+        let cost = size(m.body.len());
+        inbound.window.consume(cost);
+        // No more credit for a stream that ended: the peer sends nothing more on it.
+        let due = (!inbound.ended)
+            .then(|| inbound.window.update_due())
+            .flatten();
+        if let Some(increment) = due {
+            encode_window_update(queue, id, increment);
+        }
+        self.recv_conn.consume(cost);
+        self.return_credit(0, queue);
+        Poll::Ready(Next::Message(m.body, m.flags))
+    }
+
+    /// The call ended on this side: forgets it, returning the connection credit of the messages
+    /// it never took, and wakes whoever waits on it.
+    pub(crate) fn close(&mut self, id: u32, queue: &mut BytesMut, wake: &mut Vec<Waker>) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        if let Some(inbound) = call.inbound {
+            self.recv_conn.consume(inbound.window.unconsumed());
+            wake.extend(inbound.reader);
+            self.return_credit(0, queue);
+        }
+        if let Some(out) = call.outbound {
+            wake.extend(out.writer);
+        }
+    }
+
+    /// Every call ended (the connection is gone): wakes everyone waiting.
+    pub(crate) fn close_all(&mut self, wake: &mut Vec<Waker>) {
+        for (_, call) in self.calls.drain() {
+            wake.extend(call.inbound.and_then(|i| i.reader));
+            wake.extend(call.outbound.and_then(|o| o.writer));
+        }
+        wake.append(&mut self.conn_waiters);
+    }
+
+    /// Encodes the connection's WINDOW_UPDATE when one is due.
+    fn return_credit(&mut self, id: u32, queue: &mut BytesMut) {
+        debug_assert_eq!(id, 0);
+        if let Some(increment) = self.recv_conn.update_due() {
+            encode_window_update(queue, 0, increment);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{features, Frame, FrameDecoder};
+    use std::task::Waker;
+
+    fn settings(call: u32, conn: u32) -> Settings {
+        Settings {
+            features: features::STREAMING,
+            initial_call_window: call,
+            connection_window: conn,
+            ..Settings::protocol_default()
+        }
+    }
+
+    fn message(id: u32, len: usize, flags: u8) -> MessageFrame {
+        MessageFrame {
+            call_id: id,
+            flags,
+            body: Bytes::from(vec![7; len]),
+        }
+    }
+
+    fn updates(queue: &mut BytesMut) -> Vec<(u32, u32)> {
+        let s = settings(1 << 20, 1 << 20);
+        let d = FrameDecoder::negotiated(&s, &s);
+        let mut out = Vec::new();
+        while let Some(Frame::WindowUpdate { call_id, increment }) = d.decode(queue).unwrap() {
+            out.push((call_id, increment));
+        }
+        out
+    }
+
+    #[test]
+    fn messages_are_taken_in_order_and_their_credit_goes_back() {
+        let s = settings(16_384, 65_536);
+        let mut streams = Streams::new(&s, &s);
+        streams.open(1, true, false);
+        let mut queue = BytesMut::new();
+        streams.on_message(message(1, 100, 0), &mut queue).unwrap();
+        streams
+            .on_message(message(1, 50, flags::END_STREAM), &mut queue)
+            .unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(Next::Message(b, _)) = streams.poll_next(1, &mut queue, &mut cx) else {
+            panic!("a message")
+        };
+        assert_eq!(b.len(), 100);
+        assert!(matches!(
+            streams.poll_next(1, &mut queue, &mut cx),
+            Poll::Ready(Next::Message(..))
+        ));
+        assert!(matches!(
+            streams.poll_next(1, &mut queue, &mut cx),
+            Poll::Ready(Next::Ended)
+        ));
+        // The stream ended, so only the connection's credit goes back: all 160 bytes.
+        assert_eq!(updates(&mut queue), vec![(0, 170)]);
+    }
+
+    #[test]
+    fn a_reader_that_stops_stops_the_sender() {
+        let s = settings(16_384, 1 << 20);
+        let (mut sender, mut receiver) = (Streams::new(&s, &s), Streams::new(&s, &s));
+        sender.open(1, false, true);
+        receiver.open(1, true, false);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sent = 0;
+        while sender.poll_reserve(1, 1_000, &mut cx).is_ready() {
+            receiver
+                .on_message(message(1, 1_000, 0), &mut BytesMut::new())
+                .unwrap();
+            sent += 1;
+        }
+        assert_eq!(
+            sent,
+            16_384 / 1_010,
+            "the call's window is spent, nothing buffered beyond"
+        );
+        // The reader takes everything: the call's credit goes back and the sender goes on.
+        let mut queue = BytesMut::new();
+        for _ in 0..sent {
+            assert!(receiver.poll_next(1, &mut queue, &mut cx).is_ready());
+        }
+        let mut wake = Vec::new();
+        for (id, inc) in updates(&mut queue) {
+            sender.on_window_update(id, inc, &mut wake).unwrap();
+        }
+        assert!(sender.poll_reserve(1, 1_000, &mut cx).is_ready());
+    }
+
+    #[test]
+    fn bad_messages_are_connection_errors_and_late_ones_are_dropped() {
+        let s = settings(16_384, 1 << 20);
+        let mut streams = Streams::new(&s, &s);
+        let mut queue = BytesMut::new();
+        streams.open(1, false, true);
+        assert!(matches!(
+            streams.on_message(message(1, 1, 0), &mut queue),
+            Err(ProtocolError::Malformed(_))
+        ));
+        streams.open(3, true, false);
+        assert!(matches!(
+            streams.on_message(message(3, 16_375, 0), &mut queue),
+            Err(ProtocolError::FlowControl(_))
+        ));
+        streams.open(5, true, false);
+        streams
+            .on_message(message(5, 1, flags::END_STREAM), &mut queue)
+            .unwrap();
+        assert!(streams.on_message(message(5, 1, 0), &mut queue).is_err());
+        assert!(streams.on_end(5).is_err(), "HALF_CLOSE after END_STREAM");
+        // A message for a call that ended here is dropped, its connection credit returned.
+        let mut streams = Streams::new(&s, &s);
+        let mut wake = Vec::new();
+        streams.open(5, true, false);
+        streams.on_message(message(5, 10, 0), &mut queue).unwrap();
+        queue.clear();
+        streams.close(5, &mut queue, &mut wake);
+        assert_eq!(
+            updates(&mut queue),
+            vec![(0, 20)],
+            "what it never took goes back"
+        );
+        streams
+            .on_message(message(9, 30_000, 0), &mut queue)
+            .unwrap();
+        assert_eq!(updates(&mut queue), vec![(0, 30_010)]);
+    }
+}

@@ -1,0 +1,314 @@
+//! Streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md` §17): the raw halves of a
+//! stream of encoded messages. [`RawStreaming`] receives (a `futures_core::Stream` of
+//! `Result<Bytes, Status>`), [`RawSender`] sends. Both are flow-controlled: a sender waits for
+//! credit, and credit comes back only as the receiving application takes messages, so a reader
+//! that stops reading stops its sender instead of filling memory.
+//!
+//! Server streaming is served by [`RawService::server_streaming`](crate::server::RawService::server_streaming)
+//! and called with [`Channel::server_streaming`](crate::Channel::server_streaming):
+//!
+//! ```
+//! use bytes::Bytes;
+//! use rpc_core::server::RawService;
+//! use rpc_core::transport::memory::MemoryListener;
+//! use rpc_core::{Endpoint, Request, Response, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = RawService::new("demo.Clock").server_streaming("Ticks", |req, mut out| async move {
+//!     let n: u32 = std::str::from_utf8(req.body()).unwrap_or("0").parse().unwrap_or(0);
+//!     for i in 1..=n {
+//!         out.send(Bytes::from(format!("tick {i}"))).await?;
+//!     }
+//!     Ok(Response::default())
+//! });
+//! tokio::spawn(Server::builder().add_service(clock).serve(MemoryListener::bind("stream-doc")?));
+//!
+//! let channel = Endpoint::memory("stream-doc").connect_lazy();
+//! let mut ticks = channel.server_streaming(Request::new("demo.Clock/Ticks", "3")).await?;
+//! let mut got = Vec::new();
+//! while let Some(tick) = ticks.message().await? {
+//!     got.push(tick);
+//! }
+//! assert_eq!(got, ["tick 1", "tick 2", "tick 3"]);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+
+use crate::conn::{compress_if_smaller, CompressRule, Next, Streams};
+use crate::limit::Permit;
+use crate::metadata::Metadata;
+use crate::protocol::{encode_message, flags};
+use crate::status::Status;
+use crate::Response;
+
+/// The connection state a stream works on: a side's [`Streams`] and write queue, under the
+/// lock that guards them.
+pub(crate) trait StreamHost: Send + Sync + 'static {
+    /// Runs `f` on the streams and the write queue's buffer under the lock; wakes the
+    /// connection's writer afterwards if `f` encoded frames, and the wakers `f` collected.
+    fn with_streams(&self, f: &mut dyn FnMut(&mut Streams, &mut BytesMut, &mut Vec<Waker>));
+
+    /// The call ended before its stream did (dropped): tells the peer, as the side does
+    /// (a client sends CANCEL; a server drops what arrives).
+    fn abandon(&self, id: u32);
+}
+
+/// The sending half of a stream: each [`send`](RawSender::send) queues one message frame once
+/// the peer's call and connection windows have room for it.
+pub struct RawSender {
+    host: Arc<dyn StreamHost>,
+    id: u32,
+    compress: CompressRule,
+    /// The largest message body the peer can take (its frame size and window).
+    max_body: usize,
+}
+
+impl std::fmt::Debug for RawSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSender")
+            .field("call_id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawSender {
+    pub(crate) fn new(
+        host: Arc<dyn StreamHost>,
+        id: u32,
+        compress: CompressRule,
+        max_body: usize,
+    ) -> RawSender {
+        RawSender {
+            host,
+            id,
+            compress,
+            max_body,
+        }
+    }
+
+    /// Sends one encoded message, waiting while the receiver's windows are full (it has not taken
+    /// what it was sent).
+    ///
+    /// # Errors
+    /// `ResourceExhausted` for a message larger than the receiver can ever take (its frame size
+    /// or window; nothing is sent and the stream goes on); `Cancelled` once the call ended (the
+    /// caller went away, or the connection closed).
+    pub async fn send(&mut self, body: Bytes) -> Result<(), Status> {
+        let compressed = compress_if_smaller(self.compress, &body);
+        let (wire, frame_flags): (&[u8], u8) = match &compressed {
+            Some(c) => (c, flags::COMPRESSED),
+            None => (&body, 0),
+        };
+        if wire.len() > self.max_body {
+            return Err(Status::resource_exhausted(format!(
+                "a message of {} bytes exceeds the largest the receiver takes ({} bytes)",
+                wire.len(),
+                self.max_body
+            )));
+        }
+        let id = self.id;
+        let host = self.host.clone();
+        std::future::poll_fn(|cx| {
+            let mut outcome = Poll::Pending;
+            host.with_streams(&mut |streams, queue, _wake| {
+                outcome = match streams.poll_reserve(id, wire.len(), cx) {
+                    Poll::Ready(true) => {
+                        encode_message(queue, id, frame_flags, wire);
+                        Poll::Ready(Ok(()))
+                    }
+                    Poll::Ready(false) => Poll::Ready(Err(Status::cancelled(
+                        "the call ended: its stream takes no more messages",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                };
+            });
+            outcome
+        })
+        .await
+    }
+}
+
+/// Where a server puts a streaming call's [`RawSender`] for its handler: in the request's
+/// extensions, taken once.
+pub(crate) struct SenderSlot(std::sync::Mutex<Option<RawSender>>);
+
+impl SenderSlot {
+    pub(crate) fn new(sender: RawSender) -> SenderSlot {
+        SenderSlot(std::sync::Mutex::new(Some(sender)))
+    }
+}
+
+/// The sender a server put in a streaming call's request; `None` for a call that is not
+/// server-streaming (or once taken).
+pub(crate) fn take_sender(req: &crate::Request) -> Option<RawSender> {
+    let slot = req.extensions().get::<SenderSlot>()?;
+    slot.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// The receiving half of a stream: the messages as they arrive, then its end. Taking a message
+/// gives its credit back to the sender. Dropped before its end, a client's stream cancels the
+/// call.
+pub struct RawStreaming {
+    host: Arc<dyn StreamHost>,
+    id: u32,
+    /// The largest body a compressed message may expand to.
+    max_body: usize,
+    /// The call's RESPONSE: the trailer, with the status.
+    trailer: oneshot::Receiver<Result<Response, Status>>,
+    /// The call's deadline bounds the whole stream.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The trailer's metadata, once the stream ended with OK.
+    trailers: Option<Metadata>,
+    done: bool,
+    /// A client's in-flight slot, held until the stream is dropped.
+    _permit: Option<Permit>,
+}
+
+impl std::fmt::Debug for RawStreaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStreaming")
+            .field("call_id", &self.id)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawStreaming {
+    pub(crate) fn client(
+        host: Arc<dyn StreamHost>,
+        id: u32,
+        max_body: usize,
+        rx: oneshot::Receiver<Result<Response, Status>>,
+        deadline: Option<Instant>,
+    ) -> RawStreaming {
+        RawStreaming {
+            host,
+            id,
+            max_body,
+            trailer: rx,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            trailers: None,
+            done: false,
+            _permit: None,
+        }
+    }
+
+    /// Holds the channel's in-flight slot for as long as the stream lives.
+    pub(crate) fn holding(mut self, permit: Permit) -> RawStreaming {
+        self._permit = Some(permit);
+        self
+    }
+
+    /// The next message: `Ok(None)` at the stream's end.
+    ///
+    /// # Errors
+    /// The call's status when it ended with an error (the server's, a passed deadline, a lost
+    /// connection), or `Internal` for a message that does not decompress.
+    pub async fn message(&mut self) -> Result<Option<Bytes>, Status> {
+        std::future::poll_fn(|cx| self.poll_message(cx))
+            .await
+            .transpose()
+    }
+
+    /// The trailer's metadata, once the stream ended with OK.
+    pub fn trailers(&self) -> Option<&Metadata> {
+        self.trailers.as_ref()
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let id = self.id;
+        let mut next = Poll::Pending;
+        self.host.with_streams(&mut |streams, queue, _wake| {
+            next = streams.poll_next(id, queue, cx);
+        });
+        match next {
+            Poll::Ready(Next::Message(body, frame_flags)) => {
+                if frame_flags & flags::COMPRESSED == 0 {
+                    return Poll::Ready(Some(Ok(body)));
+                }
+                match rpc_codec::decompress(&body, self.max_body) {
+                    Ok(b) => Poll::Ready(Some(Ok(b))),
+                    Err(e) => {
+                        self.finish();
+                        Poll::Ready(Some(Err(Status::internal(format!(
+                            "a streamed message could not be decompressed: {e}"
+                        )))))
+                    }
+                }
+            }
+            Poll::Ready(Next::Ended) | Poll::Ready(Next::Gone) => self.poll_end(cx),
+            Poll::Pending => match self.poll_end(cx) {
+                // The trailer arrived with the queue empty: every message came before it.
+                Poll::Ready(end) => Poll::Ready(end),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    /// Whether the stream has ended: `Ready(None)` at an OK end, `Ready(Some(Err))` at an error.
+    fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
+        let outcome = match Pin::new(&mut self.trailer).poll(cx) {
+            Poll::Ready(Ok(Ok(trailer))) => {
+                let (md, _body) = trailer.into_parts();
+                self.trailers = Some(md);
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(Err(status))) => Poll::Ready(Some(Err(status))),
+            Poll::Ready(Err(_)) => Poll::Ready(Some(Err(Status::unavailable(
+                "the connection closed before the stream ended",
+            )))),
+            Poll::Pending => match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    self.host.abandon(self.id);
+                    Poll::Ready(Some(Err(Status::deadline_exceeded(
+                        "deadline exceeded before the stream ended",
+                    ))))
+                }
+                _ => return Poll::Pending,
+            },
+        };
+        self.finish();
+        outcome
+    }
+
+    fn finish(&mut self) {
+        if !self.done {
+            self.done = true;
+            let id = self.id;
+            self.host.with_streams(&mut |streams, queue, wake| {
+                streams.close(id, queue, wake);
+            });
+        }
+    }
+}
+
+impl futures_core::Stream for RawStreaming {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_message(cx)
+    }
+}
+
+impl Drop for RawStreaming {
+    /// Before its end, the call is cancelled.
+    fn drop(&mut self) {
+        if !self.done {
+            self.host.abandon(self.id);
+            self.finish();
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Server-streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md` §17) over the in-memory
+//! transport: every message then the trailer, errors after messages, flow control end to end
+//! (a reader that stops reading stops the handler, and unary calls go on), cancellation by
+//! dropping the stream, the deadline over the whole stream, per-message compression, and calls
+//! of the wrong shape. Time is tokio's paused clock: `sleep` returns once every task is idle.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rpc_core::codec::Compression;
+use rpc_core::server::RawService;
+use rpc_core::transport::memory::MemoryListener;
+use rpc_core::{Channel, Code, Endpoint, Metadata, Request, Response, Server, Status};
+
+fn serve(name: &str, server: Server) -> Channel {
+    let listener = MemoryListener::bind(name).expect("a free memory address");
+    tokio::spawn(server.serve(listener));
+    Endpoint::memory(name).connect_lazy()
+}
+
+/// `demo.Clock`: `Ticks(n)` streams `tick 1` … `tick n` and ends with `ticks: n` in the trailer;
+/// `Fail(n)` streams n ticks then fails; `Echo` is unary.
+fn clock() -> RawService {
+    let count = |req: &Request| -> u32 {
+        std::str::from_utf8(req.body())
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    RawService::new("demo.Clock")
+        .server_streaming("Ticks", move |req, mut out| async move {
+            let n = count(&req);
+            for i in 1..=n {
+                out.send(Bytes::from(format!("tick {i}"))).await?;
+            }
+            let mut md = Metadata::new();
+            md.insert("ticks", n.to_string());
+            Ok(Response::with_metadata(Bytes::new(), md))
+        })
+        .server_streaming("Fail", move |req, mut out| async move {
+            for i in 1..=count(&req) {
+                out.send(Bytes::from(format!("tick {i}"))).await?;
+            }
+            Err(Status::not_found("no more ticks"))
+        })
+        .method(
+            "Echo",
+            |req| async move { Ok(Response::new(req.into_body())) },
+        )
+}
+
+async fn collect(
+    channel: &Channel,
+    path: &'static str,
+    body: &'static str,
+) -> (Vec<Bytes>, Result<(), Status>) {
+    let mut stream = match channel.server_streaming(Request::new(path, body)).await {
+        Ok(s) => s,
+        Err(e) => return (Vec::new(), Err(e)),
+    };
+    let mut got = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(m)) => got.push(m),
+            Ok(None) => return (got, Ok(())),
+            Err(e) => return (got, Err(e)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_message_arrives_in_order_then_the_trailer() {
+    let channel = serve("stream-ticks", Server::builder().add_service(clock()));
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Clock/Ticks", "500"))
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(m) = stream.message().await.unwrap() {
+        n += 1;
+        assert_eq!(m, format!("tick {n}"));
+    }
+    assert_eq!(n, 500);
+    assert_eq!(
+        stream.trailers().and_then(|t| t.get_str("ticks")),
+        Some("500")
+    );
+    // An empty stream is a stream too.
+    let (got, end) = collect(&channel, "demo.Clock/Ticks", "0").await;
+    assert!(got.is_empty() && end.is_ok());
+}
+
+#[tokio::test]
+async fn an_error_after_some_messages_ends_the_stream_with_it() {
+    let channel = serve("stream-fail", Server::builder().add_service(clock()));
+    let (got, end) = collect(&channel, "demo.Clock/Fail", "3").await;
+    assert_eq!(got.len(), 3);
+    let status = end.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (Code::NotFound, "no more ticks")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_stops_stops_the_handler_and_unary_calls_go_on() {
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let flood = RawService::new("demo.Flood")
+        .server_streaming("Flood", move |_req, mut out| {
+            let counter = counter.clone();
+            async move {
+                for _ in 0..5_000 {
+                    out.send(Bytes::from(vec![7u8; 1_000])).await?;
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(Response::default())
+            }
+        })
+        .method(
+            "Echo",
+            |req| async move { Ok(Response::new(req.into_body())) },
+        );
+    let channel = serve("stream-flood", Server::builder().add_service(flood));
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Flood/Flood", ""))
+        .await
+        .unwrap();
+    // Every task idles once the handler waits for credit.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The client's call window (1 MiB) holds 1038 messages of 1,010 bytes on the wire.
+    assert_eq!(sent.load(Ordering::SeqCst), (1 << 20) / 1_010);
+    let echo = channel
+        .unary(Request::new("demo.Flood/Echo", "still here"))
+        .await
+        .unwrap();
+    assert_eq!(&echo.body()[..], b"still here");
+    // Reading lets it finish.
+    let mut n = 0;
+    while stream.message().await.unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!((n, sent.load(Ordering::SeqCst)), (5_000, 5_000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_stream_cancels_the_call() {
+    type Ended = Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Result<(), Status>>>>>;
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel::<Result<(), Status>>();
+    let ended_tx: Ended = Arc::new(std::sync::Mutex::new(Some(ended_tx)));
+    let forever = RawService::new("demo.Forever").server_streaming("Run", move |_req, mut out| {
+        let ended_tx = ended_tx.clone();
+        async move {
+            // Reports how the loop ended, or that the task was dropped (aborted).
+            struct Report(Ended, Option<Status>);
+            impl Drop for Report {
+                fn drop(&mut self) {
+                    if let Some(tx) = self.0.lock().unwrap().take() {
+                        let _ = tx.send(self.1.take().map_or(Ok(()), Err));
+                    }
+                }
+            }
+            let mut report = Report(ended_tx, None);
+            loop {
+                if let Err(e) = out.send(Bytes::from_static(b"again")).await {
+                    report.1 = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+    });
+    let channel = serve("stream-drop", Server::builder().add_service(forever));
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Forever/Run", ""))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().is_some());
+    drop(stream);
+    let ended = tokio::time::timeout(Duration::from_secs(5), ended_rx)
+        .await
+        .expect("the handler ends once the client cancels")
+        .expect("reported");
+    // Aborted by the CANCEL, or told by its sender: either way it stops.
+    if let Err(status) = ended {
+        assert_eq!(status.code(), Code::Cancelled);
+    }
+    assert_eq!(
+        channel.in_flight(),
+        0,
+        "the stream's in-flight slot is free"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_bounds_the_whole_stream() {
+    let slow = RawService::new("demo.Slow").server_streaming("Run", |_req, mut out| async move {
+        out.send(Bytes::from_static(b"first")).await?;
+        std::future::pending::<()>().await;
+        Ok(Response::default())
+    });
+    let channel = serve("stream-deadline", Server::builder().add_service(slow));
+    let request = Request::new("demo.Slow/Run", "").with_timeout(Duration::from_millis(200));
+    let mut stream = channel.server_streaming(request).await.unwrap();
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
+}
+
+#[tokio::test]
+async fn messages_are_compressed_one_by_one() {
+    let big = RawService::new("demo.Big").server_streaming("Run", |_req, mut out| async move {
+        for i in 0..20u8 {
+            // Compressible and not: each message chooses.
+            let body = if i % 2 == 0 {
+                vec![i; 64 * 1024]
+            } else {
+                (0..64 * 1024).map(|j| (j * 7919 % 251) as u8 ^ i).collect()
+            };
+            out.send(Bytes::from(body)).await?;
+        }
+        Ok(Response::default())
+    });
+    let server = Server::builder()
+        .compression(Compression::Lz4, 1024)
+        .add_service(big);
+    let listener = MemoryListener::bind("stream-lz4").unwrap();
+    tokio::spawn(server.serve(listener));
+    let channel = Endpoint::memory("stream-lz4")
+        .compression(Compression::Lz4, 1024)
+        .connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Big/Run", ""))
+        .await
+        .unwrap();
+    for i in 0..20u8 {
+        let m = stream.message().await.unwrap().expect("a message");
+        assert_eq!(m.len(), 64 * 1024);
+        if i % 2 == 0 {
+            assert!(m.iter().all(|b| *b == i));
+        } else {
+            assert_eq!(m[1], (7919 % 251) as u8 ^ i);
+        }
+    }
+    assert!(stream.message().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_call_of_the_wrong_shape_is_refused() {
+    let channel = serve("stream-shape", Server::builder().add_service(clock()));
+    // A streaming method called as unary.
+    let status = channel
+        .unary(Request::new("demo.Clock/Ticks", "3"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status}");
+    // A unary method called as a stream.
+    let (got, end) = collect(&channel, "demo.Clock/Echo", "x").await;
+    assert!(got.is_empty());
+    assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+    // An unknown method as a stream: refused before any handler.
+    let (_, end) = collect(&channel, "demo.Clock/Nope", "").await;
+    assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+    // The connection still serves.
+    let (got, end) = collect(&channel, "demo.Clock/Ticks", "2").await;
+    assert_eq!((got.len(), end.is_ok()), (2, true));
+}
+
+#[tokio::test]
+async fn many_streams_share_one_connection() {
+    let channel = serve("stream-many", Server::builder().add_service(clock()));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let channel = channel.clone();
+        tasks.push(tokio::spawn(async move {
+            collect(&channel, "demo.Clock/Ticks", "200").await
+        }));
+    }
+    for t in tasks {
+        let (got, end) = t.await.unwrap();
+        assert_eq!((got.len(), end.is_ok()), (200, true));
+    }
+}
