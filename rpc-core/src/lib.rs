@@ -63,7 +63,8 @@
 //! - [`Context`], [`Status`], [`Metadata`], [`Request`], [`Response`]: what every call carries;
 //!   [`ServiceError`] for typed errors.
 //! - [`service`] and [`describe`]: services defined as traits, and their descriptions.
-//! - [`stream`]: streaming calls (protocol 1.1; server streaming so far), flow-controlled.
+//! - [`stream`]: streaming calls (protocol 1.1: server, client and bidirectional streams),
+//!   flow-controlled.
 //!
 //! # Features
 //! Off by default, so that the default build needs nothing but cargo:

@@ -4,8 +4,10 @@
 //! credit, and credit comes back only as the receiving application takes messages, so a reader
 //! that stops reading stops its sender instead of filling memory.
 //!
-//! Server streaming is served by [`RawService::server_streaming`](crate::server::RawService::server_streaming)
-//! and called with [`Channel::server_streaming`](crate::Channel::server_streaming):
+//! Each shape has its pair: [`RawService::server_streaming`](crate::server::RawService::server_streaming)
+//! and [`Channel::server_streaming`](crate::Channel::server_streaming),
+//! [`client_streaming`](crate::Channel::client_streaming) and
+//! [`bidi_streaming`](crate::Channel::bidi_streaming) likewise. A server stream:
 //!
 //! ```
 //! use bytes::Bytes;
@@ -47,7 +49,7 @@ use tokio::time::{Instant, Sleep};
 use crate::conn::{compress_if_smaller, CompressRule, Next, Streams};
 use crate::limit::Permit;
 use crate::metadata::Metadata;
-use crate::protocol::{encode_message, flags};
+use crate::protocol::{encode_half_close, encode_message, flags};
 use crate::status::Status;
 use crate::Response;
 
@@ -65,18 +67,26 @@ pub(crate) trait StreamHost: Send + Sync + 'static {
 
 /// The sending half of a stream: each [`send`](RawSender::send) queues one message frame once
 /// the peer's call and connection windows have room for it.
+///
+/// A client's request stream ends with [`send_last`](RawSender::send_last) or
+/// [`close`](RawSender::close), or when the sender is dropped; a server's ends with the
+/// handler's return (the trailer).
 pub struct RawSender {
     host: Arc<dyn StreamHost>,
     id: u32,
     compress: CompressRule,
     /// The largest message body the peer can take (its frame size and window).
     max_body: usize,
+    /// A client's request stream, which this sender ends.
+    client: bool,
+    closed: bool,
 }
 
 impl std::fmt::Debug for RawSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawSender")
             .field("call_id", &self.id)
+            .field("closed", &self.closed)
             .finish_non_exhaustive()
     }
 }
@@ -87,12 +97,15 @@ impl RawSender {
         id: u32,
         compress: CompressRule,
         max_body: usize,
+        client: bool,
     ) -> RawSender {
         RawSender {
             host,
             id,
             compress,
             max_body,
+            client,
+            closed: false,
         }
     }
 
@@ -102,12 +115,48 @@ impl RawSender {
     /// # Errors
     /// `ResourceExhausted` for a message larger than the receiver can ever take (its frame size
     /// or window; nothing is sent and the stream goes on); `Cancelled` once the call ended (the
-    /// caller went away, or the connection closed).
+    /// caller went away, the server answered, or the connection closed); `FailedPrecondition`
+    /// after the stream was closed.
     pub async fn send(&mut self, body: Bytes) -> Result<(), Status> {
+        self.send_flagged(body, 0).await
+    }
+
+    /// Sends a client's last message, with END_STREAM: the request stream ends with it.
+    ///
+    /// # Errors
+    /// As [`send`](RawSender::send); on a server's sender, `FailedPrecondition` (its stream ends
+    /// with the handler's return).
+    pub async fn send_last(mut self, body: Bytes) -> Result<(), Status> {
+        if !self.client {
+            return Err(Status::failed_precondition(
+                "a server's stream ends when its handler returns",
+            ));
+        }
+        let sent = self.send_flagged(body, flags::END_STREAM).await;
+        self.closed = true;
+        if sent.is_ok() {
+            let id = self.id;
+            self.host.with_streams(&mut |streams, _queue, wake| {
+                streams.end_outbound(id, wake);
+            });
+        }
+        sent
+    }
+
+    /// Ends a client's request stream without a last message (HALF_CLOSE). Dropping the sender
+    /// does the same.
+    pub fn close(mut self) {
+        self.half_close();
+    }
+
+    async fn send_flagged(&mut self, body: Bytes, end: u8) -> Result<(), Status> {
+        if self.closed {
+            return Err(Status::failed_precondition("the stream was already closed"));
+        }
         let compressed = compress_if_smaller(self.compress, &body);
         let (wire, frame_flags): (&[u8], u8) = match &compressed {
-            Some(c) => (c, flags::COMPRESSED),
-            None => (&body, 0),
+            Some(c) => (c, flags::COMPRESSED | end),
+            None => (&body, end),
         };
         if wire.len() > self.max_body {
             return Err(Status::resource_exhausted(format!(
@@ -136,15 +185,40 @@ impl RawSender {
         })
         .await
     }
+
+    fn half_close(&mut self) {
+        if self.closed || !self.client {
+            return;
+        }
+        self.closed = true;
+        let id = self.id;
+        self.host.with_streams(&mut |streams, queue, wake| {
+            if streams.end_outbound(id, wake) {
+                encode_half_close(queue, id);
+            }
+        });
+    }
 }
+
+impl Drop for RawSender {
+    /// A client's request stream that was not ended is closed: the server sees the end of the
+    /// requests.
+    fn drop(&mut self) {
+        self.half_close();
+    }
+}
+
+/// Whether a streaming call's handler took its streams: a handler that did not is not a
+/// streaming method, and its answer is replaced by `Unimplemented`.
+pub(crate) type Taken = Arc<std::sync::atomic::AtomicBool>;
 
 /// Where a server puts a streaming call's [`RawSender`] for its handler: in the request's
 /// extensions, taken once.
-pub(crate) struct SenderSlot(std::sync::Mutex<Option<RawSender>>);
+pub(crate) struct SenderSlot(std::sync::Mutex<Option<RawSender>>, Taken);
 
 impl SenderSlot {
-    pub(crate) fn new(sender: RawSender) -> SenderSlot {
-        SenderSlot(std::sync::Mutex::new(Some(sender)))
+    pub(crate) fn new(sender: RawSender, taken: Taken) -> SenderSlot {
+        SenderSlot(std::sync::Mutex::new(Some(sender)), taken)
     }
 }
 
@@ -152,7 +226,33 @@ impl SenderSlot {
 /// server-streaming (or once taken).
 pub(crate) fn take_sender(req: &crate::Request) -> Option<RawSender> {
     let slot = req.extensions().get::<SenderSlot>()?;
-    slot.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    let sender = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    slot.1.store(true, std::sync::atomic::Ordering::Release);
+    sender
+}
+
+/// Where a server puts a client-streaming call's [`RawStreaming`] of requests.
+pub(crate) struct RequestsSlot(std::sync::Mutex<Option<RawStreaming>>, Taken);
+
+impl RequestsSlot {
+    pub(crate) fn new(requests: RawStreaming, taken: Taken) -> RequestsSlot {
+        RequestsSlot(std::sync::Mutex::new(Some(requests)), taken)
+    }
+}
+
+/// The request stream a server put in a client-streaming call's request (taken once).
+pub(crate) fn take_requests(req: &crate::Request) -> Option<RawStreaming> {
+    let slot = req.extensions().get::<RequestsSlot>()?;
+    let requests = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    slot.1.store(true, std::sync::atomic::Ordering::Release);
+    requests
+}
+
+/// How a client's stream ends: with the call's RESPONSE, or its deadline.
+struct ClientEnd {
+    trailer: oneshot::Receiver<Result<Response, Status>>,
+    /// The call's deadline bounds the whole stream.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 /// The receiving half of a stream: the messages as they arrive, then its end. Taking a message
@@ -163,12 +263,12 @@ pub struct RawStreaming {
     id: u32,
     /// The largest body a compressed message may expand to.
     max_body: usize,
-    /// The call's RESPONSE: the trailer, with the status.
-    trailer: oneshot::Receiver<Result<Response, Status>>,
-    /// The call's deadline bounds the whole stream.
-    deadline: Option<Pin<Box<Sleep>>>,
-    /// The trailer's metadata, once the stream ended with OK.
-    trailers: Option<Metadata>,
+    /// On a client, the call's RESPONSE (the trailer, with the status) and its deadline; on a
+    /// server, `None`: the requests end with END_STREAM or HALF_CLOSE.
+    end: Option<ClientEnd>,
+    /// The call's RESPONSE, once the stream ended with OK: the trailer of a server stream, or
+    /// the reply of a client stream.
+    reply: Option<Response>,
     done: bool,
     /// A client's in-flight slot, held until the stream is dropped.
     _permit: Option<Permit>,
@@ -195,9 +295,23 @@ impl RawStreaming {
             host,
             id,
             max_body,
-            trailer: rx,
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-            trailers: None,
+            end: Some(ClientEnd {
+                trailer: rx,
+                deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            }),
+            reply: None,
+            done: false,
+            _permit: None,
+        }
+    }
+
+    pub(crate) fn server(host: Arc<dyn StreamHost>, id: u32, max_body: usize) -> RawStreaming {
+        RawStreaming {
+            host,
+            id,
+            max_body,
+            end: None,
+            reply: None,
             done: false,
             _permit: None,
         }
@@ -220,9 +334,26 @@ impl RawStreaming {
             .transpose()
     }
 
-    /// The trailer's metadata, once the stream ended with OK.
+    /// The trailer's metadata, once a client's stream ended with OK.
     pub fn trailers(&self) -> Option<&Metadata> {
-        self.trailers.as_ref()
+        self.reply.as_ref().map(Response::metadata)
+    }
+
+    /// A client-streaming call's reply: waits for the end of the call and returns its RESPONSE
+    /// (the server sends no stream on such a call).
+    ///
+    /// # Errors
+    /// The call's status, as [`message`](RawStreaming::message); `Internal` if the server
+    /// streamed messages instead.
+    pub async fn response(&mut self) -> Result<Response, Status> {
+        if self.message().await?.is_some() {
+            return Err(Status::internal(
+                "the server streamed messages where one reply was expected",
+            ));
+        }
+        self.reply
+            .take()
+            .ok_or_else(|| Status::failed_precondition("the reply was already taken"))
     }
 
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
@@ -250,27 +381,30 @@ impl RawStreaming {
                 }
             }
             Poll::Ready(Next::Ended) | Poll::Ready(Next::Gone) => self.poll_end(cx),
-            Poll::Pending => match self.poll_end(cx) {
-                // The trailer arrived with the queue empty: every message came before it.
-                Poll::Ready(end) => Poll::Ready(end),
-                Poll::Pending => Poll::Pending,
-            },
+            // A server waits for more requests.
+            Poll::Pending if self.end.is_none() => Poll::Pending,
+            // The trailer may have arrived with the queue empty: every message came before it.
+            Poll::Pending => self.poll_end(cx),
         }
     }
 
     /// Whether the stream has ended: `Ready(None)` at an OK end, `Ready(Some(Err))` at an error.
     fn poll_end(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
-        let outcome = match Pin::new(&mut self.trailer).poll(cx) {
-            Poll::Ready(Ok(Ok(trailer))) => {
-                let (md, _body) = trailer.into_parts();
-                self.trailers = Some(md);
+        let Some(end) = self.end.as_mut() else {
+            // A server's request stream: reached through `Ended` or `Gone` only.
+            self.finish();
+            return Poll::Ready(None);
+        };
+        let outcome = match Pin::new(&mut end.trailer).poll(cx) {
+            Poll::Ready(Ok(Ok(reply))) => {
+                self.reply = Some(reply);
                 Poll::Ready(None)
             }
             Poll::Ready(Ok(Err(status))) => Poll::Ready(Some(Err(status))),
             Poll::Ready(Err(_)) => Poll::Ready(Some(Err(Status::unavailable(
                 "the connection closed before the stream ended",
             )))),
-            Poll::Pending => match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+            Poll::Pending => match end.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => {
                     self.host.abandon(self.id);
                     Poll::Ready(Some(Err(Status::deadline_exceeded(
@@ -304,10 +438,12 @@ impl futures_core::Stream for RawStreaming {
 }
 
 impl Drop for RawStreaming {
-    /// Before its end, the call is cancelled.
+    /// Before its end: a client cancels the call; a server drops the requests still to come.
     fn drop(&mut self) {
         if !self.done {
-            self.host.abandon(self.id);
+            if self.end.is_some() {
+                self.host.abandon(self.id);
+            }
             self.finish();
         }
     }

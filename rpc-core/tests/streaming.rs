@@ -285,3 +285,147 @@ async fn many_streams_share_one_connection() {
         assert_eq!((got.len(), end.is_ok()), (200, true));
     }
 }
+
+/// `demo.Sum`: `Sum` adds the client's numbers; `Upper` answers each message upper-cased;
+/// `Count` counts the messages, and `Early` answers after the first.
+fn sums() -> RawService {
+    RawService::new("demo.Sum")
+        .client_streaming("Sum", |_req, mut numbers| async move {
+            let mut total = 0u64;
+            while let Some(n) = numbers.message().await? {
+                let n: u64 = std::str::from_utf8(&n)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| Status::invalid_argument("not a number"))?;
+                total += n;
+            }
+            Ok(Response::new(total.to_string()))
+        })
+        .client_streaming("Early", |_req, mut numbers| async move {
+            let first = numbers.message().await?.unwrap_or_default();
+            Ok(Response::new(first))
+        })
+        .bidi_streaming("Upper", |_req, mut lines, mut out| async move {
+            while let Some(line) = lines.message().await? {
+                out.send(Bytes::from(line.to_ascii_uppercase())).await?;
+            }
+            Ok(Response::default())
+        })
+}
+
+#[tokio::test]
+async fn a_client_stream_gets_one_reply() {
+    let channel = serve("stream-sum", Server::builder().add_service(sums()));
+    let (mut tx, mut reply) = channel
+        .client_streaming(Request::new("demo.Sum/Sum", ""))
+        .await
+        .unwrap();
+    for n in 1..100u64 {
+        tx.send(Bytes::from(n.to_string())).await.unwrap();
+    }
+    tx.send_last(Bytes::from_static(b"100")).await.unwrap();
+    let sum = reply.response().await.unwrap();
+    assert_eq!(&sum.body()[..], b"5050");
+    // Dropping the sender ends the stream too.
+    let (tx, mut reply) = channel
+        .client_streaming(Request::new("demo.Sum/Sum", ""))
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(&reply.response().await.unwrap().body()[..], b"0");
+    // A body in the request is refused before anything is sent.
+    let err = channel
+        .client_streaming(Request::new("demo.Sum/Sum", "1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_server_that_answers_early_ends_the_client_stream() {
+    let channel = serve("stream-early", Server::builder().add_service(sums()));
+    let (mut tx, mut reply) = channel
+        .client_streaming(Request::new("demo.Sum/Early", ""))
+        .await
+        .unwrap();
+    tx.send(Bytes::from_static(b"first")).await.unwrap();
+    assert_eq!(&reply.response().await.unwrap().body()[..], b"first");
+    // The server answered: what the client sends now has nowhere to go.
+    let err = tx.send(Bytes::from_static(b"late")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Cancelled, "{err}");
+}
+
+#[tokio::test]
+async fn bidirectional_streams_interleave() {
+    let channel = serve("stream-bidi", Server::builder().add_service(sums()));
+    let (mut tx, mut rx) = channel
+        .bidi_streaming(Request::new("demo.Sum/Upper", ""))
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let line = format!("line {i}");
+        tx.send(Bytes::from(line.clone())).await.unwrap();
+        let back = rx.message().await.unwrap().expect("an answer per line");
+        assert_eq!(back, line.to_uppercase());
+    }
+    tx.close();
+    assert!(rx.message().await.unwrap().is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_stops_reading_stops_the_client() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let opened = gate.clone();
+    let slow = RawService::new("demo.Slow").client_streaming("Take", move |_req, mut msgs| {
+        let opened = opened.clone();
+        async move {
+            opened.notified().await;
+            let mut n = 0u32;
+            while msgs.message().await?.is_some() {
+                n += 1;
+            }
+            Ok(Response::new(n.to_string()))
+        }
+    });
+    let channel = serve("stream-slow-reader", Server::builder().add_service(slow));
+    let (tx, mut reply) = channel
+        .client_streaming(Request::new("demo.Slow/Take", ""))
+        .await
+        .unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let sending = tokio::spawn(async move {
+        let mut tx = tx;
+        for _ in 0..3_000 {
+            tx.send(Bytes::from(vec![1u8; 1_000])).await?;
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        tx.close();
+        Ok::<_, Status>(())
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The server's call window (1 MiB) holds 1038 messages of 1,010 bytes on the wire.
+    assert_eq!(sent.load(Ordering::SeqCst), (1 << 20) / 1_010);
+    gate.notify_one();
+    sending.await.unwrap().unwrap();
+    assert_eq!(&reply.response().await.unwrap().body()[..], b"3000");
+}
+
+#[tokio::test]
+async fn a_unary_method_called_as_a_stream_is_unimplemented() {
+    let echo = RawService::new("demo.Echo").method("Echo", |req| async move {
+        Ok(Response::new(req.into_body()))
+    });
+    let channel = serve("stream-not-streaming", Server::builder().add_service(echo));
+    let (_tx, mut reply) = channel
+        .client_streaming(Request::new("demo.Echo/Echo", ""))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.response().await.unwrap_err().code(),
+        Code::Unimplemented
+    );
+    let (got, end) = collect(&channel, "demo.Echo/Echo", "").await;
+    assert!(got.is_empty());
+    assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+}

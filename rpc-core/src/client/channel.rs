@@ -13,7 +13,7 @@ use crate::context::Context as CallContext;
 use crate::limit::{Limiter, Permit};
 use crate::message::{Request, Response};
 use crate::status::{Code, Delivery, Status};
-use crate::stream::{RawStreaming, StreamHost};
+use crate::stream::{RawSender, RawStreaming, StreamHost};
 
 /// A cheap-to-clone handle for making calls to one server over one multiplexed connection.
 ///
@@ -116,6 +116,62 @@ impl Channel {
     /// As [`unary`](Channel::unary) for the request; `Unimplemented`, not sent, when the server
     /// speaks protocol 1.0.
     pub async fn server_streaming(&self, request: Request) -> Result<RawStreaming, Status> {
+        let (_, stream) = self
+            .open_stream(request, crate::protocol::flags::SERVER_STREAM)
+            .await?;
+        Ok(stream)
+    }
+
+    /// Makes a client-streaming call (protocol 1.1): `request` carries the method and metadata
+    /// (its body must be empty); the messages go through the returned [`RawSender`], and
+    /// [`RawStreaming::response`] gives the one reply. Dropping the sender ends the request
+    /// stream; dropping the `RawStreaming` before the reply cancels the call.
+    ///
+    /// # Errors
+    /// As [`server_streaming`](Channel::server_streaming); `InvalidArgument`, not sent, for a
+    /// request with a body.
+    pub async fn client_streaming(
+        &self,
+        request: Request,
+    ) -> Result<(RawSender, RawStreaming), Status> {
+        let flags = crate::protocol::flags::CLIENT_STREAM;
+        match self.open_stream(request, flags).await? {
+            (Some(sender), stream) => Ok((sender, stream)),
+            (None, _) => Err(Status::internal("a client stream without its sender")),
+        }
+    }
+
+    /// Makes a bidirectional streaming call (protocol 1.1): messages go out through the
+    /// [`RawSender`] and come back through the [`RawStreaming`], in any interleaving, each
+    /// direction flow-controlled on its own.
+    ///
+    /// # Errors
+    /// As [`client_streaming`](Channel::client_streaming).
+    pub async fn bidi_streaming(
+        &self,
+        request: Request,
+    ) -> Result<(RawSender, RawStreaming), Status> {
+        let flags = crate::protocol::flags::CLIENT_STREAM | crate::protocol::flags::SERVER_STREAM;
+        match self.open_stream(request, flags).await? {
+            (Some(sender), stream) => Ok((sender, stream)),
+            (None, _) => Err(Status::internal("a client stream without its sender")),
+        }
+    }
+
+    /// Starts a streaming call with these stream flags.
+    async fn open_stream(
+        &self,
+        request: Request,
+        stream: u8,
+    ) -> Result<(Option<RawSender>, RawStreaming), Status> {
+        let client_stream = stream & crate::protocol::flags::CLIENT_STREAM != 0;
+        if client_stream && !request.body().is_empty() {
+            return Err(Status::invalid_argument(
+                "a client stream's messages go through its sender: the request's body must be \
+                 empty",
+            )
+            .with_delivery(Delivery::NotSent));
+        }
         let permit = self.handle.shared.limiter.acquire().await;
         let (inherited, _cancel) = CallContext::current_deadline_and_cancellation();
         let deadline = effective_deadline(&self.handle.shared.config, &request, inherited);
@@ -134,15 +190,13 @@ impl Channel {
                     .with_delivery(Delivery::NotSent),
             );
         }
-        let stream = crate::protocol::flags::SERVER_STREAM;
         match conn.start_stream(&request, timeout_us(deadline, now), stream)? {
             Started::Queued(queued) => {
+                let sender = client_stream.then(|| conn.sender(queued.id));
                 let max_body = conn.max_body();
                 let host: Arc<dyn StreamHost> = conn;
-                Ok(
-                    RawStreaming::client(host, queued.id, max_body, queued.rx, deadline)
-                        .holding(permit),
-                )
+                let stream = RawStreaming::client(host, queued.id, max_body, queued.rx, deadline);
+                Ok((sender, stream.holding(permit)))
             }
             Started::Full => Err(conn.full_status()),
         }

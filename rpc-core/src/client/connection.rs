@@ -135,6 +135,14 @@ impl ClientConn {
         self.max_body
     }
 
+    /// A sender for the request stream of the streaming call `id`.
+    pub(crate) fn sender(self: &Arc<Self>, id: u32) -> crate::stream::RawSender {
+        let largest = self.lock().streams.largest_body();
+        let max_body = largest.min(self.peer_settings.max_frame_size as usize);
+        let host: Arc<dyn crate::stream::StreamHost> = self.clone();
+        crate::stream::RawSender::new(host, id, self.compress, max_body, true)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent at every point a panic could unwind from, so a poisoned lock
         // is still usable.
@@ -320,8 +328,10 @@ impl ClientConn {
             body,
         );
         st.appended_upto = id;
-        if stream & protocol::flags::SERVER_STREAM != 0 {
-            st.streams.open(id, true, false);
+        if stream != 0 {
+            let inbound = stream & protocol::flags::SERVER_STREAM != 0;
+            let outbound = stream & protocol::flags::CLIENT_STREAM != 0;
+            st.streams.open(id, inbound, outbound);
         }
         let (tx, rx) = oneshot::channel();
         if one_way {

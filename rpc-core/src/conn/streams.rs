@@ -249,6 +249,19 @@ impl Streams {
         }
     }
 
+    /// This side's stream on `id` ends (a client's HALF_CLOSE or last message, or the server
+    /// answered): later sends fail, and a writer waiting for credit is woken to see it. `false`
+    /// if there was no such stream.
+    pub(crate) fn end_outbound(&mut self, id: u32, wake: &mut Vec<Waker>) -> bool {
+        match self.calls.get_mut(&id).and_then(|c| c.outbound.take()) {
+            Some(out) => {
+                wake.extend(out.writer);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every call ended (the connection is gone): wakes everyone waiting.
     pub(crate) fn close_all(&mut self, wake: &mut Vec<Waker>) {
         for (_, call) in self.calls.drain() {

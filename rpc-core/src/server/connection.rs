@@ -34,8 +34,8 @@ use crate::message::Request;
 use crate::protocol::{
     self, encode_goaway, encode_pong, Frame, GoAwayCode, ProtocolError, RequestFrame, Settings,
 };
-use crate::status::{Code, Delivery, Status};
-use crate::stream::{RawSender, SenderSlot, StreamHost};
+use crate::status::{Code, Status};
+use crate::stream::{RawSender, RawStreaming, RequestsSlot, SenderSlot, StreamHost, Taken};
 use crate::transport::PeerAddr;
 
 /// Limits and identity shared by every connection of a server.
@@ -83,9 +83,32 @@ impl OutboxCell {
         }
     }
 
-    /// A server-streaming call ended: its trailer goes out after the messages it queued here,
-    /// and its stream is closed (a sender still waiting for credit is woken, to fail).
-    fn finish_stream(&self, id: u32, reply: Reply, rules: &ReplyRules, spawned: bool) {
+    /// A streaming call ended: its RESPONSE goes out after the messages it queued here, and its
+    /// streams are closed (a sender still waiting for credit is woken, to fail; the credit of
+    /// requests never taken goes back).
+    fn finish_stream(
+        &self,
+        id: u32,
+        reply: Reply,
+        rules: &ReplyRules,
+        ending: Ending,
+        spawned: bool,
+    ) {
+        let reply = match ending {
+            // An error says more than this (it may be the method's own shape check).
+            Ending::Stream { taken, .. }
+                if reply.is_ok() && !taken.load(std::sync::atomic::Ordering::Acquire) =>
+            {
+                Err(Status::unimplemented(
+                    "the method is not a streaming method: call it as a unary call",
+                ))
+            }
+            Ending::Stream {
+                server_stream: true,
+                ..
+            } => trailer(reply),
+            _ => reply,
+        };
         let mut ob = self.lock();
         if ob.closed {
             return;
@@ -93,7 +116,7 @@ impl OutboxCell {
         let mut wake = Vec::new();
         let Outbox { queue, streams, .. } = &mut *ob;
         streams.close(id, queue.buf(), &mut wake);
-        encode_reply(queue.buf(), id, trailer(reply), rules);
+        encode_reply(queue.buf(), id, reply, rules);
         if spawned {
             ob.finished.push(id);
         }
@@ -281,12 +304,6 @@ impl ServerRole {
             return Ok(());
         }
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
-        if r.flags & protocol::flags::CLIENT_STREAM != 0 {
-            let refusal = Status::unimplemented("client-streaming calls are not served yet")
-                .with_delivery(Delivery::Unprocessed);
-            self.respond_now(io, id, one_way, refusal.into());
-            return Ok(());
-        }
         let body = std::mem::take(&mut r.body);
         let cached = self
             .last_route
@@ -376,7 +393,10 @@ impl ServerRole {
         } = admitted;
         let id = r.call_id;
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
-        let streaming = r.flags & protocol::flags::SERVER_STREAM != 0;
+        let server_stream = r.flags & protocol::flags::SERVER_STREAM != 0;
+        let client_stream = r.flags & protocol::flags::CLIENT_STREAM != 0;
+        let streaming = server_stream || client_stream;
+        let taken = Taken::default();
         let started = (!span.is_disabled()).then(Instant::now);
         let cancels = self.upkeep.cancels.clone();
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone(), cancels);
@@ -384,13 +404,23 @@ impl ServerRole {
         if streaming {
             let max_body = {
                 let mut ob = self.outbox.lock();
-                ob.streams.open(id, false, true);
+                ob.streams.open(id, client_stream, server_stream);
                 ob.streams.largest_body()
             };
-            let max_body = max_body.min(self.rules.peer.max_frame_size as usize);
             let host: Arc<dyn StreamHost> = self.outbox.clone();
-            let sender = RawSender::new(host, id, self.rules.compress, max_body);
-            req.extensions_mut().insert(SenderSlot::new(sender));
+            if server_stream {
+                let max_body = max_body.min(self.rules.peer.max_frame_size as usize);
+                let compress = self.rules.compress;
+                let sender = RawSender::new(host.clone(), id, compress, max_body, false);
+                req.extensions_mut()
+                    .insert(SenderSlot::new(sender, taken.clone()));
+            }
+            if client_stream {
+                let max_body = self.shared.local.max_frame_size as usize;
+                let requests = RawStreaming::server(host, id, max_body);
+                req.extensions_mut()
+                    .insert(RequestsSlot::new(requests, taken.clone()));
+            }
         }
         let mut call = {
             let _enter = span.enter();
@@ -411,7 +441,12 @@ impl ServerRole {
                     log_one_way(&reply);
                 } else if streaming {
                     // After the messages the handler queued in the outbox.
-                    self.outbox.finish_stream(id, reply, &self.rules, false);
+                    let stream = Ending::Stream {
+                        server_stream,
+                        taken,
+                    };
+                    self.outbox
+                        .finish_stream(id, reply, &self.rules, stream, false);
                 } else {
                     encode_reply(io.wbuf(), id, reply, &self.rules);
                 }
@@ -423,7 +458,10 @@ impl ServerRole {
                 let ending = if one_way {
                     Ending::OneWay
                 } else if streaming {
-                    Ending::Stream
+                    Ending::Stream {
+                        server_stream,
+                        taken,
+                    }
                 } else {
                     Ending::Reply
                 };
@@ -674,19 +712,24 @@ async fn finish_on_own_task(
             outbox.finish(id, None);
         }
         Ending::Reply => outbox.finish(id, Some((reply, rules))),
-        Ending::Stream => outbox.finish_stream(id, reply, &rules, true),
+        stream @ Ending::Stream { .. } => outbox.finish_stream(id, reply, &rules, stream, true),
     }
 }
 
 /// What a finished call sends.
-#[derive(Clone, Copy)]
 enum Ending {
     /// Nothing: a one-way call.
     OneWay,
     /// Its RESPONSE.
     Reply,
-    /// The trailer of its stream, after its messages.
-    Stream,
+    /// The RESPONSE of a streaming call, after the messages it sent: a trailer without a body
+    /// when the server streamed its replies.
+    Stream {
+        /// The call had SERVER_STREAM.
+        server_stream: bool,
+        /// The handler took its streams (it is a streaming method).
+        taken: Taken,
+    },
 }
 
 fn record(span: &tracing::Span, started: Option<Instant>, reply: &Reply) {

@@ -15,7 +15,7 @@ use crate::context::Context as CallContext;
 use crate::descriptor::ServiceDescriptor;
 use crate::message::{Request, Response};
 use crate::status::{Delivery, Status};
-use crate::stream::RawSender;
+use crate::stream::{RawSender, RawStreaming};
 use crate::BoxFuture;
 
 /// A service that knows the name it is routed by (`package.Service`, the part of a method path
@@ -47,6 +47,14 @@ pub(crate) type Reply = Result<Response, Status>;
 pub fn unknown_method(service: &str, method: &str) -> Status {
     Status::unimplemented(format!("unknown method {method:?} in service {service:?}"))
         .with_delivery(Delivery::Unprocessed)
+}
+
+/// The answer to a call of a streaming method made in another shape.
+fn wrong_shape(req: &Request, shape: &str, call: &str) -> Status {
+    Status::unimplemented(format!(
+        "{} is a {shape} method: call it as one (Channel::{call})",
+        req.path()
+    ))
 }
 
 /// A service with its type erased. One boxed future per call holds the service's own future, the
@@ -278,13 +286,63 @@ impl RawService {
             let handler = handler.clone();
             async move {
                 let Some(sender) = sender else {
-                    return Err(Status::unimplemented(format!(
-                        "{} is a server-streaming method: call it as a stream \
-                         (Channel::server_streaming)",
-                        req.path()
-                    )));
+                    return Err(wrong_shape(&req, "server-streaming", "server_streaming"));
                 };
                 handler(req, sender).await
+            }
+        })
+    }
+
+    /// Adds a client-streaming method (protocol 1.1): the handler gets the request (its
+    /// metadata; the body is empty) and a [`RawStreaming`] of the client's messages, which ends
+    /// when the client ends its stream, and returns the one reply. Credit goes back to the client
+    /// as the handler takes messages, so a handler that stops reading stops the client.
+    ///
+    /// Called as a unary call, the method answers `Unimplemented`.
+    #[must_use]
+    pub fn client_streaming<F, Fut>(self, name: &str, handler: F) -> RawService
+    where
+        F: Fn(Request, RawStreaming) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.method(name, move |req: Request| {
+            let requests = crate::stream::take_requests(&req);
+            let handler = handler.clone();
+            async move {
+                let Some(requests) = requests else {
+                    return Err(wrong_shape(&req, "client-streaming", "client_streaming"));
+                };
+                handler(req, requests).await
+            }
+        })
+    }
+
+    /// Adds a bidirectional streaming method (protocol 1.1): the handler gets the request (its
+    /// metadata), the client's messages and a sender for its own, in any interleaving, and
+    /// returns the call's status (its metadata travels in the trailer; a body is an error).
+    ///
+    /// Called in another shape, the method answers `Unimplemented`.
+    #[must_use]
+    pub fn bidi_streaming<F, Fut>(self, name: &str, handler: F) -> RawService
+    where
+        F: Fn(Request, RawStreaming, RawSender) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.method(name, move |req: Request| {
+            let requests = crate::stream::take_requests(&req);
+            let sender = crate::stream::take_sender(&req);
+            let handler = handler.clone();
+            async move {
+                let (Some(requests), Some(sender)) = (requests, sender) else {
+                    return Err(wrong_shape(
+                        &req,
+                        "bidirectional streaming",
+                        "bidi_streaming",
+                    ));
+                };
+                handler(req, requests, sender).await
             }
         })
     }

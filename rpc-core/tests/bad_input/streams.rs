@@ -139,7 +139,7 @@ async fn a_message_over_the_connection_window_is_a_flow_control_error() {
 }
 
 #[tokio::test]
-async fn a_client_stream_is_refused_unprocessed_and_its_messages_dropped_with_their_credit() {
+async fn a_client_stream_to_a_unary_method_is_refused_and_its_messages_dropped_with_credit() {
     let server = TestServer::start(Server::builder().add_service(echo_service())).await;
     let (mut conn, _) = RawConn::handshake_with(server.addr, streaming()).await;
     conn.send(&request_flagged(
@@ -152,10 +152,6 @@ async fn a_client_stream_is_refused_unprocessed_and_its_messages_dropped_with_th
     let mut seen = Vec::new();
     let refusal = conn.response_for(1, &mut seen).await;
     assert_eq!(Code::from_u8(refusal.code), Code::Unimplemented);
-    assert_eq!(
-        refusal.metadata.get_str(rpc_core::NOT_PROCESSED_KEY),
-        Some("1")
-    );
     // Messages that were already on their way: dropped, and the connection's credit comes back
     // once everything received was taken (here at once).
     let mut out = BytesMut::new();
@@ -178,5 +174,69 @@ async fn a_client_stream_is_refused_unprocessed_and_its_messages_dropped_with_th
     conn.send(&request(3, "demo.Echo/Echo", b"still")).await;
     let r = conn.response_for(3, &mut seen).await;
     assert_ok_echo(&r, b"still");
+    server.stop().await;
+}
+
+/// A server whose `demo.Hold/Take` takes a client stream and `demo.Hold/Watch` sends a server
+/// stream, and neither ever ends.
+async fn holding_server() -> TestServer {
+    let hold = RawService::new("demo.Hold")
+        .client_streaming("Take", |_req, msgs| async move {
+            // Holds the request stream (dropped, it would discard what comes).
+            let _msgs = msgs;
+            std::future::pending::<()>().await;
+            Ok(Response::default())
+        })
+        .server_streaming("Watch", |_req, out| async move {
+            let _out = out;
+            std::future::pending::<()>().await;
+            Ok(Response::default())
+        });
+    TestServer::start(Server::builder().add_service(hold)).await
+}
+
+#[tokio::test]
+async fn messages_after_the_end_of_a_live_stream_are_protocol_errors() {
+    let server = holding_server().await;
+    // A MESSAGE after END_STREAM.
+    let (mut conn, _) = RawConn::handshake_with(server.addr, streaming()).await;
+    let mut out = request_flagged(1, flags::CLIENT_STREAM, "demo.Hold/Take", b"");
+    encode_message(&mut out, 1, flags::END_STREAM, b"last");
+    encode_message(&mut out, 1, 0, b"one too many");
+    conn.send(&out).await;
+    assert_goaway(&mut conn, GoAwayCode::ProtocolError).await;
+    // HALF_CLOSE twice.
+    let (mut conn, _) = RawConn::handshake_with(server.addr, streaming()).await;
+    let mut out = request_flagged(1, flags::CLIENT_STREAM, "demo.Hold/Take", b"");
+    rpc_core::protocol::encode_half_close(&mut out, 1);
+    rpc_core::protocol::encode_half_close(&mut out, 1);
+    conn.send(&out).await;
+    assert_goaway(&mut conn, GoAwayCode::ProtocolError).await;
+    // A MESSAGE on a live call that receives no stream.
+    let (mut conn, _) = RawConn::handshake_with(server.addr, streaming()).await;
+    let mut out = request_flagged(1, flags::SERVER_STREAM, "demo.Hold/Watch", b"");
+    encode_message(&mut out, 1, 0, b"x");
+    conn.send(&out).await;
+    let frames = conn.frames_until_eof().await;
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, Frame::GoAway(g) if g.code == GoAwayCode::ProtocolError)),
+        "{frames:?}"
+    );
+    server.assert_serves_fresh_channel().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_call_window_is_a_flow_control_error() {
+    let server = holding_server().await;
+    let (mut conn, _) = RawConn::handshake_with(server.addr, streaming()).await;
+    let mut out = request_flagged(1, flags::CLIENT_STREAM, "demo.Hold/Take", b"");
+    // The call window is 1 MiB: a message of 1 MiB is 10 bytes over it.
+    encode_message(&mut out, 1, 0, &vec![0; 1 << 20]);
+    conn.send(&out).await;
+    assert_goaway(&mut conn, GoAwayCode::FlowControlError).await;
+    server.assert_serves_fresh_channel().await;
     server.stop().await;
 }

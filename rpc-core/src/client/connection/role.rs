@@ -144,10 +144,15 @@ impl ClientRole {
             for r in self.responses.drain(..) {
                 // Unknown ids are calls the caller already gave up on.
                 if let Some(tx) = st.pending.remove(&r.call_id) {
+                    // The server answered: a request stream it no longer reads ends here.
+                    st.streams.end_outbound(r.call_id, &mut self.woken);
                     self.completions.push((tx, r));
                 }
             }
             st.one_way.take_upto(read_upto, &mut self.acked);
+        }
+        for w in self.woken.drain(..) {
+            w.wake();
         }
         for (tx, r) in self.completions.drain(..) {
             let _ = tx.send(reply_from_frame(r, self.max_body));
