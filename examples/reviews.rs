@@ -1,8 +1,8 @@
 //! The IDL-first path: `proto/reviews.proto` is the contract, `build.rs` generates the messages
 //! and the `Reviews` trait with its client and server (`rpc_codec::build`), and
 //! `examples::reviews::ReviewBoard` implements the trait. This serves it on 127.0.0.1, calls
-//! every method in Protobuf, JSON and MessagePack, then prints the `.proto` file the running
-//! server's description exports, which encodes as the contract does.
+//! every method in Protobuf, JSON and MessagePack (one of them a server stream), then prints the
+//! `.proto` file the running server's description exports, which encodes as the contract does.
 //!
 //! ```text
 //! cargo run --example reviews
@@ -103,6 +103,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Stats -> {} reviews, {} flagged",
         stats.reviews, stats.flagged
     );
+
+    // A server stream: every visible review of one product.
+    let mut browsed = reviews
+        .browse(ListReviews {
+            sku: "tea-json".into(),
+            limit: 0,
+        })
+        .await?;
+    while let Some(review) = browsed.message().await? {
+        println!("Browse(tea-json) -> review {} streamed", review.id);
+    }
 
     let description = describe::fetch(channel, Format::Json).await?;
     let description = describe::Description::from_json(&description)?;

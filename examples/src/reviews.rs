@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use rpc_core::{Context, Status};
+use rpc_core::{Context, Sender, Status};
 
 /// What `build.rs` generated from `proto/reviews.proto`: package `shop.reviews` as the module
 /// `generated::shop::reviews`.
@@ -116,6 +116,27 @@ impl Reviews for ReviewBoard {
         review.set_visibility(Visibility::Hidden);
         if first {
             board.flagged += 1;
+        }
+        Ok(())
+    }
+
+    async fn browse(
+        &self,
+        _ctx: &Context,
+        request: ListReviews,
+        mut replies: Sender<Review>,
+    ) -> Result<(), Status> {
+        // A snapshot, so that no lock is held while the client takes its time.
+        let reviews: Vec<Review> = self
+            .board()?
+            .reviews
+            .values()
+            .filter(|r| r.visibility() == Visibility::Public)
+            .filter(|r| r.review.as_ref().is_some_and(|p| p.sku == request.sku))
+            .cloned()
+            .collect();
+        for review in &reviews {
+            replies.send(review).await?;
         }
         Ok(())
     }

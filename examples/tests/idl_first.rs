@@ -89,6 +89,20 @@ async fn every_method_in_every_codec() {
             .unwrap_err();
         assert_eq!(refused.code(), rpc_core::Code::InvalidArgument, "{codec}");
     }
+    // The server stream of the contract.
+    let mut browsed = reviews
+        .browse(ListReviews {
+            sku: "tea-json".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some(r) = browsed.message().await.unwrap() {
+        assert_eq!(r.visibility(), Visibility::Public);
+        n += 1;
+    }
+    assert_eq!(n, 1, "one of the two was flagged");
     let stats = reviews.stats().await.unwrap();
     assert_eq!((stats.reviews, stats.flagged), (expected_reviews, 3));
     assert_eq!(stats.per_sku.get("tea-json"), Some(&2));
@@ -119,6 +133,7 @@ fn the_description_carries_what_build_rs_added() {
     assert_eq!(method("Flag").scope, Some("reviews:moderate"));
     assert!(method("Stats").args.is_empty());
     assert_eq!(method("Stats").request, "()");
+    assert!(method("Browse").server_streaming && !method("Browse").client_streaming);
     assert_eq!(
         method("List").docs,
         "The reviews of one product, newest first."
@@ -130,8 +145,8 @@ fn the_description_carries_what_build_rs_added() {
 struct Parsed {
     messages: BTreeMap<String, DescriptorProto>,
     enums: BTreeMap<String, Vec<(String, i32)>>,
-    /// `Service/Method` → (request, reply, idempotent).
-    methods: BTreeMap<String, (String, String, bool)>,
+    /// `Service/Method` → (request, reply, idempotent, client streams, server streams).
+    methods: BTreeMap<String, (String, String, bool, bool, bool)>,
 }
 
 fn parse(dir: &Path, file: &str) -> Parsed {
@@ -159,6 +174,8 @@ fn parse(dir: &Path, file: &str) -> Parsed {
                     m.input_type().to_owned(),
                     m.output_type().to_owned(),
                     level != 0,
+                    m.client_streaming(),
+                    m.server_streaming(),
                 ),
             );
         }

@@ -49,8 +49,10 @@
 //! `idempotent` comes from the method option `idempotency_level` (`IDEMPOTENT` or
 //! `NO_SIDE_EFFECTS`) or [`idempotent`](Builder::idempotent).
 //!
-//! # Not supported (a [`BuildError`] says which method or field)
-//! - streaming methods (`stream` in a request or reply);
+//! A `stream` request is a `Streaming<In>` argument and a `stream` reply a `Sender<Out>`
+//! argument (the method then returns `Result<(), Status>`), as `#[service]` reads them.
+//!
+//! # Not supported (a [`BuildError`] says which field)
 //! - well-known types other than `google.protobuf.Empty` (`Timestamp`, `Duration`, `Any`, …):
 //!   prost maps them to `prost-types`, which has no serde form.
 
@@ -78,12 +80,6 @@ pub enum BuildError {
     /// `prost-build` could not generate or write the code.
     #[error("could not generate the code")]
     Generate(#[source] std::io::Error),
-    /// A method streams requests or replies.
-    #[error("{method}: streaming methods are not supported")]
-    Streaming {
-        /// The method's path, `package.Service/Method`.
-        method: String,
-    },
     /// A field has a well-known type other than `google.protobuf.Empty`.
     #[error(
         "{field}: {type_name} is not supported (a prost-types message has no serde form); \
@@ -332,9 +328,6 @@ fn check(
         for s in &file.service {
             for m in &s.method {
                 let path = format!("{prefix}{}/{}", s.name(), m.name());
-                if m.client_streaming() || m.server_streaming() {
-                    return Err(BuildError::Streaming { method: path });
-                }
                 if let Some(settings) = configured.get(&path) {
                     if settings.one_way && m.output_type() != EMPTY {
                         return Err(BuildError::OneWayWithReply {
@@ -493,19 +486,27 @@ impl prost_build::ServiceGenerator for Generator {
             }
             m.comments.append_with_indent(1, buf);
             let _ = writeln!(buf, "    #[rpc({})]", attrs.join(", "));
-            let request = if m.input_proto_type == EMPTY || m.input_type == "()" {
+            let empty_in = m.input_proto_type == EMPTY || m.input_type == "()";
+            let empty_out = m.output_proto_type == EMPTY || m.output_type == "()";
+            let request = if m.client_streaming {
+                let t = if empty_in { "()" } else { &m.input_type };
+                format!(", requests: {rt}::Streaming<{t}>")
+            } else if empty_in {
                 String::new()
             } else {
                 format!(", request: {}", m.input_type)
             };
-            let reply = if m.output_proto_type == EMPTY || m.output_type == "()" {
-                "()"
+            let (replies, reply) = if m.server_streaming {
+                let t = if empty_out { "()" } else { &m.output_type };
+                (format!(", replies: {rt}::Sender<{t}>"), "()")
+            } else if empty_out {
+                (String::new(), "()")
             } else {
-                m.output_type.as_str()
+                (String::new(), m.output_type.as_str())
             };
             let _ = writeln!(
                 buf,
-                "    async fn {}(&self, ctx: &{rt}::Context{request}) -> \
+                "    async fn {}(&self, ctx: &{rt}::Context{request}{replies}) -> \
                  ::core::result::Result<{reply}, {rt}::Status>;",
                 m.name
             );
@@ -657,7 +658,7 @@ mod tests {
     }
 
     #[test]
-    fn what_cannot_be_served_is_refused_by_name() {
+    fn what_cannot_be_served_is_refused_by_name_and_streams_are_served() {
         let streaming = r#"syntax = "proto3"; package p;
             message M { string s = 1; }
             service S { rpc Watch (M) returns (stream M); }"#;
@@ -680,8 +681,11 @@ mod tests {
                 ),
             ],
         );
-        let err = protos.compile(configure(), "streaming.proto").unwrap_err();
-        assert!(matches!(&err, BuildError::Streaming { method } if method == "p.S/Watch"));
+        let code = protos.compile(configure(), "streaming.proto").unwrap();
+        assert!(
+            code.contains("replies: ::rpc_core::Sender<M>,\n    ) -> ::core::result::Result<(), "),
+            "{code}"
+        );
         let err = protos.compile(configure(), "timestamp.proto").unwrap_err();
         assert!(
             matches!(&err, BuildError::WellKnownType { field, type_name }

@@ -21,6 +21,8 @@
 //!         response: "u32",
 //!         error: "Status",
 //!         one_way: false,
+//!         client_streaming: false,
+//!         server_streaming: false,
 //!         idempotent: true,
 //!         timeout: None,
 //!         scope: None,
@@ -128,6 +130,8 @@ fn method_json(m: &MethodDescriptor, defs: &mut Definitions) -> Value {
         "response": m.response,
         "error": m.error,
         "one_way": m.one_way,
+        "client_streaming": m.client_streaming,
+        "server_streaming": m.server_streaming,
         "idempotent": m.idempotent,
         "timeout_ms": m.timeout.map(|t| t.as_secs_f64() * 1000.0),
         "scope": m.scope,
@@ -163,7 +167,8 @@ fn services_json(services: &[&ServiceDescriptor]) -> (Vec<Value>, Definitions) {
 /// Renders services as a JSON document (format version [`JSON_FORMAT_VERSION`]; `docs/protocol.md`
 /// §16 specifies it): `{"format_version": 2, "services": [{"name", "version", "rust_name",
 /// "docs", "methods": [{"name", "path", "rust_name", "docs", "args": [{"name", "type"}],
-/// "request", "response", "error", "one_way", "idempotent", "timeout_ms", "scope",
+/// "request", "response", "error", "one_way", "client_streaming", "server_streaming",
+/// "idempotent", "timeout_ms", "scope",
 /// "request_type", "response_type", "error_type", "codecs"}]}], "types": {NAME: definition}}`,
 /// where `codecs` lists the codecs' names (`"protobuf"`, `"json"`, `"msgpack"`, `"raw"`) and a
 /// `*_type` is a [`TypeRef`] in its JSON form (`null` for a method described without schemas)

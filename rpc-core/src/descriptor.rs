@@ -44,6 +44,12 @@ pub struct MethodDescriptor {
     pub error: &'static str,
     /// The server sends no response.
     pub one_way: bool,
+    /// The client sends a stream of request messages (protocol 1.1): `request` is the type of
+    /// one of them.
+    pub client_streaming: bool,
+    /// The server answers with a stream of messages (protocol 1.1): `response` is the type of
+    /// one of them.
+    pub server_streaming: bool,
     /// Calling twice has the same effect as once, so retries and hedging may repeat it.
     pub idempotent: bool,
     /// The default timeout of a call.
@@ -114,6 +120,12 @@ impl MethodDescriptor {
         let mut attrs = Vec::new();
         if self.one_way {
             attrs.push("one_way".to_owned());
+        }
+        match (self.client_streaming, self.server_streaming) {
+            (true, true) => attrs.push("streams both ways".to_owned()),
+            (true, false) => attrs.push("client stream".to_owned()),
+            (false, true) => attrs.push("server stream".to_owned()),
+            (false, false) => {}
         }
         if self.idempotent {
             attrs.push("idempotent".to_owned());

@@ -120,6 +120,7 @@ pub use rpc_macros::Schema;
 pub use server::Server;
 pub use service_error::{ServiceError, DETAILS_KEY};
 pub use status::{Code, Delivery, Status};
+pub use stream::{Reply, Sender, Streaming};
 
 /// Includes the code that `rpc_codec::build` (the IDL-first path, feature `build` of
 /// `rpc-codec`) generated: every Protobuf package as a tree of modules named after it, with its
@@ -194,6 +195,33 @@ pub mod __private {
         codecs
             .decode(codec, body)
             .map_err(|e| Status::from_codec_error(Some(method), e))
+    }
+
+    /// The request stream of a client-streaming call, decoded in the call's codec; a call made
+    /// in another shape is `Unimplemented`.
+    pub fn stream_requests<T>(
+        req: &crate::Request,
+        codecs: MessageCodecs<T>,
+    ) -> Result<crate::Streaming<T>, Status> {
+        let raw = crate::stream::take_requests(req).ok_or_else(|| not_a_stream(req, "requests"))?;
+        Ok(crate::Streaming::new(raw, req.codec(), codecs))
+    }
+
+    /// The reply stream of a server-streaming call, encoded in the call's codec; a call made in
+    /// another shape is `Unimplemented`.
+    pub fn stream_sender<T>(
+        req: &crate::Request,
+        codecs: MessageCodecs<T>,
+    ) -> Result<crate::Sender<T>, Status> {
+        let raw = crate::stream::take_sender(req).ok_or_else(|| not_a_stream(req, "replies"))?;
+        Ok(crate::Sender::new(raw, req.codec(), codecs))
+    }
+
+    fn not_a_stream(req: &crate::Request, what: &str) -> Status {
+        Status::unimplemented(format!(
+            "{} streams its {what}, and this call carried no such stream: call it with one",
+            req.path()
+        ))
     }
 
     /// Encodes a handler's result in the codec of the request.

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
+use rpc_codec::{CodecId, MessageCodecs};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
@@ -446,5 +447,167 @@ impl Drop for RawStreaming {
             }
             self.finish();
         }
+    }
+}
+
+/// A stream of typed messages received on a call: the replies of a server stream on the
+/// client, the requests of a client stream in a handler. Each message is decoded in the call's
+/// codec; taking it gives its credit back to the sender.
+pub struct Streaming<T> {
+    raw: RawStreaming,
+    codec: CodecId,
+    codecs: MessageCodecs<T>,
+}
+
+impl<T> std::fmt::Debug for Streaming<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming")
+            .field("raw", &self.raw)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Streaming<T> {
+    /// Messages of `raw`, decoded in `codec` (generated code makes these).
+    pub fn new(raw: RawStreaming, codec: CodecId, codecs: MessageCodecs<T>) -> Streaming<T> {
+        Streaming { raw, codec, codecs }
+    }
+
+    /// The next message: `Ok(None)` at the end of the stream.
+    ///
+    /// # Errors
+    /// The call's status when it ended with an error (on a client: the server's, a passed
+    /// deadline, a lost connection); `InvalidArgument` for a message that does not decode.
+    pub async fn message(&mut self) -> Result<Option<T>, Status> {
+        let Some(body) = self.raw.message().await? else {
+            return Ok(None);
+        };
+        self.decode(body).map(Some)
+    }
+
+    fn decode(&self, body: Bytes) -> Result<T, Status> {
+        self.codecs.decode(self.codec, body).map_err(|e| {
+            Status::invalid_argument(format!("a streamed message does not decode: {e}"))
+                .with_source(e)
+        })
+    }
+
+    /// The trailer's metadata, once a client's stream ended with OK.
+    pub fn trailers(&self) -> Option<&Metadata> {
+        self.raw.trailers()
+    }
+
+    /// The untyped stream.
+    pub fn into_raw(self) -> RawStreaming {
+        self.raw
+    }
+}
+
+impl<T: Unpin> futures_core::Stream for Streaming<T> {
+    type Item = Result<T, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.raw.poll_message(cx) {
+            Poll::Ready(Some(Ok(body))) => Poll::Ready(Some(this.decode(body))),
+            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(status))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The sending half of a stream of typed messages: the replies of a server-streaming handler,
+/// the requests of a client stream. Each message is encoded in the call's codec and waits for
+/// the receiver's credit.
+pub struct Sender<T> {
+    raw: RawSender,
+    codec: CodecId,
+    codecs: MessageCodecs<T>,
+}
+
+impl<T> std::fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("raw", &self.raw)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Sender<T> {
+    /// Encodes messages in `codec` onto `raw` (generated code makes these).
+    pub fn new(raw: RawSender, codec: CodecId, codecs: MessageCodecs<T>) -> Sender<T> {
+        Sender { raw, codec, codecs }
+    }
+
+    fn encode(&self, message: &T) -> Result<Bytes, Status> {
+        Ok(self.codecs.encode_to_bytes(self.codec, message)?)
+    }
+
+    /// Sends one message, waiting while the receiver has not taken enough of what it was sent.
+    ///
+    /// # Errors
+    /// As [`RawSender::send`], and the codec's error for a message it cannot encode.
+    pub async fn send(&mut self, message: &T) -> Result<(), Status> {
+        let body = self.encode(message)?;
+        self.raw.send(body).await
+    }
+
+    /// A client's last message: the request stream ends with it.
+    ///
+    /// # Errors
+    /// As [`RawSender::send_last`].
+    pub async fn send_last(self, message: &T) -> Result<(), Status> {
+        let body = self.encode(message)?;
+        self.raw.send_last(body).await
+    }
+
+    /// Ends a client's request stream (dropping the sender does too).
+    pub fn close(self) {
+        self.raw.close();
+    }
+
+    /// The untyped sender.
+    pub fn into_raw(self) -> RawSender {
+        self.raw
+    }
+}
+
+/// The reply of a client-streaming call: the one message the server answers with once it has
+/// read the stream (or earlier: it may answer before the stream ends).
+pub struct Reply<T> {
+    raw: RawStreaming,
+    codec: CodecId,
+    codecs: MessageCodecs<T>,
+}
+
+impl<T> std::fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Reply<T> {
+    /// The reply of `raw`'s call, decoded in `codec` (generated code makes these).
+    pub fn new(raw: RawStreaming, codec: CodecId, codecs: MessageCodecs<T>) -> Reply<T> {
+        Reply { raw, codec, codecs }
+    }
+
+    /// Waits for the reply. Dropping the `Reply` before it arrives cancels the call.
+    ///
+    /// # Errors
+    /// The call's status; `Internal` for a reply that does not decode.
+    pub async fn get(mut self) -> Result<T, Status> {
+        let reply = self.raw.response().await?;
+        self.codecs
+            .decode(self.codec, reply.into_body())
+            .map_err(|e| {
+                Status::internal(format!("the server's response could not be decoded: {e}"))
+                    .with_source(e)
+            })
     }
 }

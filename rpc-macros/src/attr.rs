@@ -77,6 +77,15 @@ impl CratePath {
             .collect()
     }
 
+    /// The names of the path's segments (`["renamed_rpc"]`, `["platform", "rpc"]`).
+    pub(crate) fn segment_names(&self) -> Vec<String> {
+        self.path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect()
+    }
+
     /// Whether `path` names the runtime's `Context`: `rpc_core::Context` or `<crate>::Context`,
     /// with or without a leading `::`.
     pub(crate) fn is_context(&self, path: &Path) -> bool {

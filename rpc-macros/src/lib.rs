@@ -76,6 +76,15 @@
 //!   which JSON and MessagePack can encode but Protobuf cannot: Protobuf needs a single prost
 //!   message (calls in it fail with a clear `Unimplemented`). No argument and a `()` reply are
 //!   empty bodies in every codec.
+//! - Streams (protocol 1.1): an argument `Sender<T>` makes the method server-streaming (it
+//!   sends its replies, each a `T`, and returns `Result<(), E>`: the `E` ends the stream with
+//!   an error); an argument `Streaming<T>` makes it client-streaming (the requests, each a `T`,
+//!   are its only argument besides the context); both make it bidirectional. They are
+//!   recognised by name like the context (`Sender`, `rpc_core::Sender`, or through the `crate`
+//!   path). The generated client's method then returns a `rpc_core::client::StreamCall`:
+//!   awaited, a `Streaming<T>` of replies, a `Sender` and a `Reply`, or a `Sender` and a
+//!   `Streaming`. Streams need a transport that opens them (`Channel`); one-way methods cannot
+//!   stream.
 //! - Methods are not generic, the trait is not generic, and the trait gains the supertraits
 //!   `Send + Sync + 'static`. Implementations write `async fn` as usual; the trait declares
 //!   `impl Future + Send` so servers may run handlers on any thread.

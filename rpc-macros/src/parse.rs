@@ -35,8 +35,14 @@ pub(crate) struct Method {
     /// The scope a caller needs, from `#[rpc(scope = "...")]`.
     pub(crate) scope: Option<String>,
     pub(crate) context: Option<ContextParam>,
-    /// Arguments after `&self` and the context.
+    /// Arguments after `&self` and the context, but for the streams.
     pub(crate) args: Vec<(Ident, Type)>,
+    /// A `Streaming<T>` argument: the client streams its requests, each a `T`.
+    pub(crate) requests: Option<(Ident, Type)>,
+    /// A `Sender<T>` argument: the server streams its replies, each a `T`.
+    pub(crate) replies: Option<(Ident, Type)>,
+    /// Every argument after the context, streams included, in the order written.
+    pub(crate) call_order: Vec<Ident>,
     pub(crate) ok: Type,
     pub(crate) err: Type,
 }
@@ -179,6 +185,9 @@ fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> 
 
     let mut context = None;
     let mut args = Vec::new();
+    let mut requests: Option<(Ident, Type)> = None;
+    let mut replies: Option<(Ident, Type)> = None;
+    let mut call_order = Vec::new();
     for (i, (input, marked)) in inputs.enumerate() {
         let FnArg::Typed(pt) = input else { continue };
         if let (true, Type::Reference(r)) = (marked, &*pt.ty) {
@@ -232,7 +241,29 @@ fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> 
             );
             continue;
         }
-        args.push((name, (*pt.ty).clone()));
+        call_order.push(name.clone());
+        match stream_arg(&pt.ty, krate) {
+            Some(StreamArg::Requests(_)) if requests.is_some() => errors.on(
+                &pt.ty,
+                "a method takes at most one `Streaming<T>`: the client sends one request stream",
+            ),
+            Some(StreamArg::Requests(t)) => requests = Some((name, t)),
+            Some(StreamArg::Replies(_)) if replies.is_some() => errors.on(
+                &pt.ty,
+                "a method takes at most one `Sender<T>`: the server sends one reply stream",
+            ),
+            Some(StreamArg::Replies(t)) => replies = Some((name, t)),
+            None => args.push((name, (*pt.ty).clone())),
+        }
+    }
+    if let (Some((stream, _)), Some((first, _))) = (&requests, args.first()) {
+        errors.at(
+            first.span(),
+            format!(
+                "`{ident}` takes a request stream (`{stream}`), so it takes no other arguments: \
+                 the stream's messages are its request (metadata travels with the call)"
+            ),
+        );
     }
 
     let (ok, err) = match &sig.output {
@@ -251,6 +282,23 @@ fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> 
             return None;
         }
     };
+    if let Some((name, _)) = &replies {
+        if !is_unit(&ok) {
+            errors.at(
+                ok.span(),
+                format!(
+                    "`{ident}` streams its replies through `{name}`, so it returns `Result<(), E>` \
+                     (the `E` ends the stream with an error)"
+                ),
+            );
+        }
+    }
+    if attrs.one_way && (requests.is_some() || replies.is_some()) {
+        errors.at(
+            ident.span(),
+            format!("`{ident}` is `one_way`, so it cannot stream: a one-way call has no reply"),
+        );
+    }
     if attrs.one_way && !is_unit(&ok) {
         errors.at(
             ok.span(),
@@ -275,9 +323,55 @@ fn parse_method(f: &mut TraitItemFn, krate: &CratePath, errors: &mut Errors) -> 
         scope: attrs.scope.map(|l| l.value()),
         context,
         args,
+        requests,
+        replies,
+        call_order,
         ok,
         err,
     })
+}
+
+/// A stream argument of a method.
+enum StreamArg {
+    /// `Streaming<T>`: the requests.
+    Requests(Type),
+    /// `Sender<T>`: the replies.
+    Replies(Type),
+}
+
+/// Whether an argument is a stream: `Streaming<T>` or `Sender<T>` written as the bare name (as
+/// after `use rpc_core::{Sender, Streaming}`), as `rpc_core::...` or through the `crate` path.
+/// Any other path (`tokio::sync::mpsc::Sender<T>`) is an ordinary argument.
+fn stream_arg(ty: &Type, krate: &CratePath) -> Option<StreamArg> {
+    let Type::Path(TypePath { qself: None, path }) = ty else {
+        return None;
+    };
+    let last = path.segments.last()?;
+    let prefix: Vec<String> = path
+        .segments
+        .iter()
+        .take(path.segments.len() - 1)
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !(prefix.is_empty() || prefix == ["rpc_core"] || prefix == krate.segment_names()) {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    });
+    let t = types.next()?;
+    if types.next().is_some() {
+        return None;
+    }
+    match last.ident.to_string().as_str() {
+        "Streaming" => Some(StreamArg::Requests(t)),
+        "Sender" => Some(StreamArg::Replies(t)),
+        _ => None,
+    }
 }
 
 const RETURN_MSG: &str = "`#[service]` methods return `Result<T, E>`, where `E` is \

@@ -159,7 +159,7 @@ impl Channel {
     }
 
     /// Starts a streaming call with these stream flags.
-    async fn open_stream(
+    pub(crate) async fn open_stream(
         &self,
         request: Request,
         stream: u8,

@@ -7,6 +7,7 @@ mod endpoint;
 mod future;
 mod options;
 mod reconnect;
+mod stream_call;
 mod typed;
 
 pub use call::{UnaryCall, UnaryFuture};
@@ -15,4 +16,7 @@ pub use endpoint::{Endpoint, InvalidUri};
 pub use future::ResponseFuture;
 pub use options::CallOptions;
 pub use reconnect::{ChannelState, ConnectError};
+pub use stream_call::{
+    BidiStreaming, ClientStreaming, OpenStream, ServerStreaming, StreamCall, StreamShape,
+};
 pub use typed::choose_codec;

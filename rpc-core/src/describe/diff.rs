@@ -189,6 +189,22 @@ impl Diff<'_> {
         if o.one_way != n.one_way {
             self.push(true, at, format!("one_way changed to {}", n.one_way));
         }
+        if o.client_streaming != n.client_streaming {
+            let now = if n.client_streaming {
+                "a stream"
+            } else {
+                "one message"
+            };
+            self.push(true, at, format!("the request is now {now}"));
+        }
+        if o.server_streaming != n.server_streaming {
+            let now = if n.server_streaming {
+                "a stream"
+            } else {
+                "one message"
+            };
+            self.push(true, at, format!("the response is now {now}"));
+        }
         if o.idempotent && !n.idempotent {
             self.push(
                 true,

@@ -45,6 +45,10 @@ pub struct MethodDescription {
     pub arity: usize,
     /// No response.
     pub one_way: bool,
+    /// The client sends a stream of requests.
+    pub client_streaming: bool,
+    /// The server answers with a stream.
+    pub server_streaming: bool,
     /// Safe to repeat.
     pub idempotent: bool,
     /// Its default timeout, in milliseconds.
@@ -104,6 +108,8 @@ impl Description {
                         docs: m.docs.to_owned(),
                         arity: m.args.len(),
                         one_way: m.one_way,
+                        client_streaming: m.client_streaming,
+                        server_streaming: m.server_streaming,
                         idempotent: m.idempotent,
                         timeout_ms: m.timeout.map(|t| t.as_secs_f64() * 1000.0),
                         scope: m.scope.map(str::to_owned),
@@ -203,6 +209,14 @@ impl Description {
                         .to_owned(),
                     arity: m.get("args").and_then(Value::as_array).map_or(0, Vec::len),
                     one_way: m.get("one_way").and_then(Value::as_bool).unwrap_or(false),
+                    client_streaming: m
+                        .get("client_streaming")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    server_streaming: m
+                        .get("server_streaming")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
                     idempotent: m
                         .get("idempotent")
                         .and_then(Value::as_bool)

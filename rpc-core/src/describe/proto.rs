@@ -272,7 +272,13 @@ pub fn to_proto(description: &Description) -> Result<String, ProtoExportError> {
                     } else {
                         ";"
                     };
-                    let _ = writeln!(body, "  rpc {} ({req}) returns ({resp}){options}", m.name);
+                    let req_stream = if m.client_streaming { "stream " } else { "" };
+                    let resp_stream = if m.server_streaming { "stream " } else { "" };
+                    let _ = writeln!(
+                        body,
+                        "  rpc {} ({req_stream}{req}) returns ({resp_stream}{resp}){options}",
+                        m.name
+                    );
                 }
                 _ => {
                     let _ = writeln!(

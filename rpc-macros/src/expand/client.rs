@@ -3,7 +3,10 @@
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 
-use super::{args_struct_ident, codecs_of, request_type, Names};
+use super::{
+    args_struct_ident, codecs_of, request_is_unit, request_type, response_is_unit, response_type,
+    Names,
+};
 use crate::attr::CratePath;
 use crate::parse::{is_unit, Method, Service};
 
@@ -124,6 +127,9 @@ pub(crate) fn calls(
 }
 
 fn method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStream {
+    if m.requests.is_some() || m.replies.is_some() {
+        return stream_method(svc, n, index, m);
+    }
     let rpc = &svc.krate;
     let s = &n.s;
     let ident = &m.ident;
@@ -158,6 +164,60 @@ fn method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStream {
     }
 }
 
+/// A streaming method: a `StreamCall` of its shape, over a transport that opens streams.
+fn stream_method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStream {
+    let rpc = &svc.krate;
+    let s = &n.s;
+    let ident = &m.ident;
+    let params = m.args.iter().map(|(n, t)| quote!(#n: #t));
+    let req_ty = request_type(&n.trait_ident, m);
+    let resp_ty = response_type(m);
+    let (shape, req_expr) = match (&m.requests, &m.replies) {
+        (Some(_), Some(_)) => (quote!(BidiStreaming), quote!(::core::option::Option::None)),
+        (Some(_), None) => (
+            quote!(ClientStreaming),
+            quote!(::core::option::Option::None),
+        ),
+        _ => {
+            let req = match m.args.len() {
+                0 => quote!(()),
+                1 => m.args[0].0.to_token_stream(),
+                _ => {
+                    let st = args_struct_ident(&n.trait_ident, m);
+                    let names = m.args.iter().map(|(n, _)| n);
+                    quote!(#st { #(#names),* })
+                }
+            };
+            (
+                quote!(ServerStreaming),
+                quote!(::core::option::Option::Some(#req)),
+            )
+        }
+    };
+    let req_codecs = codecs_of(rpc, &req_ty, request_is_unit(m));
+    let resp_codecs = codecs_of(rpc, &resp_ty.to_token_stream(), response_is_unit(m));
+    let doc = method_doc(svc, m);
+    quote! {
+        #[doc = #doc]
+        pub fn #ident(
+            &self,
+            #(#params),*
+        ) -> #rpc::client::StreamCall<#s, #req_ty, #resp_ty, #rpc::client::#shape>
+        where
+            #s: #rpc::client::OpenStream,
+        {
+            #rpc::client::StreamCall::new(
+                ::core::clone::Clone::clone(&self.inner),
+                &Self::DESCRIPTOR.methods[#index],
+                #req_expr,
+                #req_codecs,
+                #resp_codecs,
+                self.codec,
+            )
+        }
+    }
+}
+
 /// The method's own docs, then its path and what its attributes say.
 fn method_doc(svc: &Service, m: &Method) -> String {
     let mut doc = m.docs.clone();
@@ -166,6 +226,21 @@ fn method_doc(svc: &Service, m: &Method) -> String {
     }
     doc.push_str(&format!("Calls `{}/{}`", svc.name, m.wire_name));
     let mut notes = Vec::new();
+    match (&m.requests, &m.replies) {
+        (Some(_), Some(_)) => notes.push(
+            "streams both ways: awaited, it gives the `Sender` of the requests and the \
+             `Streaming` of the replies"
+                .to_owned(),
+        ),
+        (Some(_), None) => notes.push(
+            "client stream: awaited, it gives the `Sender` of the requests and the `Reply`"
+                .to_owned(),
+        ),
+        (None, Some(_)) => {
+            notes.push("server stream: awaited, it gives the `Streaming` of the replies".to_owned())
+        }
+        (None, None) => {}
+    }
     if m.one_way {
         notes.push(
             "one-way: the server sends no reply; `Ok` once the server is known to have taken the \

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, Type};
 
-use crate::parse::{is_unit, Method, Service};
+use crate::parse::{Method, Service};
 
 pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
     let rpc = &svc.krate;
@@ -24,6 +24,10 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
             quote!((#n, #t))
         });
         let request = match m.args.len() {
+            _ if m.requests.is_some() => m
+                .requests
+                .as_ref()
+                .map_or_else(String::new, |(_, t)| type_text(t)),
             0 => "()".to_owned(),
             1 => type_text(&m.args[0].1),
             _ => {
@@ -35,9 +39,11 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
                 format!("{{ {} }}", fields.join(", "))
             }
         };
-        let response = type_text(&m.ok);
+        let response = type_text(super::response_type(m));
         let error = type_text(&m.err);
         let one_way = m.one_way;
+        let client_streaming = m.requests.is_some();
+        let server_streaming = m.replies.is_some();
         let idempotent = m.idempotent;
         let timeout = match m.timeout_nanos {
             Some(ns) => {
@@ -61,6 +67,8 @@ pub(super) fn descriptor(svc: &Service, trait_ident: &Ident) -> TokenStream {
                 response: #response,
                 error: #error,
                 one_way: #one_way,
+                client_streaming: #client_streaming,
+                server_streaming: #server_streaming,
                 idempotent: #idempotent,
                 timeout: #timeout,
                 scope: #scope,
@@ -94,6 +102,10 @@ fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
         }
     };
     let request = match m.args.len() {
+        _ if m.requests.is_some() => {
+            let t = m.requests.as_ref().map(|(_, t)| of(t));
+            quote!(#t)
+        }
         0 => quote!(#schema_mod::TypeRef::Unit),
         1 => of(&m.args[0].1),
         _ => {
@@ -114,14 +126,22 @@ fn schemas(svc: &Service, trait_ident: &Ident, m: &Method) -> TokenStream {
             }
         }
     };
-    let response = if is_unit(&m.ok) {
+    let response = if super::response_is_unit(m) {
         quote!(#schema_mod::TypeRef::Unit)
     } else {
-        of(&m.ok)
+        of(super::response_type(m))
     };
     let error = of(&m.err);
-    let req_codecs = super::codecs_of(rpc, &super::request_type(trait_ident, m), m.args.is_empty());
-    let resp_codecs = super::codecs_of(rpc, &m.ok.to_token_stream(), is_unit(&m.ok));
+    let req_codecs = super::codecs_of(
+        rpc,
+        &super::request_type(trait_ident, m),
+        super::request_is_unit(m),
+    );
+    let resp_codecs = super::codecs_of(
+        rpc,
+        &super::response_type(m).to_token_stream(),
+        super::response_is_unit(m),
+    );
     quote! {
         ::core::option::Option::Some(#rpc::describe::SchemaFn({
             fn __schemas(

@@ -67,7 +67,7 @@ pub(crate) fn expand(svc: &Service, mut item: ItemTrait) -> TokenStream {
 fn idents_in(svc: &Service) -> Vec<String> {
     let mut out = Vec::new();
     for m in &svc.methods {
-        for (_, ty) in &m.args {
+        for (_, ty) in m.args.iter().chain(&m.requests).chain(&m.replies) {
             idents_of(ty.to_token_stream(), &mut out);
         }
         idents_of(m.ok.to_token_stream(), &mut out);
@@ -153,13 +153,32 @@ fn args_struct(svc: &Service, n: &Names, m: &Method) -> Option<TokenStream> {
     })
 }
 
-/// The request type of a method: its one argument, the generated message, or `()`.
+/// The request type of a method: the message of its request stream, its one argument, the
+/// generated message, or `()`.
 fn request_type(trait_ident: &Ident, m: &Method) -> TokenStream {
+    if let Some((_, t)) = &m.requests {
+        return t.to_token_stream();
+    }
     match m.args.len() {
         0 => quote!(()),
         1 => m.args[0].1.to_token_stream(),
         _ => args_struct_ident(trait_ident, m).into_token_stream(),
     }
+}
+
+/// Whether a method's request is empty (no argument and no request stream).
+fn request_is_unit(m: &Method) -> bool {
+    m.requests.is_none() && m.args.is_empty()
+}
+
+/// The type of one reply: the message of the reply stream, or the `T` of `Result<T, E>`.
+fn response_type(m: &Method) -> &syn::Type {
+    m.replies.as_ref().map_or(&m.ok, |(_, t)| t)
+}
+
+/// Whether a method's reply is empty.
+fn response_is_unit(m: &Method) -> bool {
+    m.replies.is_none() && crate::parse::is_unit(&m.ok)
 }
 
 fn codecs_of(rpc: &CratePath, ty: &TokenStream, unit: bool) -> TokenStream {

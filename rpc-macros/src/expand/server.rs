@@ -167,6 +167,16 @@ fn route_arm(rpc: &CratePath, n: &Names, index: usize, m: &Method) -> TokenStrea
     let req_ty = request_type(trait_ident, m);
     let req_codecs = codecs_of(rpc, &req_ty, m.args.is_empty());
     let resp_codecs = codecs_of(rpc, &m.ok.to_token_stream(), is_unit(&m.ok));
+    // The streams go into the handler as they were written among its arguments; taken from the
+    // request before its body (a call of another shape is answered `Unimplemented`).
+    let take_requests = m.requests.as_ref().map(|(name, t)| {
+        let codecs = codecs_of(rpc, &t.to_token_stream(), false);
+        quote!(let #name = #rpc::__private::stream_requests(&__rpc_req, #codecs)?;)
+    });
+    let take_replies = m.replies.as_ref().map(|(name, t)| {
+        let codecs = codecs_of(rpc, &t.to_token_stream(), false);
+        quote!(let #name = #rpc::__private::stream_sender(&__rpc_req, #codecs)?;)
+    });
     // The context goes through `CallContext`, which only the runtime's `Context` implements:
     // spanned at the argument's type, so that a type of the user's taken for the context is
     // reported there.
@@ -191,6 +201,7 @@ fn route_arm(rpc: &CratePath, n: &Names, index: usize, m: &Method) -> TokenStrea
         }
     };
     let names: Vec<&syn::Ident> = m.args.iter().map(|(n, _)| n).collect();
+    let call_order = &m.call_order;
     // Spanned at the error type, so that an error type that is not a `ServiceError` is reported
     // there.
     let rpc_at_err = rpc.at(m.err.span());
@@ -218,9 +229,12 @@ fn route_arm(rpc: &CratePath, n: &Names, index: usize, m: &Method) -> TokenStrea
     };
     quote! {
         #wire => {
+            #take_requests
+            #take_replies
             #split
             #decode
-            let __rpc_result = <#t as #trait_ident>::#ident(&*__rpc_inner, #ctx_arg #(#names),*).await;
+            let __rpc_result =
+                <#t as #trait_ident>::#ident(&*__rpc_inner, #ctx_arg #(#call_order),*).await;
             #encode
         }
     }

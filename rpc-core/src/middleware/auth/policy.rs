@@ -124,7 +124,8 @@ impl Policy {
     /// #     methods: &[MethodDescriptor {
     /// #         name: "Place", rust_name: "place", path: "shop.Orders/Place", docs: "",
     /// #         args: &[], request: "()", response: "()", error: "Status",
-    /// #         one_way: false, idempotent: false, timeout: None, scope: Some("orders:write"),
+    /// #         one_way: false, client_streaming: false, server_streaming: false,
+    /// #         idempotent: false, timeout: None, scope: Some("orders:write"),
     /// #         schemas: None,
     /// #     }],
     /// # };
