@@ -1,7 +1,8 @@
 //! Serves the `#[service]`-defined inventory of the reference shop (`examples::shop`) over TCP on
-//! 127.0.0.1 and over the in-memory transport, calls every method in Protobuf, JSON and
-//! MessagePack, shows a typed error, then asks the running server to describe itself and prints
-//! the Markdown it returns.
+//! 127.0.0.1 and over the in-memory transport, calls its methods in Protobuf, JSON and
+//! MessagePack, shows a typed error, watches a stock level (a server stream) while a bulk
+//! restock streams deliveries in (a client stream), then asks the running server to describe
+//! itself and prints the Markdown it returns.
 //!
 //! ```text
 //! cargo run --release --example quickstart
@@ -68,11 +69,39 @@ async fn exercise(label: &str, inventory: &InventoryClient<Channel>) -> Result<(
         }
         other => panic!("expected UnknownSku, got {other:?}"),
     }
+
+    // Streams (protocol 1.1): watch a level while a bulk restock streams deliveries in.
+    let mut levels = inventory.watch("sku-3".into()).await?;
+    let first = levels.message().await?.map(|l| l.available);
+    println!("[{label}] Watch(sku-3) -> {first:?} available now");
+    let (mut deliveries, restocked) = inventory.restock_many().await?;
+    for quantity in [4, 6] {
+        let delivery = Delivery {
+            sku: "sku-3".into(),
+            quantity,
+        };
+        deliveries.send(&delivery).await?;
+    }
+    deliveries.close();
+    let restocked = restocked.get().await?;
+    println!(
+        "[{label}] RestockMany -> {} deliveries, {} units",
+        restocked.deliveries, restocked.units
+    );
+    // The watch sees the level move (one change or two, as the 50 ms polls fall).
+    while let Some(level) = levels.message().await? {
+        println!("[{label}] Watch(sku-3) -> {} available", level.available);
+        if level.available >= first.unwrap_or(0) + 10 {
+            break;
+        }
+    }
+    // Dropping the stream cancels the watch on the server.
+    drop(levels);
     Ok(())
 }
 
 fn server() -> Server {
-    let stock = Warehouse::with_stock([("sku-1", 42), ("sku-2", 0)]);
+    let stock = Warehouse::with_stock([("sku-1", 42), ("sku-2", 0), ("sku-3", 1)]);
     Server::builder().add_service(InventoryServer::new(stock))
 }
 

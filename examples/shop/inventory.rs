@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_core::{service, Context, ServiceError, Status};
+use rpc_core::{service, Context, Sender, ServiceError, Status, Streaming};
 
 use super::store::{list, transact, MemoryStore, Store};
 
@@ -242,6 +242,32 @@ pub trait Inventory {
     /// Every level and hold, for audits.
     #[rpc(idempotent, timeout = "2s")]
     async fn audit(&self) -> Result<InventoryAudit, Status>;
+
+    /// Watches a SKU's available units: its level now, then every change, for as long as the
+    /// caller reads (a server stream; the call's deadline, if any, ends it). Changes made by
+    /// other replicas of the store show within `WATCH_PERIOD`.
+    #[rpc(idempotent)]
+    async fn watch(&self, sku: String, levels: Sender<StockLevel>) -> Result<(), InventoryError>;
+
+    /// Records many deliveries in one call (a client stream: the scanner sends them as it reads
+    /// them, and the reply sums them up once it ends the stream).
+    async fn restock_many(&self, deliveries: Streaming<Delivery>) -> Result<Restocked, Status>;
+}
+
+/// How often [`Inventory::watch`] looks at the level (the store may be shared by replicas).
+pub const WATCH_PERIOD: Duration = Duration::from_millis(50);
+
+/// What [`Inventory::restock_many`] recorded.
+#[derive(
+    Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize, rpc_core::Schema,
+)]
+pub struct Restocked {
+    /// Deliveries recorded.
+    #[prost(uint32, tag = "1")]
+    pub deliveries: u32,
+    /// Units they brought, all SKUs together.
+    #[prost(uint64, tag = "2")]
+    pub units: u64,
 }
 
 /// A SKU's record (`stock/{sku}`).
@@ -658,6 +684,33 @@ impl Inventory for Warehouse {
             Ok::<_, Status>(())
         })
         .await
+    }
+
+    async fn watch(
+        &self,
+        sku: String,
+        mut levels: Sender<StockLevel>,
+    ) -> Result<(), InventoryError> {
+        let mut last = None;
+        loop {
+            let level = self.check(sku.clone()).await?;
+            if last != Some(level.available) {
+                last = Some(level.available);
+                // Fails once the caller has gone: the watch ends with it.
+                levels.send(&level).await?;
+            }
+            tokio::time::sleep(WATCH_PERIOD).await;
+        }
+    }
+
+    async fn restock_many(&self, mut deliveries: Streaming<Delivery>) -> Result<Restocked, Status> {
+        let mut done = Restocked::default();
+        while let Some(delivery) = deliveries.message().await? {
+            done.units += u64::from(delivery.quantity);
+            self.restock(delivery).await?;
+            done.deliveries += 1;
+        }
+        Ok(done)
     }
 
     async fn audit(&self) -> Result<InventoryAudit, Status> {

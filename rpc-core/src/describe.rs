@@ -280,13 +280,23 @@ fn render_service(out: &mut String, s: &ServiceDescriptor, defs: &mut Definition
     out.push('\n');
     for m in s.methods {
         let _ = writeln!(out, "### `{}`\n", m.path);
-        let args: Vec<String> = m.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        let mut args: Vec<String> = m.args.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+        if m.client_streaming {
+            args.push(format!("Streaming<{}>", m.request));
+        }
+        // A server stream's replies go through its `Sender`; the result is its status.
+        let response = if m.server_streaming {
+            args.push(format!("Sender<{}>", m.response));
+            "()"
+        } else {
+            m.response
+        };
         let _ = writeln!(
             out,
             "`{}({}) -> Result<{}, {}>`\n",
             m.rust_name,
             args.join(", "),
-            m.response,
+            response,
             m.error
         );
         let attrs = m.attributes();

@@ -1,4 +1,4 @@
-//! Streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md` §17): the raw halves of a
+//! Streaming calls (protocol 1.1, `docs/protocol.md` §17): the raw halves of a
 //! stream of encoded messages. [`RawStreaming`] receives (a `futures_core::Stream` of
 //! `Result<Bytes, Status>`), [`RawSender`] sends. Both are flow-controlled: a sender waits for
 //! credit, and credit comes back only as the receiving application takes messages, so a reader
@@ -374,6 +374,10 @@ impl RawStreaming {
                 match rpc_codec::decompress(&body, self.max_body) {
                     Ok(b) => Poll::Ready(Some(Ok(b))),
                     Err(e) => {
+                        // The call is over for this side: a client tells the server.
+                        if self.end.is_some() {
+                            self.host.abandon(self.id);
+                        }
                         self.finish();
                         Poll::Ready(Some(Err(Status::internal(format!(
                             "a streamed message could not be decompressed: {e}"

@@ -94,27 +94,14 @@ async fn settings_example_is_what_the_reference_sends_by_default() {
     client.abort();
 }
 
-/// The streaming examples of the protocol 1.1 draft (`docs/drafts/protocol-1.1.md`, issue 18)
-/// are the bytes the frame layer writes and reads, before the runtime announces streaming.
-mod streaming_draft {
+/// The streaming examples of protocol 1.1 (`docs/protocol.md` §17.10, issue 18) are the bytes
+/// the frame layer writes and reads.
+mod streaming {
     use bytes::BytesMut;
     use rpc_core::protocol::{self, flags, flow, Frame, FrameDecoder, ProtocolError, Settings};
     use rpc_core::Metadata;
 
-    const DRAFT: &str = include_str!("../../docs/drafts/protocol-1.1.md");
-
-    fn hex_block(tag: &str) -> Vec<u8> {
-        let fence = format!("```hex {tag}\n");
-        let start = DRAFT
-            .find(&fence)
-            .unwrap_or_else(|| panic!("no {tag} block"))
-            + fence.len();
-        let end = start + DRAFT[start..].find("```").expect("closing fence");
-        DRAFT[start..end]
-            .split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-            .collect()
-    }
+    use super::hex_block;
 
     fn negotiated() -> FrameDecoder {
         let local = Settings {

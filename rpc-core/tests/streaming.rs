@@ -1,4 +1,4 @@
-//! Server-streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md` §17) over the in-memory
+//! Streaming calls of every shape (protocol 1.1, `docs/protocol.md` §17) over the in-memory
 //! transport: every message then the trailer, errors after messages, flow control end to end
 //! (a reader that stops reading stops the handler, and unary calls go on), cancellation by
 //! dropping the stream, the deadline over the whole stream, per-message compression, and calls
@@ -428,4 +428,84 @@ async fn a_unary_method_called_as_a_stream_is_unimplemented() {
     let (got, end) = collect(&channel, "demo.Echo/Echo", "").await;
     assert!(got.is_empty());
     assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn ten_thousand_streams_share_one_connection() {
+    let server = Server::builder()
+        .max_concurrent_calls_per_connection(20_000)
+        .max_concurrent_calls(20_000)
+        .add_service(clock());
+    let listener = MemoryListener::bind("stream-10k").unwrap();
+    tokio::spawn(server.serve(listener));
+    let channel = Endpoint::memory("stream-10k")
+        .max_concurrent_calls(20_000)
+        .connect_lazy();
+    // All open at once, each holding its first message unread, then all read to the end.
+    let mut streams = Vec::new();
+    for _ in 0..10_000 {
+        let mut s = channel
+            .server_streaming(Request::new("demo.Clock/Ticks", "2"))
+            .await
+            .unwrap();
+        assert!(s.message().await.unwrap().is_some());
+        streams.push(s);
+    }
+    assert_eq!(channel.in_flight(), 10_000);
+    for mut s in streams {
+        assert_eq!(s.message().await.unwrap().as_deref(), Some(&b"tick 2"[..]));
+        assert!(s.message().await.unwrap().is_none());
+    }
+    assert_eq!(channel.in_flight(), 0);
+}
+
+#[tokio::test]
+async fn a_server_that_closes_without_a_trailer_ends_the_stream_with_an_error() {
+    use rpc_core::protocol::{self, Frame, FrameDecoder, Settings};
+    use rpc_core::transport::Listener as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw server: the handshake, one message of the stream, then it closes.
+    let mut listener = MemoryListener::bind("stream-no-trailer").unwrap();
+    tokio::spawn(async move {
+        let (mut io, _) = std::future::poll_fn(|cx| listener.poll_accept(cx))
+            .await
+            .expect("a client");
+        let local = Settings {
+            features: protocol::features::STREAMING,
+            ..Settings::protocol_default()
+        };
+        let mut out = bytes::BytesMut::new();
+        out.extend_from_slice(&protocol::PREFACE);
+        protocol::encode_settings(&mut out, &local);
+        io.write_all(&out).await.unwrap();
+        let decoder = FrameDecoder::negotiated(&local, &local);
+        let mut buf = bytes::BytesMut::new();
+        let mut id = None;
+        while id.is_none() {
+            assert!(io.read_buf(&mut buf).await.unwrap() > 0);
+            if buf.len() >= protocol::PREFACE_LEN && buf[..4] == protocol::MAGIC {
+                let _ = buf.split_to(protocol::PREFACE_LEN);
+            }
+            while let Ok(Some(frame)) = decoder.decode(&mut buf) {
+                if let Frame::Request(r) = frame {
+                    id = Some(r.call_id);
+                }
+            }
+        }
+        let mut out = bytes::BytesMut::new();
+        protocol::encode_message(&mut out, id.unwrap(), 0, b"only one");
+        io.write_all(&out).await.unwrap();
+        io.shutdown().await.unwrap();
+    });
+    let channel = Endpoint::memory("stream-no-trailer").connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"only one"[..])
+    );
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
 }

@@ -110,7 +110,7 @@ impl Channel {
     /// one) bounds the whole stream. It holds an in-flight slot until it ends.
     ///
     /// A server that does not stream its replies is not asked: the stream is flow-controlled
-    /// (`docs/drafts/protocol-1.1.md` §17.5), so a caller that stops reading stops the server.
+    /// (`docs/protocol.md` §17.5), so a caller that stops reading stops the server.
     ///
     /// # Errors
     /// As [`unary`](Channel::unary) for the request; `Unimplemented`, not sent, when the server

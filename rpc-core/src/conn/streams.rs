@@ -1,4 +1,4 @@
-//! The streams of a connection's streaming calls (protocol 1.1, `docs/drafts/protocol-1.1.md`
+//! The streams of a connection's streaming calls (protocol 1.1, `docs/protocol.md` §17
 //! §17): the messages received and not yet taken, and the credit to send, per call and for the
 //! connection. Each side keeps one [`Streams`] inside the mutex that guards its
 //! [`WriteQueue`](super::WriteQueue), so that credit returned and messages sent are encoded in
@@ -55,6 +55,8 @@ pub(crate) struct Streams {
     send_conn: SendWindow,
     /// The credit each call starts with to send: the peer's INITIAL_CALL_WINDOW.
     send_call_initial: u32,
+    /// The connection's credit to send at its start: the peer's CONNECTION_WINDOW.
+    send_conn_initial: u32,
     /// The credit each call grants at its start: ours.
     recv_call_initial: u32,
     /// Writers waiting for connection credit.
@@ -69,6 +71,7 @@ impl Streams {
             recv_conn: RecvWindow::new(local.connection_window),
             send_conn: SendWindow::new(peer.connection_window),
             send_call_initial: peer.initial_call_window,
+            send_conn_initial: peer.connection_window,
             recv_call_initial: local.initial_call_window,
             conn_waiters: Vec::new(),
         }
@@ -92,9 +95,11 @@ impl Streams {
         self.calls.insert(id, call);
     }
 
-    /// The largest message body the peer's windows can ever take.
+    /// The largest message body the peer's windows can ever take: the smaller of its call and
+    /// connection windows.
     pub(crate) fn largest_body(&self) -> usize {
-        crate::protocol::flow::largest_body(self.send_call_initial)
+        let window = self.send_call_initial.min(self.send_conn_initial);
+        crate::protocol::flow::largest_body(window)
     }
 
     /// A MESSAGE arrived. For a call this side no longer knows (it ended) the message is
@@ -262,11 +267,16 @@ impl Streams {
         }
     }
 
-    /// Every call ended (the connection is gone): wakes everyone waiting.
+    /// The connection is gone: no stream receives or sends any more, and everyone waiting is
+    /// woken. Messages that arrived before stay to be taken: a reader gets them, then the end
+    /// (and the call's status says why).
     pub(crate) fn close_all(&mut self, wake: &mut Vec<Waker>) {
-        for (_, call) in self.calls.drain() {
-            wake.extend(call.inbound.and_then(|i| i.reader));
-            wake.extend(call.outbound.and_then(|o| o.writer));
+        for call in self.calls.values_mut() {
+            if let Some(inbound) = call.inbound.as_mut() {
+                inbound.ended = true;
+                wake.extend(inbound.reader.take());
+            }
+            wake.extend(call.outbound.take().and_then(|o| o.writer));
         }
         wake.append(&mut self.conn_waiters);
     }

@@ -17,7 +17,7 @@ pub enum GoAwayCode {
     /// The sender hit an internal error.
     Internal,
     /// The peer exceeded a flow-control window, or made one exceed 2^31−1 (protocol 1.1,
-    /// `docs/drafts/protocol-1.1.md` §17.5).
+    /// `docs/protocol.md` §17.5).
     FlowControlError,
     /// A code this implementation does not know.
     Other(u32),

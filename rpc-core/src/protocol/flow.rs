@@ -1,4 +1,4 @@
-//! Flow control of protocol 1.1 (`docs/drafts/protocol-1.1.md` §17.5), as arithmetic: credit in
+//! Flow control of protocol 1.1 (`docs/protocol.md` §17.5), as arithmetic: credit in
 //! bytes that a receiver grants and a sender spends, per call and per connection, in the manner
 //! of HTTP/2 (RFC 9113 §5.2 and §6.9).
 //!

@@ -1,4 +1,4 @@
-//! Bad streaming frames (protocol 1.1, `docs/drafts/protocol-1.1.md` §17): stream frames or
+//! Bad streaming frames (protocol 1.1, `docs/protocol.md` §17): stream frames or
 //! flags where streaming is not negotiated, frames for calls never opened, windows overrun or
 //! overflowed; and the harmless cases: a message for a call that ended is dropped with its
 //! credit returned, a client stream is refused without running.
