@@ -134,8 +134,9 @@ impl RawSender {
             ));
         }
         let sent = self.send_flagged(body, flags::END_STREAM).await;
-        self.closed = true;
         if sent.is_ok() {
+            // Ended by its END_STREAM; otherwise dropping the sender sends HALF_CLOSE.
+            self.closed = true;
             let id = self.id;
             self.host.with_streams(&mut |streams, _queue, wake| {
                 streams.end_outbound(id, wake);
@@ -171,7 +172,8 @@ impl RawSender {
         std::future::poll_fn(|cx| {
             let mut outcome = Poll::Pending;
             host.with_streams(&mut |streams, queue, _wake| {
-                outcome = match streams.poll_reserve(id, wire.len(), cx) {
+                let queued = queue.len();
+                outcome = match streams.poll_reserve(id, wire.len(), queued, cx) {
                     Poll::Ready(true) => {
                         encode_message(queue, id, frame_flags, wire);
                         Poll::Ready(Ok(()))
@@ -209,9 +211,9 @@ impl Drop for RawSender {
     }
 }
 
-/// Whether a streaming call's handler took its streams: a handler that did not is not a
-/// streaming method, and its answer is replaced by `Unimplemented`.
-pub(crate) type Taken = Arc<std::sync::atomic::AtomicBool>;
+/// How many of a streaming call's streams its handler has not taken: a handler that left one
+/// is not a method of the call's shape, and its answer is replaced by `Unimplemented`.
+pub(crate) type Taken = Arc<std::sync::atomic::AtomicUsize>;
 
 /// Where a server puts a streaming call's [`RawSender`] for its handler: in the request's
 /// extensions, taken once.
@@ -228,7 +230,9 @@ impl SenderSlot {
 pub(crate) fn take_sender(req: &crate::Request) -> Option<RawSender> {
     let slot = req.extensions().get::<SenderSlot>()?;
     let sender = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-    slot.1.store(true, std::sync::atomic::Ordering::Release);
+    if sender.is_some() {
+        slot.1.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
     sender
 }
 
@@ -245,7 +249,9 @@ impl RequestsSlot {
 pub(crate) fn take_requests(req: &crate::Request) -> Option<RawStreaming> {
     let slot = req.extensions().get::<RequestsSlot>()?;
     let requests = slot.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-    slot.1.store(true, std::sync::atomic::Ordering::Release);
+    if requests.is_some() {
+        slot.1.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
     requests
 }
 
@@ -385,7 +391,16 @@ impl RawStreaming {
                     }
                 }
             }
-            Poll::Ready(Next::Ended) | Poll::Ready(Next::Gone) => self.poll_end(cx),
+            Poll::Ready(Next::Ended) => self.poll_end(cx),
+            // On a server, the call ended (cancelled, or the connection closed) before the
+            // client ended its stream: not a clean end.
+            Poll::Ready(Next::Gone) if self.end.is_none() => {
+                self.finish();
+                Poll::Ready(Some(Err(Status::cancelled(
+                    "the call ended before the client ended its stream",
+                ))))
+            }
+            Poll::Ready(Next::Gone) => self.poll_end(cx),
             // A server waits for more requests.
             Poll::Pending if self.end.is_none() => Poll::Pending,
             // The trailer may have arrived with the queue empty: every message came before it.
@@ -423,12 +438,20 @@ impl RawStreaming {
         outcome
     }
 
+    /// The stream is done here. A client's call is over with it; a server's call goes on (its
+    /// handler may still send), and what the client still sends is discarded with its credit
+    /// returned.
     fn finish(&mut self) {
         if !self.done {
             self.done = true;
             let id = self.id;
+            let client = self.end.is_some();
             self.host.with_streams(&mut |streams, queue, wake| {
-                streams.close(id, queue, wake);
+                if client {
+                    streams.close(id, queue, wake);
+                } else {
+                    streams.discard_inbound(id, queue);
+                }
             });
         }
     }

@@ -509,3 +509,84 @@ async fn a_server_that_closes_without_a_trailer_ends_the_stream_with_an_error() 
     let status = stream.message().await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status}");
 }
+
+#[tokio::test]
+async fn a_bidi_handler_replies_after_reading_every_request() {
+    // Reads the whole request stream first, then answers: its sender outlives the requests.
+    let sorter = RawService::new("demo.Sort").bidi_streaming(
+        "Sort",
+        |_req, mut input, mut out| async move {
+            let mut all = Vec::new();
+            while let Some(m) = input.message().await? {
+                all.push(m);
+            }
+            drop(input);
+            all.sort();
+            for m in all {
+                out.send(m).await?;
+            }
+            Ok(Response::default())
+        },
+    );
+    let channel = serve("stream-sort", Server::builder().add_service(sorter));
+    let (mut tx, mut rx) = channel
+        .bidi_streaming(Request::new("demo.Sort/Sort", ""))
+        .await
+        .unwrap();
+    for word in ["pear", "apple", "fig"] {
+        tx.send(Bytes::from(word)).await.unwrap();
+    }
+    tx.close();
+    let mut got = Vec::new();
+    while let Some(m) = rx.message().await.unwrap() {
+        got.push(m);
+    }
+    assert_eq!(got, ["apple", "fig", "pear"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_drops_its_requests_does_not_hold_up_the_client() {
+    // Takes the first request only, drops the stream, and answers later: what the client goes
+    // on sending is discarded with its credit returned, so the client is never blocked.
+    let first =
+        RawService::new("demo.First").client_streaming("First", |_req, mut input| async move {
+            let first = input.message().await?.unwrap_or_default();
+            drop(input);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(Response::new(first))
+        });
+    let channel = serve("stream-first", Server::builder().add_service(first));
+    let (mut tx, mut reply) = channel
+        .client_streaming(Request::new("demo.First/First", ""))
+        .await
+        .unwrap();
+    // Three call windows' worth: without the credit coming back, this would block.
+    for i in 0..3_000u32 {
+        tx.send(Bytes::from(format!("{i:01000}"))).await.unwrap();
+    }
+    tx.close();
+    let got = reply.response().await.unwrap();
+    assert_eq!(got.body().len(), 1_000);
+}
+
+#[tokio::test]
+async fn a_server_streaming_method_called_both_ways_is_unimplemented() {
+    let channel = serve("stream-shape-bidi", Server::builder().add_service(clock()));
+    let (tx, mut rx) = channel
+        .bidi_streaming(Request::new("demo.Clock/Ticks", ""))
+        .await
+        .unwrap();
+    drop(tx);
+    let mut end = Ok(());
+    loop {
+        match rx.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                end = Err(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+}

@@ -356,17 +356,7 @@ fn stream_arg(ty: &Type, krate: &CratePath) -> Option<StreamArg> {
     if !(prefix.is_empty() || prefix == ["rpc_core"] || prefix == krate.segment_names()) {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
-    };
-    let mut types = args.args.iter().filter_map(|a| match a {
-        GenericArgument::Type(t) => Some(t.clone()),
-        _ => None,
-    });
-    let t = types.next()?;
-    if types.next().is_some() {
-        return None;
-    }
+    let [t] = <[Type; 1]>::try_from(type_args(last)).ok()?;
     match last.ident.to_string().as_str() {
         "Streaming" => Some(StreamArg::Requests(t)),
         "Sender" => Some(StreamArg::Replies(t)),
@@ -424,16 +414,22 @@ pub(crate) fn result_parts(ty: &Type) -> Option<(Type, Type)> {
     if last.ident != "Result" {
         return None;
     }
-    let PathArguments::AngleBracketed(args) = &last.arguments else {
-        return None;
+    let [ok, err] = <[Type; 2]>::try_from(type_args(last)).ok()?;
+    Some((ok, err))
+}
+
+/// The type arguments of a path segment (`T` and `E` of `Result<T, E>`); none without `<..>`.
+fn type_args(segment: &syn::PathSegment) -> Vec<Type> {
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return Vec::new();
     };
-    let mut types = args.args.iter().filter_map(|a| match a {
-        GenericArgument::Type(t) => Some(t.clone()),
-        _ => None,
-    });
-    let ok = types.next()?;
-    let err = types.next()?;
-    types.next().is_none().then_some((ok, err))
+    args.args
+        .iter()
+        .filter_map(|a| match a {
+            GenericArgument::Type(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 pub(crate) fn is_unit(ty: &Type) -> bool {

@@ -117,7 +117,7 @@ impl ClientConn {
                 taken_upto: 0,
                 appended_upto: 0,
                 phase: Phase::Open,
-                streams: Streams::new(local, &peer_settings),
+                streams: Streams::new(local, &peer_settings, false),
             }),
             usable: AtomicBool::new(true),
             full: AtomicBool::new(false),

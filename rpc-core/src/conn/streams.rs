@@ -1,6 +1,6 @@
-//! The streams of a connection's streaming calls (protocol 1.1, `docs/protocol.md` §17
-//! §17): the messages received and not yet taken, and the credit to send, per call and for the
-//! connection. Each side keeps one [`Streams`] inside the mutex that guards its
+//! The streams of a connection's streaming calls (protocol 1.1, `docs/protocol.md` §17): the
+//! messages received and not yet taken, and the credit to send, per call and for the connection.
+//! Each side keeps one [`Streams`] inside the mutex that guards its
 //! [`WriteQueue`](super::WriteQueue), so that credit returned and messages sent are encoded in
 //! order with the rest.
 
@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 
-use super::IdMap;
+use super::{IdMap, WRITE_HIGH_WATER};
 use crate::protocol::flow::{size, RecvWindow, SendWindow};
 use crate::protocol::{encode_window_update, flags, MessageFrame, ProtocolError, Settings};
 
@@ -20,6 +20,10 @@ struct Inbound {
     messages: VecDeque<MessageFrame>,
     /// The peer sent END_STREAM or HALF_CLOSE (or, to a client, the trailer).
     ended: bool,
+    /// The connection closed: what arrived before is still taken, then the stream is `Gone`.
+    aborted: bool,
+    /// The application dropped the stream: what arrives is discarded and its credit returned.
+    discarding: bool,
     reader: Option<Waker>,
 }
 
@@ -28,6 +32,8 @@ struct Inbound {
 struct Outbound {
     window: SendWindow,
     writer: Option<Waker>,
+    /// The writer waits for connection credit (or room in the write queue), not the call's.
+    waits_for_connection: bool,
 }
 
 #[derive(Debug, Default)]
@@ -43,7 +49,8 @@ pub(crate) enum Next {
     Message(Bytes, u8),
     /// The peer ended its stream: no more messages.
     Ended,
-    /// The call is not (or no longer) streaming on this connection.
+    /// The call is not (or no longer) streaming on this connection: it ended, was cancelled, or
+    /// the connection closed.
     Gone,
 }
 
@@ -59,13 +66,15 @@ pub(crate) struct Streams {
     send_conn_initial: u32,
     /// The credit each call grants at its start: ours.
     recv_call_initial: u32,
-    /// Writers waiting for connection credit.
-    conn_waiters: Vec<Waker>,
+    /// This side is the server: END_STREAM from the peer ends a request stream (a client
+    /// ignores the flag, which a server never sets).
+    server: bool,
 }
 
 impl Streams {
-    /// The windows of a connection between `local` and `peer` settings.
-    pub(crate) fn new(local: &Settings, peer: &Settings) -> Streams {
+    /// The windows of a connection between `local` and `peer` settings, on the server side or
+    /// the client's.
+    pub(crate) fn new(local: &Settings, peer: &Settings, server: bool) -> Streams {
         Streams {
             calls: IdMap::default(),
             recv_conn: RecvWindow::new(local.connection_window),
@@ -73,7 +82,7 @@ impl Streams {
             send_call_initial: peer.initial_call_window,
             send_conn_initial: peer.connection_window,
             recv_call_initial: local.initial_call_window,
-            conn_waiters: Vec::new(),
+            server,
         }
     }
 
@@ -85,11 +94,14 @@ impl Streams {
                 window: RecvWindow::new(self.recv_call_initial),
                 messages: VecDeque::new(),
                 ended: false,
+                aborted: false,
+                discarding: false,
                 reader: None,
             }),
             outbound: outbound.then(|| Outbound {
                 window: SendWindow::new(self.send_call_initial),
                 writer: None,
+                waits_for_connection: false,
             }),
         };
         self.calls.insert(id, call);
@@ -102,8 +114,9 @@ impl Streams {
         crate::protocol::flow::largest_body(window)
     }
 
-    /// A MESSAGE arrived. For a call this side no longer knows (it ended) the message is
-    /// discarded and its connection credit goes back at once. Returns the reader to wake.
+    /// A MESSAGE arrived. For a call this side no longer knows (it ended), or whose stream the
+    /// application dropped, the message is discarded and its credit goes back at once. Returns
+    /// the reader to wake.
     ///
     /// # Errors
     /// A connection error: a message over the windows ([`ProtocolError::FlowControl`]), for a
@@ -117,7 +130,7 @@ impl Streams {
         self.recv_conn.receive(cost)?;
         let Some(call) = self.calls.get_mut(&m.call_id) else {
             self.recv_conn.consume(cost);
-            self.return_credit(0, queue);
+            self.return_credit(queue);
             return Ok(None);
         };
         let Some(inbound) = call.inbound.as_mut() else {
@@ -131,15 +144,26 @@ impl Streams {
             ));
         }
         inbound.window.receive(cost)?;
-        if m.flags & flags::END_STREAM != 0 {
+        if self.server && m.flags & flags::END_STREAM != 0 {
             inbound.ended = true;
+        }
+        if inbound.discarding {
+            inbound.window.consume(cost);
+            if let Some(increment) = (!inbound.ended)
+                .then(|| inbound.window.update_due())
+                .flatten()
+            {
+                encode_window_update(queue, m.call_id, increment);
+            }
+            self.recv_conn.consume(cost);
+            self.return_credit(queue);
+            return Ok(None);
         }
         inbound.messages.push_back(m);
         Ok(inbound.reader.take())
     }
 
-    /// The peer ended the stream it sends on `id` (HALF_CLOSE, or a trailer to a client).
-    /// Returns the reader to wake.
+    /// The peer ended the stream it sends on `id` (HALF_CLOSE). Returns the reader to wake.
     ///
     /// # Errors
     /// A HALF_CLOSE for a call that receives no stream, or twice.
@@ -173,36 +197,63 @@ impl Streams {
     ) -> Result<(), ProtocolError> {
         if id == 0 {
             self.send_conn.grant(increment)?;
-            wake.append(&mut self.conn_waiters);
+            for out in self.calls.values_mut().filter_map(|c| c.outbound.as_mut()) {
+                if std::mem::take(&mut out.waits_for_connection) {
+                    wake.extend(out.writer.take());
+                }
+            }
             return Ok(());
         }
         // A call that ended here, or that sends nothing: its credit is of no use.
         if let Some(out) = self.calls.get_mut(&id).and_then(|c| c.outbound.as_mut()) {
             out.window.grant(increment)?;
-            wake.extend(out.writer.take());
+            if !out.waits_for_connection {
+                wake.extend(out.writer.take());
+            }
         }
         Ok(())
     }
 
     /// Reserves the credit to send a body of `len` bytes on `id`: `Ready(true)` once both windows
     /// held it (it is spent), `Ready(false)` if the call sends no stream (any more); otherwise
-    /// `cx` is woken when credit comes back.
-    pub(crate) fn poll_reserve(&mut self, id: u32, len: usize, cx: &mut Context<'_>) -> Poll<bool> {
+    /// `cx` is woken when credit comes back. `queued` is what waits in the write queue: over
+    /// [`WRITE_HIGH_WATER`] the writer waits too (a peer that grants large windows and does not
+    /// read must not make this side buffer them), and [`Streams::on_drained`] wakes it.
+    pub(crate) fn poll_reserve(
+        &mut self,
+        id: u32,
+        len: usize,
+        queued: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
         let cost = size(len);
         let Some(out) = self.calls.get_mut(&id).and_then(|c| c.outbound.as_mut()) else {
             return Poll::Ready(false);
         };
         if out.window.available() < cost {
             out.writer = Some(cx.waker().clone());
+            out.waits_for_connection = false;
             return Poll::Pending;
         }
-        if self.send_conn.available() < cost {
-            self.conn_waiters.push(cx.waker().clone());
+        if self.send_conn.available() < cost || queued >= WRITE_HIGH_WATER {
+            out.writer = Some(cx.waker().clone());
+            out.waits_for_connection = true;
             return Poll::Pending;
         }
         out.window.try_take(cost);
         self.send_conn.try_take(cost);
         Poll::Ready(true)
+    }
+
+    /// The write queue was taken by the connection's driver: writers that waited for room are
+    /// woken (those waiting for credit wake with it).
+    pub(crate) fn on_drained(&mut self, wake: &mut Vec<Waker>) {
+        for out in self.calls.values_mut().filter_map(|c| c.outbound.as_mut()) {
+            if out.waits_for_connection && self.send_conn.available() > 0 {
+                out.waits_for_connection = false;
+                wake.extend(out.writer.take());
+            }
+        }
     }
 
     /// Takes the next message of `id`'s inbound stream, returning its credit (a WINDOW_UPDATE is
@@ -218,6 +269,9 @@ impl Streams {
             return Poll::Ready(Next::Gone);
         };
         let Some(m) = inbound.messages.pop_front() else {
+            if inbound.aborted {
+                return Poll::Ready(Next::Gone);
+            }
             if inbound.ended {
                 return Poll::Ready(Next::Ended);
             }
@@ -234,8 +288,28 @@ impl Streams {
             encode_window_update(queue, id, increment);
         }
         self.recv_conn.consume(cost);
-        self.return_credit(0, queue);
+        self.return_credit(queue);
         Poll::Ready(Next::Message(m.body, m.flags))
+    }
+
+    /// The application dropped `id`'s inbound stream while the call goes on (a handler that read
+    /// what it needed): what it never took, and what still arrives, is discarded and its credit
+    /// returned, so that the peer is not held up; the reply stream stays.
+    pub(crate) fn discard_inbound(&mut self, id: u32, queue: &mut BytesMut) {
+        let Some(inbound) = self.calls.get_mut(&id).and_then(|c| c.inbound.as_mut()) else {
+            return;
+        };
+        inbound.discarding = true;
+        let unread: u32 = inbound.messages.drain(..).map(|m| size(m.body.len())).sum();
+        inbound.window.consume(unread);
+        if let Some(increment) = (!inbound.ended)
+            .then(|| inbound.window.update_due())
+            .flatten()
+        {
+            encode_window_update(queue, id, increment);
+        }
+        self.recv_conn.consume(unread);
+        self.return_credit(queue);
     }
 
     /// The call ended on this side: forgets it, returning the connection credit of the messages
@@ -247,7 +321,7 @@ impl Streams {
         if let Some(inbound) = call.inbound {
             self.recv_conn.consume(inbound.window.unconsumed());
             wake.extend(inbound.reader);
-            self.return_credit(0, queue);
+            self.return_credit(queue);
         }
         if let Some(out) = call.outbound {
             wake.extend(out.writer);
@@ -268,22 +342,20 @@ impl Streams {
     }
 
     /// The connection is gone: no stream receives or sends any more, and everyone waiting is
-    /// woken. Messages that arrived before stay to be taken: a reader gets them, then the end
+    /// woken. Messages that arrived before stay to be taken: a reader gets them, then `Gone`
     /// (and the call's status says why).
     pub(crate) fn close_all(&mut self, wake: &mut Vec<Waker>) {
         for call in self.calls.values_mut() {
             if let Some(inbound) = call.inbound.as_mut() {
-                inbound.ended = true;
+                inbound.aborted = true;
                 wake.extend(inbound.reader.take());
             }
             wake.extend(call.outbound.take().and_then(|o| o.writer));
         }
-        wake.append(&mut self.conn_waiters);
     }
 
     /// Encodes the connection's WINDOW_UPDATE when one is due.
-    fn return_credit(&mut self, id: u32, queue: &mut BytesMut) {
-        debug_assert_eq!(id, 0);
+    fn return_credit(&mut self, queue: &mut BytesMut) {
         if let Some(increment) = self.recv_conn.update_due() {
             encode_window_update(queue, 0, increment);
         }
@@ -326,7 +398,7 @@ mod tests {
     #[test]
     fn messages_are_taken_in_order_and_their_credit_goes_back() {
         let s = settings(16_384, 65_536);
-        let mut streams = Streams::new(&s, &s);
+        let mut streams = Streams::new(&s, &s, true);
         streams.open(1, true, false);
         let mut queue = BytesMut::new();
         streams.on_message(message(1, 100, 0), &mut queue).unwrap();
@@ -353,12 +425,12 @@ mod tests {
     #[test]
     fn a_reader_that_stops_stops_the_sender() {
         let s = settings(16_384, 1 << 20);
-        let (mut sender, mut receiver) = (Streams::new(&s, &s), Streams::new(&s, &s));
+        let (mut sender, mut receiver) = (Streams::new(&s, &s, true), Streams::new(&s, &s, true));
         sender.open(1, false, true);
         receiver.open(1, true, false);
         let mut cx = Context::from_waker(Waker::noop());
         let mut sent = 0;
-        while sender.poll_reserve(1, 1_000, &mut cx).is_ready() {
+        while sender.poll_reserve(1, 1_000, 0, &mut cx).is_ready() {
             receiver
                 .on_message(message(1, 1_000, 0), &mut BytesMut::new())
                 .unwrap();
@@ -378,13 +450,47 @@ mod tests {
         for (id, inc) in updates(&mut queue) {
             sender.on_window_update(id, inc, &mut wake).unwrap();
         }
-        assert!(sender.poll_reserve(1, 1_000, &mut cx).is_ready());
+        assert!(sender.poll_reserve(1, 1_000, 0, &mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_writer_waiting_for_connection_credit_is_woken_when_its_stream_ends() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let peer = settings(1 << 20, 16_384);
+        let mut streams = Streams::new(&settings(1 << 20, 1 << 20), &peer, false);
+        streams.open(1, false, true);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        // The connection window (16 KiB) is spent before the call's (1 MiB).
+        assert!(streams.poll_reserve(1, 16_000, 0, &mut cx).is_ready());
+        assert!(streams.poll_reserve(1, 1_000, 0, &mut cx).is_pending());
+        let mut wake = Vec::new();
+        assert!(streams.end_outbound(1, &mut wake));
+        wake.into_iter().for_each(Waker::wake);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        // A full write queue holds a writer back too, until it drains.
+        streams.open(3, false, true);
+        let mut wake = Vec::new();
+        streams.on_window_update(0, 100_000, &mut wake).unwrap();
+        let full = WRITE_HIGH_WATER;
+        assert!(streams.poll_reserve(3, 10, full, &mut cx).is_pending());
+        streams.on_drained(&mut wake);
+        assert_eq!(wake.len(), 1);
+        assert!(streams.poll_reserve(3, 10, 0, &mut cx).is_ready());
     }
 
     #[test]
     fn bad_messages_are_connection_errors_and_late_ones_are_dropped() {
         let s = settings(16_384, 1 << 20);
-        let mut streams = Streams::new(&s, &s);
+        let mut streams = Streams::new(&s, &s, true);
         let mut queue = BytesMut::new();
         streams.open(1, false, true);
         assert!(matches!(
@@ -403,7 +509,7 @@ mod tests {
         assert!(streams.on_message(message(5, 1, 0), &mut queue).is_err());
         assert!(streams.on_end(5).is_err(), "HALF_CLOSE after END_STREAM");
         // A message for a call that ended here is dropped, its connection credit returned.
-        let mut streams = Streams::new(&s, &s);
+        let mut streams = Streams::new(&s, &s, true);
         let mut wake = Vec::new();
         streams.open(5, true, false);
         streams.on_message(message(5, 10, 0), &mut queue).unwrap();

@@ -137,11 +137,16 @@ impl RecvWindow {
     }
 
     /// The increment of a WINDOW_UPDATE to send now, if one is due: when half the window was
-    /// taken, or when everything that arrived was taken (the sender may be waiting to send a
-    /// message larger than what it has left, which only a full return lets through).
+    /// taken; when everything that arrived was taken (the sender may be waiting to send a
+    /// message larger than what it has left, which only a full return lets through); or when
+    /// what was taken is at least what the sender has left (messages that stay unread, say of
+    /// stalled streams sharing a connection window, must not keep the rest from ever reaching
+    /// half the window).
     pub fn update_due(&mut self) -> Option<u32> {
-        let due =
-            self.returnable > 0 && (self.returnable >= self.initial / 2 || self.unconsumed == 0);
+        let due = self.returnable > 0
+            && (self.returnable >= self.initial / 2
+                || self.unconsumed == 0
+                || self.returnable >= self.available);
         if !due {
             return None;
         }
@@ -193,6 +198,20 @@ mod tests {
         r.consume(20);
         assert_eq!(r.update_due(), Some(40), "all taken: everything goes back");
         assert_eq!(r.update_due(), None);
+    }
+
+    #[test]
+    fn stalled_messages_do_not_keep_the_rest_from_getting_credit_back() {
+        // 9 of 16 units stay unread (stalled streams); the other 7 are taken. Half the window
+        // (8) is never reached, yet the sender, with nothing left, must get the 7 back.
+        let (mut send, mut recv) = (SendWindow::new(16), RecvWindow::new(16));
+        assert!(send.try_take(16));
+        recv.receive(9).unwrap();
+        recv.receive(7).unwrap();
+        recv.consume(7);
+        assert_eq!(recv.update_due(), Some(7));
+        send.grant(7).unwrap();
+        assert_eq!(send.available(), 7);
     }
 
     #[test]

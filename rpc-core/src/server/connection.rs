@@ -97,10 +97,11 @@ impl OutboxCell {
         let reply = match ending {
             // An error says more than this (it may be the method's own shape check).
             Ending::Stream { taken, .. }
-                if reply.is_ok() && !taken.load(std::sync::atomic::Ordering::Acquire) =>
+                if reply.is_ok() && taken.load(std::sync::atomic::Ordering::Acquire) != 0 =>
             {
                 Err(Status::unimplemented(
-                    "the method is not a streaming method: call it as a unary call",
+                    "the method does not take the streams of this call's shape: call it in its \
+                     own (a unary call, or the stream its signature takes)",
                 ))
             }
             Ending::Stream {
@@ -240,7 +241,7 @@ impl ServerRole {
         let compress = shared
             .compression
             .filter(|(c, _)| peer_settings.accepts_compression(*c));
-        let streams = Streams::new(&shared.local, &peer_settings);
+        let streams = Streams::new(&shared.local, &peer_settings, true);
         let streaming = shared.local.streaming_with(&peer_settings);
         ServerRole {
             shared,
@@ -396,7 +397,10 @@ impl ServerRole {
         let server_stream = r.flags & protocol::flags::SERVER_STREAM != 0;
         let client_stream = r.flags & protocol::flags::CLIENT_STREAM != 0;
         let streaming = server_stream || client_stream;
-        let taken = Taken::default();
+        // Counts down as the handler takes its streams.
+        let taken = Taken::new(std::sync::atomic::AtomicUsize::new(
+            usize::from(server_stream) + usize::from(client_stream),
+        ));
         let started = (!span.is_disabled()).then(Instant::now);
         let cancels = self.upkeep.cancels.clone();
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone(), cancels);
@@ -482,6 +486,12 @@ impl ServerRole {
     }
 
     fn close(&mut self) {
+        // The handlers stop first: woken, a handler would see its request stream end as if the
+        // client had ended it.
+        for (_, task) in self.running.drain() {
+            task.abort();
+        }
+        self.upkeep.cancels.cancel_all();
         let mut wake = Vec::new();
         {
             let mut ob = self.outbox.lock();
@@ -489,10 +499,6 @@ impl ServerRole {
             ob.streams.close_all(&mut wake);
         }
         wake.into_iter().for_each(|w| w.wake());
-        for (_, task) in self.running.drain() {
-            task.abort();
-        }
-        self.upkeep.cancels.cancel_all();
     }
 }
 
@@ -516,16 +522,24 @@ impl Role for ServerRole {
         let mut ob = self.outbox.lock();
         // A finished call leaves `running` once its reply is taken for writing, not before: a
         // reply waiting behind output the peer has not read counts against the connection's limit.
+        let mut room = Vec::new();
         if ob.queue.take_into(io, cx) != Take::Busy {
             for id in ob.finished.drain(..) {
                 self.running.remove(&id);
             }
+            // Streams that waited for room in the queue go on.
+            ob.streams.on_drained(&mut room);
         }
         let queue = ob.queue.buf();
         self.upkeep.queue_seen(queue.len(), queue.capacity());
         // No more calls will come (go-away sent or the client stopped sending), none is running
         // and none left a reply to write: the connection is done.
-        (self.goaway_sent || self.read_closed) && self.running.is_empty() && ob.queue.is_empty()
+        let done = (self.goaway_sent || self.read_closed)
+            && self.running.is_empty()
+            && ob.queue.is_empty();
+        drop(ob);
+        room.into_iter().for_each(|w| w.wake());
+        done
     }
 
     /// Not while the unwritten output is over the high-water mark; after the go-away, always

@@ -137,15 +137,7 @@ fn method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStream {
     let err = &m.err;
     let req_ty = request_type(&n.trait_ident, m);
     let params = m.args.iter().map(|(n, t)| quote!(#n: #t));
-    let req_expr = match m.args.len() {
-        0 => quote!(()),
-        1 => m.args[0].0.to_token_stream(),
-        _ => {
-            let s = args_struct_ident(&n.trait_ident, m);
-            let names = m.args.iter().map(|(n, _)| n);
-            quote!(#s { #(#names),* })
-        }
-    };
+    let req_expr = request_expr(n, m);
     let req_codecs = codecs_of(rpc, &req_ty, m.args.is_empty());
     let resp_codecs = codecs_of(rpc, &ok.to_token_stream(), is_unit(ok));
     let doc = method_doc(svc, m);
@@ -160,6 +152,20 @@ fn method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStream {
                 #resp_codecs,
                 self.codec,
             )
+        }
+    }
+}
+
+/// The request value from the method's arguments: `()`, the one argument, or the generated
+/// message of several.
+fn request_expr(n: &Names, m: &Method) -> TokenStream {
+    match m.args.len() {
+        0 => quote!(()),
+        1 => m.args[0].0.to_token_stream(),
+        _ => {
+            let st = args_struct_ident(&n.trait_ident, m);
+            let names = m.args.iter().map(|(n, _)| n);
+            quote!(#st { #(#names),* })
         }
     }
 }
@@ -179,15 +185,7 @@ fn stream_method(svc: &Service, n: &Names, index: usize, m: &Method) -> TokenStr
             quote!(::core::option::Option::None),
         ),
         _ => {
-            let req = match m.args.len() {
-                0 => quote!(()),
-                1 => m.args[0].0.to_token_stream(),
-                _ => {
-                    let st = args_struct_ident(&n.trait_ident, m);
-                    let names = m.args.iter().map(|(n, _)| n);
-                    quote!(#st { #(#names),* })
-                }
-            };
+            let req = request_expr(n, m);
             (
                 quote!(ServerStreaming),
                 quote!(::core::option::Option::Some(#req)),

@@ -179,6 +179,11 @@ impl ClientRole {
                 st.one_way.take_upto(last, &mut self.acked);
             }
             let ids: Vec<u32> = st.pending.keys().copied().filter(|&id| id > last).collect();
+            // Their streams end too: the server reads none of it, and returns no credit.
+            let super::State { streams, queue, .. } = &mut *st;
+            for &id in &ids {
+                streams.close(id, queue.buf(), &mut self.woken);
+            }
             ids.into_iter()
                 .filter_map(|id| st.pending.remove(&id))
                 .collect()
@@ -241,6 +246,8 @@ impl Role for ClientRole {
             self.control.clear();
         }
         if st.queue.take_into(io, cx) == Take::Taken {
+            // Streams that waited for room in the queue go on.
+            st.streams.on_drained(&mut self.woken);
             st.taken_upto = st.appended_upto;
             let taken = st.taken_upto;
             if let Some(value) = st.one_way.ping_after(taken) {
