@@ -396,36 +396,22 @@ impl ServerRole {
         let one_way = r.flags & protocol::flags::ONE_WAY != 0;
         let server_stream = r.flags & protocol::flags::SERVER_STREAM != 0;
         let client_stream = r.flags & protocol::flags::CLIENT_STREAM != 0;
-        let streaming = server_stream || client_stream;
-        // Counts down as the handler takes its streams.
-        let taken = Taken::new(std::sync::atomic::AtomicUsize::new(
-            usize::from(server_stream) + usize::from(client_stream),
-        ));
         let started = (!span.is_disabled()).then(Instant::now);
         let cancels = self.upkeep.cancels.clone();
         let ctx = CallContext::for_call(id, deadline, r.metadata, self.peer.clone(), cancels);
         let mut req = Request::from_parts(r.path, codec, one_way, ctx.clone(), body);
-        if streaming {
-            let max_body = {
-                let mut ob = self.outbox.lock();
-                ob.streams.open(id, client_stream, server_stream);
-                ob.streams.largest_body()
-            };
-            let host: Arc<dyn StreamHost> = self.outbox.clone();
-            if server_stream {
-                let max_body = max_body.min(self.rules.peer.max_frame_size as usize);
-                let compress = self.rules.compress;
-                let sender = RawSender::new(host.clone(), id, compress, max_body, false);
-                req.extensions_mut()
-                    .insert(SenderSlot::new(sender, taken.clone()));
+        // What the call sends when it ends; a streaming call's streams are opened here, so a
+        // unary call allocates nothing for them.
+        let ending = if one_way {
+            Ending::OneWay
+        } else if server_stream || client_stream {
+            Ending::Stream {
+                server_stream,
+                taken: self.open_streams(id, &mut req, server_stream, client_stream),
             }
-            if client_stream {
-                let max_body = self.shared.local.max_frame_size as usize;
-                let requests = RawStreaming::server(host, id, max_body);
-                req.extensions_mut()
-                    .insert(RequestsSlot::new(requests, taken.clone()));
-            }
-        }
+        } else {
+            Ending::Reply
+        };
         let mut call = {
             let _enter = span.enter();
             svc.dispatch(req, ctx, deadline)
@@ -441,34 +427,20 @@ impl ServerRole {
                 self.upkeep.cancels.end_inline(id, expired(&reply));
                 drop(slot);
                 record(&span, started, &reply);
-                if one_way {
-                    log_one_way(&reply);
-                } else if streaming {
+                match ending {
+                    Ending::OneWay => log_one_way(&reply),
+                    Ending::Reply => encode_reply(io.wbuf(), id, reply, &self.rules),
                     // After the messages the handler queued in the outbox.
-                    let stream = Ending::Stream {
-                        server_stream,
-                        taken,
-                    };
-                    self.outbox
-                        .finish_stream(id, reply, &self.rules, stream, false);
-                } else {
-                    encode_reply(io.wbuf(), id, reply, &self.rules);
+                    stream @ Ending::Stream { .. } => {
+                        self.outbox
+                            .finish_stream(id, reply, &self.rules, stream, false)
+                    }
                 }
             }
             Poll::Pending => {
                 let outbox = self.outbox.clone();
                 let cancels = self.upkeep.cancels.clone();
                 let ticket = self.shared.overload.spawn_ticket();
-                let ending = if one_way {
-                    Ending::OneWay
-                } else if streaming {
-                    Ending::Stream {
-                        server_stream,
-                        taken,
-                    }
-                } else {
-                    Ending::Reply
-                };
                 let task = tokio::spawn(finish_on_own_task(
                     call, span, started, slot, ticket, outbox, cancels, id, ending, self.rules,
                 ));
@@ -476,6 +448,39 @@ impl ServerRole {
                 self.upkeep.spawned();
             }
         }
+    }
+
+    /// Opens a streaming call's streams and puts their halves in the request for its handler;
+    /// returns how many the handler has to take (it counts down as it takes them).
+    fn open_streams(
+        &self,
+        id: u32,
+        req: &mut Request,
+        server_stream: bool,
+        client_stream: bool,
+    ) -> Taken {
+        let taken = Taken::new(std::sync::atomic::AtomicUsize::new(
+            usize::from(server_stream) + usize::from(client_stream),
+        ));
+        let max_body = {
+            let mut ob = self.outbox.lock();
+            ob.streams.open(id, client_stream, server_stream);
+            ob.streams.largest_body()
+        };
+        let host: Arc<dyn StreamHost> = self.outbox.clone();
+        if server_stream {
+            let max_body = max_body.min(self.rules.peer.max_frame_size as usize);
+            let sender = RawSender::new(host.clone(), id, self.rules.compress, max_body, false);
+            req.extensions_mut()
+                .insert(SenderSlot::new(sender, taken.clone()));
+        }
+        if client_stream {
+            let max_body = self.shared.local.max_frame_size as usize;
+            let requests = RawStreaming::server(host, id, max_body);
+            req.extensions_mut()
+                .insert(RequestsSlot::new(requests, taken.clone()));
+        }
+        taken
     }
 
     fn send_goaway(&mut self, io: &mut FrameIo, code: GoAwayCode, message: &str) {
