@@ -81,6 +81,11 @@ pub(crate) trait CancelSource: Send + Sync + 'static {
     /// The token of call `call_id`: made now if the call runs and has none yet; an already
     /// cancelled one when the connection is gone; `None` when the call is over.
     fn token(&self, call_id: u32) -> Option<CancellationToken>;
+
+    /// The token the server cancels when it starts a graceful shutdown, if it has one.
+    fn draining(&self) -> Option<CancellationToken> {
+        None
+    }
 }
 
 /// How a context learns that its call ended early.
@@ -207,6 +212,48 @@ impl Context {
     /// `true` once this context's token is cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancellation().is_some_and(|t| t.is_cancelled())
+    }
+
+    /// Resolves once the server serving this call starts a graceful shutdown (it has sent its
+    /// go-away, and calls in flight have the drain timeout to finish); never for a context that
+    /// is not a served call's.
+    ///
+    /// A handler that streams for as long as its caller listens (a watch, a feed) races its work
+    /// against this and ends the stream, typically with `Unavailable`, so that the caller opens
+    /// it again on another replica instead of holding the shutdown until the drain timeout
+    /// aborts the handler.
+    ///
+    /// ```
+    /// use rpc_core::{Context, Status};
+    ///
+    /// async fn feed(ctx: &Context) -> Result<(), Status> {
+    ///     let draining = ctx.draining();
+    ///     tokio::select! {
+    ///         () = draining => Err(Status::unavailable("this server is shutting down")),
+    ///         () = std::future::pending::<()>() => Ok(()), // the stream's work
+    ///     }
+    /// }
+    /// ```
+    pub fn draining(&self) -> impl Future<Output = ()> + Send + 'static {
+        let token = match &self.cancel {
+            Cancel::Call(source) => source.draining(),
+            Cancel::Never | Cancel::Token(_) => None,
+        };
+        async move {
+            match token {
+                Some(token) => token.cancelled_owned().await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// `true` once the server serving this call has started a graceful shutdown (see
+    /// [`draining`](Context::draining)).
+    pub fn is_draining(&self) -> bool {
+        match &self.cancel {
+            Cancel::Call(source) => source.draining().is_some_and(|t| t.is_cancelled()),
+            Cancel::Never | Cancel::Token(_) => false,
+        }
     }
 
     /// Ties this context to `token`, builder style: calls made through a `Channel` in its

@@ -461,11 +461,53 @@ async fn ten_thousand_streams_share_one_connection() {
 
 #[tokio::test]
 async fn a_server_that_closes_without_a_trailer_ends_the_stream_with_an_error() {
+    // One message of the stream, then the server closes.
+    raw_server("stream-no-trailer", |id, out| {
+        rpc_core::protocol::encode_message(out, id, 0, b"only one");
+    });
+    let channel = Endpoint::memory("stream-no-trailer").connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"only one"[..])
+    );
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+}
+
+#[tokio::test]
+async fn a_trailer_with_a_body_is_a_protocol_error() {
+    // One message, then a trailer that carries a body (`docs/protocol.md` §6: it must not).
+    raw_server("stream-trailer-body", |id, out| {
+        use rpc_core::protocol::encode_response;
+        rpc_core::protocol::encode_message(out, id, 0, b"only one");
+        encode_response(out, id, 0, 0, b"", &Metadata::new(), b"a body");
+    });
+    let channel = Endpoint::memory("stream-trailer-body").connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
+        .await
+        .unwrap();
+    // The message that came before is delivered; the call then fails with the connection.
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"only one"[..])
+    );
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    assert!(status.message().contains("trailer"), "{status}");
+}
+
+/// A raw server at memory address `name`: the handshake (streaming on), then, for the first
+/// request, the frames `reply` appends, then it closes its side.
+fn raw_server(name: &str, reply: impl FnOnce(u32, &mut bytes::BytesMut) + Send + 'static) {
     use rpc_core::protocol::{self, Frame, FrameDecoder, Settings};
     use rpc_core::transport::Listener as _;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A raw server: the handshake, one message of the stream, then it closes.
-    let mut listener = MemoryListener::bind("stream-no-trailer").unwrap();
+    let mut listener = MemoryListener::bind(name).unwrap();
     tokio::spawn(async move {
         let (mut io, _) = std::future::poll_fn(|cx| listener.poll_accept(cx))
             .await
@@ -493,21 +535,10 @@ async fn a_server_that_closes_without_a_trailer_ends_the_stream_with_an_error() 
             }
         }
         let mut out = bytes::BytesMut::new();
-        protocol::encode_message(&mut out, id.unwrap(), 0, b"only one");
+        reply(id.unwrap(), &mut out);
         io.write_all(&out).await.unwrap();
         io.shutdown().await.unwrap();
     });
-    let channel = Endpoint::memory("stream-no-trailer").connect_lazy();
-    let mut stream = channel
-        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
-        .await
-        .unwrap();
-    assert_eq!(
-        stream.message().await.unwrap().as_deref(),
-        Some(&b"only one"[..])
-    );
-    let status = stream.message().await.unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{status}");
 }
 
 #[tokio::test]
@@ -589,4 +620,53 @@ async fn a_server_streaming_method_called_both_ways_is_unimplemented() {
         }
     }
     assert_eq!(end.unwrap_err().code(), Code::Unimplemented);
+}
+
+/// A graceful shutdown tells handlers through `Context::draining`: an endless stream ends with
+/// `Unavailable` at once, and the server stops without waiting out its drain timeout.
+#[tokio::test(start_paused = true)]
+async fn a_draining_server_ends_its_endless_streams() {
+    let feed =
+        RawService::new("demo.Feed").server_streaming("Forever", |req, mut out| async move {
+            let ctx = req.context().clone();
+            assert!(!ctx.is_draining());
+            out.send(Bytes::from_static(b"first")).await?;
+            ctx.draining().await;
+            assert!(ctx.is_draining());
+            Err(Status::unavailable("draining"))
+        });
+    let listener = MemoryListener::bind("stream-draining").expect("a free memory address");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = Server::builder()
+        .drain_timeout(Duration::from_secs(60))
+        .add_service(feed)
+        .serve_with_shutdown(listener, stop.clone().cancelled_owned());
+    let server = tokio::spawn(server);
+    let channel = Endpoint::memory("stream-draining").connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Feed/Forever", Bytes::new()))
+        .await
+        .expect("the stream opens");
+    assert_eq!(
+        stream.message().await.expect("a message").as_deref(),
+        Some(&b"first"[..])
+    );
+
+    let started = tokio::time::Instant::now();
+    stop.cancel();
+    let end = stream
+        .message()
+        .await
+        .expect_err("the stream ends with an error");
+    assert_eq!(end.code(), Code::Unavailable, "{end}");
+    assert_eq!(end.message(), "draining");
+    server
+        .await
+        .expect("the server task")
+        .expect("the server stops cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the server waited {:?} for a stream that the drain should have ended",
+        started.elapsed()
+    );
 }

@@ -107,6 +107,11 @@ impl Streams {
         self.calls.insert(id, call);
     }
 
+    /// Whether call `id` is streaming and receives a stream of messages on this side.
+    pub(crate) fn receives(&self, id: u32) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.inbound.is_some())
+    }
+
     /// The largest message body the peer's windows can ever take: the smaller of its call and
     /// connection windows.
     pub(crate) fn largest_body(&self) -> usize {

@@ -162,7 +162,7 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
         Ok(hs) => {
             tracing::debug!(%peer, "connection accepted");
             let gauge = open.gauge();
-            let (shutdown, hard_stop) = (shutdown.cancelled_owned(), hard_stop.cancelled_owned());
+            let hard_stop = hard_stop.cancelled_owned();
             let role = ServerRole::new(shared, peer, hs.peer, shutdown, hard_stop, gauge);
             Driver::new(hs.io, role).await;
         }

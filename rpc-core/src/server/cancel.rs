@@ -27,6 +27,8 @@ pub(super) struct CallCancels {
     /// token only when some exist.
     issued: AtomicUsize,
     state: Mutex<State>,
+    /// Cancelled when the server starts its graceful shutdown (see `Context::draining`).
+    draining: CancellationToken,
 }
 
 #[derive(Default)]
@@ -39,6 +41,14 @@ struct State {
 }
 
 impl CallCancels {
+    /// The tokens of a connection whose server cancels `draining` when it starts to shut down.
+    pub(super) fn new(draining: CancellationToken) -> CallCancels {
+        CallCancels {
+            draining,
+            ..CallCancels::default()
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Every change leaves the map consistent, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -110,6 +120,10 @@ impl CallCancels {
 }
 
 impl CancelSource for CallCancels {
+    fn draining(&self) -> Option<CancellationToken> {
+        Some(self.draining.clone())
+    }
+
     fn token(&self, call_id: u32) -> Option<CancellationToken> {
         // Counted before `first_poll` is read: see `first_poll`.
         self.issued.fetch_add(1, Ordering::SeqCst);

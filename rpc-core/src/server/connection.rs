@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use rpc_codec::Compression;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 mod admit;
 
@@ -234,7 +234,7 @@ impl ServerRole {
         shared: Arc<ConnShared>,
         peer: PeerAddr,
         peer_settings: Settings,
-        shutdown: WaitForCancellationFutureOwned,
+        shutdown: CancellationToken,
         hard_stop: WaitForCancellationFutureOwned,
         gauge: ConnGauge,
     ) -> ServerRole {
@@ -258,7 +258,7 @@ impl ServerRole {
             }))),
             streaming,
             running: IdMap::default(),
-            upkeep: ConnUpkeep::new(gauge),
+            upkeep: ConnUpkeep::new(gauge, shutdown.clone()),
             batch: ReadBatch::new(),
             kept_unread: false,
             caught_up: true,
@@ -266,7 +266,7 @@ impl ServerRole {
             last_route: None,
             goaway_sent: false,
             read_closed: false,
-            shutdown: Box::pin(shutdown),
+            shutdown: Box::pin(shutdown.cancelled_owned()),
             hard_stop: Box::pin(hard_stop),
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::cancel::CallCancels;
 use super::service::Reply;
@@ -36,9 +37,10 @@ pub(super) struct ConnUpkeep {
 }
 
 impl ConnUpkeep {
-    pub(super) fn new(gauge: ConnGauge) -> ConnUpkeep {
+    /// The upkeep of a connection whose server cancels `draining` when it starts to shut down.
+    pub(super) fn new(gauge: ConnGauge, draining: CancellationToken) -> ConnUpkeep {
         ConnUpkeep {
-            cancels: Arc::default(),
+            cancels: Arc::new(CallCancels::new(draining)),
             gauge,
             queued: 0,
             queued_capacity: 0,

@@ -65,7 +65,7 @@ impl ClientRole {
                     }
                 }
                 Frame::GoAway(g) => {
-                    self.complete();
+                    self.complete()?;
                     self.goaway(g.last_call_id, g.code, &g.message)?;
                 }
                 Frame::Settings(_) => return Err(ProtocolError::Malformed("SETTINGS sent twice")),
@@ -83,8 +83,7 @@ impl ClientRole {
                 }
             }
         }
-        self.complete();
-        Ok(())
+        self.complete()
     }
 
     /// A message of a server stream: queued for its reader (a call the caller gave up on is
@@ -128,10 +127,14 @@ impl ClientRole {
 
     /// Hands a batch of responses to their callers, and tells the one-way calls the server read
     /// that they are done, taking the lock once.
-    fn complete(&mut self) {
+    ///
+    /// # Errors
+    /// A connection error: the trailer of a server stream with a body (`docs/protocol.md` §6).
+    fn complete(&mut self) -> Result<(), ProtocolError> {
         if self.responses.is_empty() && self.pong_upto == 0 {
-            return;
+            return Ok(());
         }
+        let mut trailer_with_body = false;
         // A RESPONSE to call `n` proves the server read every request before it, before any
         // go-away (it discards the requests it reads after one without answering).
         let read_upto = self
@@ -142,6 +145,11 @@ impl ClientRole {
         {
             let mut st = self.conn.lock();
             for r in self.responses.drain(..) {
+                if !r.body.is_empty() && st.streams.receives(r.call_id) {
+                    // The connection fails: its close fails the calls still pending.
+                    trailer_with_body = true;
+                    break;
+                }
                 // Unknown ids are calls the caller already gave up on.
                 if let Some(tx) = st.pending.remove(&r.call_id) {
                     // The server answered: a request stream it no longer reads ends here.
@@ -160,6 +168,13 @@ impl ClientRole {
         for tx in self.acked.drain(..) {
             let _ = tx.send(Ok(Response::default()));
         }
+        if trailer_with_body {
+            self.responses.clear();
+            return Err(ProtocolError::Malformed(
+                "the trailer of a server stream carried a body",
+            ));
+        }
+        Ok(())
     }
 
     fn goaway(&mut self, last: u32, code: GoAwayCode, message: &[u8]) -> Result<(), ProtocolError> {
