@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
 use super::{AuthError, AuthMethod, Authenticator, Principal, AUTHORIZATION, MAX_TOKEN_LEN};
-use crate::{Request, Status};
+use crate::client::OpenStream;
+use crate::stream::{RawSender, RawStreaming};
+use crate::{BoxFuture, Request, Status};
 
 /// The token of `authorization: Bearer <token>` (key and scheme case-insensitive, as HTTP's
 /// field names and RFC 6750 §2.1's scheme are); `Ok(None)` without an `authorization` entry.
@@ -229,13 +231,33 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> S::Future {
+    fn call(&mut self, req: Request) -> S::Future {
+        let req = self.authorized(req);
+        self.inner.call(req)
+    }
+}
+
+impl<S> BearerToken<S> {
+    /// `req` with the source's token, unless it carries an `authorization` already.
+    fn authorized(&self, mut req: Request) -> Request {
         if req.metadata().get(AUTHORIZATION).is_none() {
             if let Some(token) = self.source.token() {
                 req.metadata_mut()
                     .insert(AUTHORIZATION, format!("Bearer {token}"));
             }
         }
-        self.inner.call(req)
+        req
+    }
+}
+
+/// A stream carries the token as a call does.
+impl<S: OpenStream> OpenStream for BearerToken<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        self.inner
+            .open_stream(self.authorized(request), stream_flags)
     }
 }

@@ -190,7 +190,13 @@ impl CircuitBreaker {
     /// Reports the outcome of an admitted call from its result: unavailability, internal errors
     /// and deadlines count as failures; refusals of a bad request do not.
     pub fn record_result(&self, admission: Admission, result: &Result<Response, Status>) {
-        self.record(admission, result.as_ref().err().is_some_and(is_failure));
+        self.record_error(admission, result.as_ref().err());
+    }
+
+    /// Reports the outcome of an admitted call from its error (`None`: it succeeded), as
+    /// [`record_result`](Self::record_result) does.
+    pub fn record_error(&self, admission: Admission, error: Option<&Status>) {
+        self.record(admission, error.is_some_and(is_failure));
     }
 
     /// Forgets an admitted call that ended without an outcome (it was cancelled).

@@ -17,8 +17,11 @@ pub use self::layer::CircuitBreakerLayer;
 
 use self::future::ResponseFuture;
 use super::{named, Stats};
+use crate::client::OpenStream;
 use crate::message::{Request, Response};
 use crate::status::Status;
+use crate::stream::{RawSender, RawStreaming};
+use crate::BoxFuture;
 
 /// A circuit breaker per service: the service of [`CircuitBreakerLayer`], which says when the
 /// breakers open and close.
@@ -87,6 +90,51 @@ where
         match breaker.admit() {
             Ok(admission) => ResponseFuture::admitted(&self.inner, req, breaker, admission),
             Err(status) => ResponseFuture::refused(status),
+        }
+    }
+}
+
+/// Opening a stream goes through the service's breaker: refused while it is open, and the open's
+/// outcome (not the stream's) is what the breaker learns.
+impl<S: OpenStream> OpenStream for CircuitBreakerService<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        let breaker = self.breaker(request.service());
+        let admission = match breaker.admit() {
+            Ok(admission) => admission,
+            Err(status) => return Box::pin(std::future::ready(Err(status))),
+        };
+        let opening = self.inner.open_stream(request, stream_flags);
+        let mut admitted = Admitted {
+            breaker,
+            admission: Some(admission),
+        };
+        Box::pin(async move {
+            let opened = opening.await;
+            if let Some(admission) = admitted.admission.take() {
+                admitted
+                    .breaker
+                    .record_error(admission, opened.as_ref().err());
+            }
+            opened
+        })
+    }
+}
+
+/// An admission whose outcome is not known yet: forgotten if the open is cancelled, so that a
+/// half-open breaker's probe is not held forever.
+struct Admitted {
+    breaker: Arc<CircuitBreaker>,
+    admission: Option<Admission>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(admission) = self.admission.take() {
+            self.breaker.cancel(admission);
         }
     }
 }

@@ -10,8 +10,11 @@ use tower::Service;
 pub use self::layer::DeadlineLayer;
 
 use super::{named, PerMethod};
+use crate::client::OpenStream;
 use crate::message::{Request, Response};
 use crate::status::Status;
+use crate::stream::{RawSender, RawStreaming};
+use crate::BoxFuture;
 
 /// Gives calls without a deadline a default one: the service of [`DeadlineLayer`], which says
 /// which.
@@ -56,16 +59,37 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> S::Future {
-        if req.deadline().is_none() && crate::Context::current_deadline().is_none() {
-            let timeout = req
-                .descriptor()
-                .and_then(|d| d.timeout)
-                .or(*self.timeouts.get(&req));
-            if let Some(t) = timeout {
-                req = req.with_timeout(t);
-            }
-        }
+    fn call(&mut self, req: Request) -> S::Future {
+        let req = self.with_default(req);
         self.inner.call(req)
+    }
+}
+
+impl<S> Deadline<S> {
+    /// `req` with the default deadline when neither it nor the task's context has one.
+    fn with_default(&self, req: Request) -> Request {
+        if req.deadline().is_some() || crate::Context::current_deadline().is_some() {
+            return req;
+        }
+        let timeout = req
+            .descriptor()
+            .and_then(|d| d.timeout)
+            .or(*self.timeouts.get(&req));
+        match timeout {
+            Some(t) => req.with_timeout(t),
+            None => req,
+        }
+    }
+}
+
+/// A stream gets the default deadline as a call does: it bounds the whole stream.
+impl<S: OpenStream> OpenStream for Deadline<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        self.inner
+            .open_stream(self.with_default(request), stream_flags)
     }
 }

@@ -14,9 +14,12 @@ pub use self::layer::HedgeLayer;
 
 use self::delay::Latencies;
 use super::{named, Attempts, MiddlewareFuture, RetryBudget, Stats};
+use crate::client::OpenStream;
 use crate::message::{Request, Response};
 use crate::middleware::retry::repeat_cannot_help;
 use crate::status::Status;
+use crate::stream::{RawSender, RawStreaming};
+use crate::BoxFuture;
 
 /// Sends a second attempt of a slow idempotent call: the service of [`HedgeLayer`], which says
 /// when. The first success wins; an error waits for the other attempt, except a refusal about
@@ -142,5 +145,17 @@ where
                 }
             }
         })
+    }
+}
+
+/// Streams are opened once, never hedged: a second copy of a stream would deliver its messages
+/// twice.
+impl<S: OpenStream> OpenStream for Hedge<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        self.inner.open_stream(request, stream_flags)
     }
 }

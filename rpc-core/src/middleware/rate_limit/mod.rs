@@ -15,8 +15,11 @@ pub use self::layer::RateLimitLayer;
 use self::future::ResponseFuture;
 use self::limits::Limits;
 use super::named;
+use crate::client::OpenStream;
 use crate::message::{Request, Response};
 use crate::status::Status;
+use crate::stream::{RawSender, RawStreaming};
+use crate::BoxFuture;
 
 /// The status metadata key of the retry-after hint on refused calls: milliseconds, as text.
 pub const RETRY_AFTER_MS: &str = "retry-after-ms";
@@ -68,6 +71,20 @@ where
         match self.limits.check(&req) {
             Ok(()) => ResponseFuture::admitted(self.inner.call(req)),
             Err(status) => ResponseFuture::refused(status),
+        }
+    }
+}
+
+/// Opening a stream counts as a call against the limits; its messages do not.
+impl<S: OpenStream> OpenStream for RateLimit<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        match self.limits.check(&request) {
+            Ok(()) => self.inner.open_stream(request, stream_flags),
+            Err(status) => Box::pin(std::future::ready(Err(status))),
         }
     }
 }

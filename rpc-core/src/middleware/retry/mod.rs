@@ -16,8 +16,11 @@ pub use self::policy::RetryPolicy;
 use self::policy::may_retry;
 pub(crate) use self::policy::repeat_cannot_help;
 use super::{named, Attempts, MiddlewareFuture, Stats};
+use crate::client::OpenStream;
 use crate::message::{Request, Response};
 use crate::status::Status;
+use crate::stream::{RawSender, RawStreaming};
+use crate::BoxFuture;
 
 /// Retries failed calls when it is safe, under a budget: the service of [`RetryLayer`], which
 /// says when a call is retried.
@@ -112,5 +115,16 @@ where
                 attempt += 1;
             }
         })
+    }
+}
+
+/// Streams are opened once, never retried: a stream's messages are not kept for a replay.
+impl<S: OpenStream> OpenStream for Retry<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        self.inner.open_stream(request, stream_flags)
     }
 }
