@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use rpc_core::client::OpenStream;
 use rpc_core::middleware::{Failsafe, FailsafeLayer, Retry, RetryLayer};
+use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::BoxFuture;
 use rpc_core::{Request, Response, Status};
 use tower::{Layer, Service};
@@ -192,5 +194,22 @@ impl Service<Request> for ClusterChannel {
                 })
             }
         }
+    }
+}
+
+/// A stream goes to one endpoint under every mode (see [`BalancedChannel`]'s `OpenStream`): it is
+/// not retried (failover), replaced by a fallback (failsafe), forked or broadcast.
+impl OpenStream for ClusterChannel {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        let channel = match &self.mode {
+            Mode::Failover(s) => s.get_ref(),
+            Mode::Failsafe(s) => s.get_ref(),
+            Mode::Failfast(s) | Mode::Forking(s, _) | Mode::Broadcast(s) => s,
+        };
+        channel.open_stream(request, stream_flags)
     }
 }

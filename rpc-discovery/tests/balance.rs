@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rpc_core::client::OpenStream;
+use rpc_core::middleware::{DeadlineLayer, RetryLayer};
+use rpc_core::protocol::flags::SERVER_STREAM;
 use rpc_core::server::RawService;
 use rpc_core::transport::memory::MemoryListener;
 use rpc_core::{Code, Request, Response, Server, Status};
@@ -32,7 +35,21 @@ struct Backend {
 fn backend(name: &str, delay: Duration) -> Backend {
     let calls = Arc::new(AtomicUsize::new(0));
     let failing = Arc::new(AtomicBool::new(false));
-    let svc = RawService::new(SVC).method("Name", {
+    let streamed = name.to_owned();
+    let svc = RawService::new(SVC).server_streaming("Names", move |req, mut out| {
+        let name = streamed.clone();
+        async move {
+            let n: usize = std::str::from_utf8(req.body())
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1);
+            for _ in 0..n {
+                out.send(name.clone().into()).await?;
+            }
+            Ok(Response::new(""))
+        }
+    });
+    let svc = svc.method("Name", {
         let name = name.to_owned();
         let calls = calls.clone();
         let failing = failing.clone();
@@ -531,4 +548,58 @@ async fn servers_deregister_before_draining() {
     let reply = held.await.unwrap().unwrap();
     assert_eq!(&reply.body()[..], b"released");
     serving.await.unwrap().unwrap();
+}
+
+/// Opens a `Names` stream of `n` messages through `client` and reads it to its end.
+async fn names_via<S: OpenStream>(client: &S, n: usize) -> Result<Vec<String>, Status> {
+    let request = Request::new("test.Who/Names", n.to_string());
+    let (_, mut stream) = client.open_stream(request, SERVER_STREAM).await?;
+    let mut names = Vec::new();
+    while let Some(name) = stream.message().await? {
+        names.push(String::from_utf8(name.to_vec()).expect("a name"));
+    }
+    Ok(names)
+}
+
+#[tokio::test]
+async fn streams_are_balanced_and_go_through_the_client_stack() {
+    let backends: Vec<Backend> = ["bs-a", "bs-b", "bs-c"]
+        .iter()
+        .map(|n| backend(n, Duration::ZERO))
+        .collect();
+    let set = EndpointSet::new(backends.iter().map(|b| Instance::new(SVC, addr(&b.name))));
+    let config = BalanceConfig::new().strategy(Strategy::RoundRobin);
+    let ch = BalancedChannel::with_config(Watch::fixed(set), config);
+    wait_for_endpoints(&ch, 3).await;
+    // The shop's client stack: a default deadline and retries over the balanced channel.
+    let stack = tower::ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(5)))
+        .layer(RetryLayer::new())
+        .service(ch.clone());
+    let mut seen = HashMap::new();
+    for _ in 0..6 {
+        let names = names_via(&stack, 3)
+            .await
+            .expect("a stream through the stack");
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(
+            names.windows(2).all(|w| w[0] == w[1]),
+            "one endpoint per stream: {names:?}"
+        );
+        *seen.entry(names[0].clone()).or_insert(0) += 1;
+    }
+    // Round robin: each endpoint opened two of the six streams.
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 2), "{seen:?}");
+    // Opening counts as a pick; a stream's messages do not.
+    let picks: usize = ch.endpoints().iter().map(|e| e.picks).sum();
+    assert_eq!(picks, 6);
+}
+
+#[tokio::test]
+async fn a_stream_with_no_endpoint_is_a_clear_unavailable() {
+    let ch = BalancedChannel::new(Watch::fixed(EndpointSet::default()));
+    let err = names_via(&ch, 1).await.expect_err("nowhere to open it");
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    assert!(err.message().contains("no live endpoint"), "{err}");
 }

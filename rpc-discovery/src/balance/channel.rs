@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock, Weak};
 use std::task::{Context, Poll};
 
+use rpc_core::client::OpenStream;
 use rpc_core::middleware::Attempts;
+use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::BoxFuture;
 use rpc_core::{Delivery, Request, Response, Status};
 use tokio::time::Instant;
@@ -318,5 +320,28 @@ impl Service<Request> for BalancedChannel {
     fn call(&mut self, req: Request) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { this.unary(req).await })
+    }
+}
+
+/// A stream goes to one endpoint, chosen as a call's is, and stays there: its messages are not
+/// balanced, retried or moved if that endpoint fails (the stream ends with the failure, and the
+/// caller opens another). A failure to open counts against the endpoint's health and breaker as
+/// a call's failure does; an open stream does not count as a call in flight.
+impl OpenStream for BalancedChannel {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let snap = this.shared.snapshot();
+            let Some(node) = this.choose(&snap, &request) else {
+                return Err(this.no_endpoint(snap.nodes.len()));
+            };
+            drop(snap);
+            node.open_stream(request, stream_flags, &this.shared.config)
+                .await
+        })
     }
 }

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_core::client::ChannelState;
+use rpc_core::client::{ChannelState, OpenStream};
 use rpc_core::middleware::{Attempts, BreakerState, CircuitBreaker};
+use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::{Channel, Code, Delivery, Request, Response, Status};
 use tokio::time::Instant;
 
@@ -92,6 +93,30 @@ impl Node {
         }
         self.record(config, started.elapsed(), &result);
         result
+    }
+
+    /// Opens a stream here (through the breaker when there is one) and learns from the open's
+    /// outcome: only a failure to open says something of the endpoint.
+    pub(super) async fn open_stream(
+        &self,
+        req: Request,
+        stream_flags: u8,
+        config: &BalanceConfig,
+    ) -> Result<(Option<RawSender>, RawStreaming), Status> {
+        let admission = match &self.breaker {
+            Some(b) => Some(b.admit()?),
+            None => None,
+        };
+        self.picks.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let opened = OpenStream::open_stream(&self.channel, req, stream_flags).await;
+        if let (Some(b), Some(a)) = (&self.breaker, admission) {
+            b.record_error(a, opened.as_ref().err());
+        }
+        if let Err(status) = &opened {
+            self.record(config, started.elapsed(), &Err(status.clone()));
+        }
+        opened
     }
 
     fn record(&self, config: &BalanceConfig, rtt: Duration, result: &Result<Response, Status>) {
