@@ -245,9 +245,15 @@ pub trait Inventory {
 
     /// Watches a SKU's available units: its level now, then every change, for as long as the
     /// caller reads (a server stream; the call's deadline, if any, ends it). Changes made by
-    /// other replicas of the store show within `WATCH_PERIOD`.
+    /// other replicas of the store show within `WATCH_PERIOD`. `Unavailable` when the replica
+    /// shuts down meanwhile: open the watch again.
     #[rpc(idempotent)]
-    async fn watch(&self, sku: String, levels: Sender<StockLevel>) -> Result<(), InventoryError>;
+    async fn watch(
+        &self,
+        ctx: &Context,
+        sku: String,
+        levels: Sender<StockLevel>,
+    ) -> Result<(), InventoryError>;
 
     /// Records many deliveries in one call (a client stream: the scanner sends them as it reads
     /// them, and the reply sums them up once it ends the stream).
@@ -688,9 +694,11 @@ impl Inventory for Warehouse {
 
     async fn watch(
         &self,
+        ctx: &Context,
         sku: String,
         mut levels: Sender<StockLevel>,
     ) -> Result<(), InventoryError> {
+        let mut draining = std::pin::pin!(ctx.draining());
         let mut last = None;
         loop {
             let level = self.check(sku.clone()).await?;
@@ -699,7 +707,12 @@ impl Inventory for Warehouse {
                 // Fails once the caller has gone: the watch ends with it.
                 levels.send(&level).await?;
             }
-            tokio::time::sleep(WATCH_PERIOD).await;
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_PERIOD) => {}
+                () = &mut draining => {
+                    return Err(Status::unavailable("this replica is shutting down").into());
+                }
+            }
         }
     }
 

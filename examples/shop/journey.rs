@@ -13,7 +13,7 @@
 //! [`ATTEMPTS`] times with a growing pause: every operation is idempotent, so this is safe. An
 //! operation that still fails counts as failed.
 
-use std::future::IntoFuture;
+use std::future::{Future, IntoFuture};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::catalogue::{CatalogueClient, Product};
 use super::inventory::{InventoryClient, InventoryError};
 use super::notifications::NotificationsClient;
-use super::orders::{OrderState, OrdersClient, PlaceOrder};
+use super::orders::{Order, OrderState, OrdersClient, PlaceOrder};
 use super::payments::{PaymentError, PaymentsClient, TopUp};
 use super::users::{SignIn, SignUp, UsersClient};
 use super::wiring::{Stack, Wiring};
@@ -80,6 +80,11 @@ pub struct Tally {
     pub forbidden: AtomicU64,
     /// Of those, the ones refused with `Unauthenticated` or `PermissionDenied`.
     pub forbidden_refused: AtomicU64,
+    /// Orders placed and followed to their end through `Orders/Watch` (one in ten).
+    pub watched: AtomicU64,
+    /// Of those, the ones whose watch ended in another state than their placing returned (a
+    /// bug if ever non-zero).
+    pub watch_disagreed: AtomicU64,
 }
 
 impl Tally {
@@ -242,6 +247,55 @@ where
     }
 }
 
+/// Runs `place` and `watch` together: the watch is abandoned if the placing fails (the order may
+/// never exist), else awaited to its end.
+async fn place_watched<P, W, T, E>(
+    place: P,
+    watch: W,
+) -> (Result<T, E>, Option<Result<Order, Status>>)
+where
+    P: Future<Output = Result<T, E>>,
+    W: Future<Output = Result<Order, Status>>,
+{
+    let mut place = std::pin::pin!(place);
+    let mut watch = std::pin::pin!(watch);
+    let mut watched = None;
+    let placed = loop {
+        tokio::select! {
+            placed = &mut place => break placed,
+            seen = &mut watch, if watched.is_none() => watched = Some(seen),
+        }
+    };
+    if placed.is_ok() && watched.is_none() {
+        watched = Some(watch.await);
+    }
+    (placed, watched)
+}
+
+/// Follows order `id` through `Orders/Watch` until it is settled, opening the watch again after
+/// an error of the transport (a replica may die under it); returns the order as it settled.
+async fn follow(
+    orders: &OrdersClient<Stack>,
+    tally: &Tally,
+    id: u64,
+    token: Option<&str>,
+) -> Result<Order, Status> {
+    attempt(tally, "watch order", || async move {
+        let mut call = orders.watch(id);
+        if let Some(token) = token {
+            call = call.metadata(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let mut updates = call.await?;
+        let mut last = None;
+        while let Some(order) = updates.message().await? {
+            last = Some(order);
+        }
+        last.filter(|o| o.state != OrderState::Pending as i32)
+            .ok_or_else(|| Status::internal("the watch ended before the order was settled"))
+    })
+    .await
+}
+
 /// A small deterministic generator (SplitMix64), so a run is the same journey every time.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -386,11 +440,28 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
             quantity: rng.range(1, 4) as u32,
         };
         bump(&tally.placed);
-        let Ok(order) = attempt(tally, "place order", || {
+        let place = attempt(tally, "place order", || {
             bearer(front.orders.place(request.clone()), token)
-        })
-        .await
-        else {
+        });
+        // One in ten orders the customer follows as it is placed, as an order page would.
+        let placed = if rng.chance(10) {
+            let (placed, watched) =
+                place_watched(place, follow(&front.orders, tally, request.order_id, token)).await;
+            if let (Ok(order), Some(Ok(seen))) = (&placed, watched) {
+                bump(&tally.watched);
+                if seen.state != order.state {
+                    bump(&tally.watch_disagreed);
+                    eprintln!(
+                        "customer: order {} was placed {:?} but its watch ended {:?}",
+                        order.order_id, order.state, seen.state
+                    );
+                }
+            }
+            placed
+        } else {
+            place.await
+        };
+        let Ok(order) = placed else {
             // Counted as failed; placed again at the end, so that it does not stay half-done.
             unfinished.push(request);
             continue;

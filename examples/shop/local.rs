@@ -322,6 +322,20 @@ where
             violations,
         });
     }
+    let (watched, disagreed) = (
+        tally.watched.load(Ordering::Relaxed),
+        tally.watch_disagreed.load(Ordering::Relaxed),
+    );
+    checks.push(Check {
+        name: "every order followed through Orders/Watch ended as its placing returned",
+        violations: if disagreed > 0 {
+            vec![format!(
+                "{disagreed} of {watched} watches ended in another state"
+            )]
+        } else {
+            Vec::new()
+        },
+    });
     let mut report = render(&tally, &snapshot, &wirings, ran);
     if let Some(line) = shield.report() {
         let _ = writeln!(
@@ -406,6 +420,11 @@ fn render(tally: &Tally, s: &Snapshot, wirings: &[Wiring], ran: Duration) -> Str
         load(&tally.refused_stock),
         load(&tally.refused_payment),
         load(&tally.refused_other)
+    );
+    let _ = writeln!(
+        out,
+        "watches     {} orders followed to their end through Orders/Watch as they were placed",
+        load(&tally.watched)
     );
     let methods = merged(wirings);
     let mut per_service: BTreeMap<&str, u64> = BTreeMap::new();

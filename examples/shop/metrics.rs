@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use rpc_core::{Request, Response, Status};
+use rpc_core::client::OpenStream;
+use rpc_core::stream::{RawSender, RawStreaming};
+use rpc_core::{BoxFuture, Request, Response, Status};
 
 /// One method's figures.
 #[derive(Debug, Clone)]
@@ -83,6 +85,27 @@ impl<S> tower::Layer<S> for MeteredLayer {
 pub struct Metered<S> {
     inner: S,
     metrics: Arc<Metrics>,
+}
+
+/// A stream is counted as a call when it opens (an error to open is an error); its messages are
+/// not timed.
+impl<S: OpenStream> OpenStream for Metered<S> {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        let path = request.path().to_owned();
+        let metrics = self.metrics.clone();
+        let started = Instant::now();
+        let opening = self.inner.open_stream(request, stream_flags);
+        Box::pin(async move {
+            let opened = opening.await;
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            metrics.record(&path, opened.is_err(), micros);
+            opened
+        })
+    }
 }
 
 impl<S> tower::Service<Request> for Metered<S>

@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rpc_core::{service, Code, Context, ServiceError, Status};
+use rpc_core::{service, Code, Context, Sender, ServiceError, Status};
 
 use super::catalogue::CatalogueClient;
 use super::inventory::{InventoryClient, InventoryError, ReserveRequest};
@@ -163,7 +163,25 @@ pub trait Orders {
     /// Every order, for audits.
     #[rpc(idempotent, timeout = "2s")]
     async fn audit(&self) -> Result<OrderList, Status>;
+
+    /// Follows the order `order_id` until it is settled (a server stream): sends it as it is,
+    /// again at each change, and ends the stream after the first update that is no longer
+    /// pending (paid or refused). An order not placed yet is waited for, so a watch may start
+    /// before the placing; `NotFound` once it turns out to be another customer's. Looks every
+    /// [`WATCH_PERIOD`]; the stream's deadline (10 s by default) bounds the wait. `Unavailable`
+    /// when the replica shuts down meanwhile: open the watch again.
+    #[rpc(idempotent, timeout = "10s", scope = "orders:read")]
+    async fn watch(
+        &self,
+        ctx: &Context,
+        order_id: u64,
+        updates: Sender<Order>,
+    ) -> Result<(), Status>;
 }
+
+/// How often [`Orders::watch`] reads the order (the book is shared by replicas, possibly in
+/// other processes: a read is how a replica learns of another's step).
+pub const WATCH_PERIOD: Duration = Duration::from_millis(20);
 
 /// The orders' state, in a [`Store`] every replica shares (their database): one record per
 /// order (`order/{id}`), changed only by compare-and-set, so that replicas in other processes
@@ -680,5 +698,36 @@ impl Orders for OrdersReplica {
         Ok(OrderList {
             orders: list(&*self.book.store, "order/").await?,
         })
+    }
+
+    async fn watch(
+        &self,
+        ctx: &Context,
+        order_id: u64,
+        mut updates: Sender<Order>,
+    ) -> Result<(), Status> {
+        // A replica shutting down ends its watches: the caller opens them again elsewhere.
+        let mut draining = std::pin::pin!(ctx.draining());
+        let mut last = None;
+        loop {
+            if let Some(order) = self.book.get(order_id).await? {
+                check_owner(ctx, order.account_id)
+                    .map_err(|_| Status::not_found(format!("no order {order_id}")))?;
+                if last.as_ref() != Some(&order) {
+                    // Fails once the caller has gone: the watch ends with it.
+                    updates.send(&order).await?;
+                    if order.state != OrderState::Pending as i32 {
+                        return Ok(());
+                    }
+                    last = Some(order);
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_PERIOD) => {}
+                () = &mut draining => {
+                    return Err(Status::unavailable("this replica is shutting down"));
+                }
+            }
+        }
     }
 }
