@@ -34,7 +34,20 @@
 //! writes nothing, and fails if any call failed or any reply was wrong: CI runs it so that the
 //! harness cannot rot.
 //!
-//! The subcommands `serve` and `client` are what the orchestrator starts.
+//! ```text
+//! cargo run --release -p benches --bin loadgen -- streams [--quick] [--pin] [--runtime current|N]
+//!     [--systems ours-raw,ours-protobuf,tonic] [--payloads 64,4096] [--streams 1,256]
+//!     [--idle 10000] [--duration SECS] [--warmup SECS] [--out benches/RESULTS-streaming.md]
+//! ```
+//!
+//! `streams` measures server streaming instead (`benches::systems::feed`): for each system,
+//! payload and number of concurrent streams on one connection, the messages and bytes per second
+//! that one server stream each delivers, every message checked, beside tonic's in the same run;
+//! then the resident memory each side spends per idle stream, with `--idle` streams open at once.
+//! `--quick` runs 64 B messages on 1 and 8 streams and 100 idle streams, writes nothing, and fails
+//! if any message was missing, out of order or corrupted.
+//!
+//! The subcommands `serve`, `client` and `stream-client` are what the orchestrators start.
 
 // The subcommands and the orchestrator's parts, one module each. (`#[path]`: this file is the
 // binary's root, so a plain `mod args;` would look for `src/bin/args.rs`, which cargo would
@@ -53,16 +66,21 @@ mod orchestrator;
 mod report;
 #[path = "loadgen/server.rs"]
 mod server;
+#[path = "loadgen/streams.rs"]
+mod streams;
 
 use client::client;
 use orchestrator::orchestrate;
 use server::serve;
+use streams::{orchestrate_streams, stream_client};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(args.split_off(1)),
         Some("client") => client(args.split_off(1)),
+        Some("stream-client") => stream_client(args.split_off(1)),
+        Some("streams") => orchestrate_streams(args.split_off(1)),
         _ => orchestrate(args),
     };
     if let Err(e) = result {

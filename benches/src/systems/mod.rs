@@ -26,6 +26,9 @@
 //! (`ours-raw`), and what a new connection costs: a client that connects, makes one call and
 //! closes for every call, in plaintext (`ours-connect`), TLS (`ours-tls-connect`) and mutual TLS
 //! (`ours-mtls-connect`); their calls per second are new connections per second.
+//!
+//! The streaming runs ([`feed`]) use the servers of `ours-raw`, `ours-protobuf` and `tonic`, which
+//! serve a feed of numbered messages beside the echo.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,6 +36,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
+pub mod feed;
 mod order;
 pub mod ours;
 pub mod ours_order;

@@ -1,5 +1,6 @@
 //! This framework: `bench.Echo/Echo` echoes raw bytes; `bench.Echo/Message` decodes and re-encodes
-//! an [`EchoMessage`] in the codec of the request.
+//! an [`EchoMessage`] in the codec of the request. The server serves the
+//! [feed](super::feed::ours_service) too.
 
 use std::net::SocketAddr;
 
@@ -47,6 +48,7 @@ pub async fn serve<L: Listener>(listener: L) -> Result<(), String> {
     Server::builder()
         .max_concurrent_calls_per_connection(MAX_IN_FLIGHT)
         .add_service(svc)
+        .add_service(super::feed::ours_service())
         .serve(listener)
         .await
         .map_err(|e| e.to_string())

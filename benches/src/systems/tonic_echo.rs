@@ -82,7 +82,7 @@ pub(super) async fn connect_channel(addr: SocketAddr) -> Result<Channel, String>
         .map_err(|e| e.to_string())
 }
 
-/// Serves the echo.
+/// Serves the echo, and the [feed](super::feed) beside it.
 ///
 /// # Errors
 /// The server's failure.
@@ -92,6 +92,7 @@ pub async fn serve(listener: tokio::net::TcpListener) -> Result<(), String> {
         .max_encoding_message_size(MAX_MESSAGE);
     server()
         .add_service(svc)
+        .add_service(super::feed::tonic_service())
         .serve_with_incoming(incoming(listener))
         .await
         .map_err(|e| e.to_string())

@@ -1,4 +1,4 @@
-//! CPU time of processes, from `/proc`.
+//! CPU time and memory of processes, from `/proc`.
 
 use std::process::Command;
 
@@ -20,4 +20,19 @@ pub(crate) fn clock_ticks_per_sec() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<f64>().ok())
         .unwrap_or(100.0)
+}
+
+/// Resident memory of process `pid` ("self" for this one), in KiB, from `VmRSS` in
+/// `/proc/<pid>/status`.
+#[allow(dead_code)] // Not every binary that includes this file reads memory.
+pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }

@@ -69,7 +69,7 @@ impl Drop for Pki {
     }
 }
 
-fn command(plan: &Plan, pin_cpu: Option<u32>) -> Result<Command, String> {
+pub(crate) fn command(plan: &Plan, pin_cpu: Option<u32>) -> Result<Command, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut c = match pin_cpu {
         Some(cpu) => {
@@ -85,9 +85,9 @@ fn command(plan: &Plan, pin_cpu: Option<u32>) -> Result<Command, String> {
     Ok(c)
 }
 
-struct ServerProc {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct ServerProc {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for ServerProc {
@@ -97,7 +97,7 @@ impl Drop for ServerProc {
     }
 }
 
-fn start_server(plan: &Plan, system: System) -> Result<ServerProc, String> {
+pub(crate) fn start_server(plan: &Plan, system: System) -> Result<ServerProc, String> {
     let mut child = command(plan, plan.pin.then_some(0))?
         .arg("serve")
         .arg("--system")
@@ -121,7 +121,7 @@ fn start_server(plan: &Plan, system: System) -> Result<ServerProc, String> {
     Ok(ServerProc { child, addr })
 }
 
-fn expect_line(
+pub(crate) fn expect_line(
     lines: &mut std::io::Lines<BufReader<ChildStdout>>,
     want: &str,
 ) -> Result<String, String> {
@@ -134,7 +134,7 @@ fn expect_line(
     Err(format!("the client ended before printing {want:?}"))
 }
 
-fn field(line: &str, key: &str) -> Result<f64, String> {
+pub(crate) fn field(line: &str, key: &str) -> Result<f64, String> {
     line.split_whitespace()
         .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
         .and_then(|v| v.parse().ok())

@@ -70,6 +70,20 @@ fn locked_version(lock: &str, name: &str) -> String {
 }
 
 pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
+    let mut out = String::new();
+    out.push_str("# Load generator results\n\n");
+    out.push_str(&environment(plan));
+    out.push_str("- Every reply is compared with its request. `× raw` is the QPS ratio to the raw TCP floor at the same payload and concurrency, measured in the same run. CPU times come from `/proc/<pid>/stat` (10 ms ticks) over the measured window.\n\n");
+    out.push_str("![QPS and p99 latency against calls in flight](results.svg)\n\n");
+    for &payload in &plan.payloads {
+        out.push_str(&table(points, payload));
+    }
+    out
+}
+
+/// The command that wrote a report and when, then a Markdown list of the machine, toolchain and
+/// settings it ran with.
+pub(crate) fn environment(plan: &Plan) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -82,7 +96,6 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
     let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock"))
         .unwrap_or_default();
     let mut out = String::new();
-    out.push_str("# Load generator results\n\n");
     out.push_str(&format!(
         "Written by `cargo run --release -p benches --bin loadgen -- {}` on {}.\n\n",
         std::env::args().skip(1).collect::<Vec<_>>().join(" "),
@@ -111,10 +124,5 @@ pub(crate) fn report(plan: &Plan, points: &[Point]) -> String {
         plan.warmup.as_secs_f64(),
         plan.duration.as_secs_f64()
     ));
-    out.push_str("- Every reply is compared with its request. `× raw` is the QPS ratio to the raw TCP floor at the same payload and concurrency, measured in the same run. CPU times come from `/proc/<pid>/stat` (10 ms ticks) over the measured window.\n\n");
-    out.push_str("![QPS and p99 latency against calls in flight](results.svg)\n\n");
-    for &payload in &plan.payloads {
-        out.push_str(&table(points, payload));
-    }
     out
 }

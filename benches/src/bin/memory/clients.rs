@@ -12,7 +12,7 @@ use rpc_core::{Endpoint, Request};
 
 use crate::args::{arg_value, parse};
 use crate::child::{say, watch_stdin};
-use crate::procfs::rss_kib;
+use crate::cpu::rss_kib;
 use crate::server::ECHO;
 
 pub(crate) fn idle_clients(args: Vec<String>) -> Result<(), String> {

@@ -26,7 +26,7 @@ use tower::Service;
 
 use crate::args::{arg_value, parse, secs};
 use crate::child::{say, watch_stdin};
-use crate::procfs::rss_kib;
+use crate::cpu::rss_kib;
 use crate::server::ECHO;
 
 #[derive(Default)]

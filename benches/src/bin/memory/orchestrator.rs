@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::args::{arg_value, parse, secs};
 use crate::child::{can_pin, field, Proc};
-use crate::cpu::{clock_ticks_per_sec, cpu_ticks};
-use crate::procfs::{ensure_open_files, rss_kib};
+use crate::cpu::{clock_ticks_per_sec, cpu_ticks, rss_kib};
+use crate::procfs::ensure_open_files;
 use crate::report::report;
 
 pub(crate) struct Plan {

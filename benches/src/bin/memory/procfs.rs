@@ -1,15 +1,6 @@
-//! What `/proc` says about a process: its resident memory, and the descriptor limit.
+//! What `/proc` says about this process's descriptor limit (resident memory: `cpu.rs`).
 
 use std::process::Command;
-
-/// Resident memory (`VmRSS`) of process `pid` ("self" for this one), in KiB.
-pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// This process's soft and hard limits on open files, from `/proc/self/limits`.
 fn open_files_limit() -> Option<(u64, u64)> {
