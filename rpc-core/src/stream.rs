@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -50,7 +51,8 @@ use tokio::time::{Instant, Sleep};
 use crate::conn::{compress_if_smaller, CompressRule, Next, Streams};
 use crate::limit::Permit;
 use crate::metadata::Metadata;
-use crate::protocol::{encode_half_close, encode_message, flags};
+use crate::protocol::flow::size;
+use crate::protocol::{encode_half_close, encode_message, flags, MessageFrame};
 use crate::status::Status;
 use crate::Response;
 
@@ -118,8 +120,8 @@ impl RawSender {
     /// or window; nothing is sent and the stream goes on); `Cancelled` once the call ended (the
     /// caller went away, the server answered, or the connection closed); `FailedPrecondition`
     /// after the stream was closed.
-    pub async fn send(&mut self, body: Bytes) -> Result<(), Status> {
-        self.send_flagged(body, 0).await
+    pub fn send(&mut self, body: Bytes) -> impl Future<Output = Result<(), Status>> + Send + '_ {
+        self.send_flagged(body, 0)
     }
 
     /// Sends a client's last message, with END_STREAM: the request stream ends with it.
@@ -151,14 +153,14 @@ impl RawSender {
         self.half_close();
     }
 
-    async fn send_flagged(&mut self, body: Bytes, end: u8) -> Result<(), Status> {
+    /// The frame body and flags of a message to send, or why it cannot be sent.
+    fn prepare(&self, body: Bytes, end: u8) -> Result<(Bytes, u8), Status> {
         if self.closed {
             return Err(Status::failed_precondition("the stream was already closed"));
         }
-        let compressed = compress_if_smaller(self.compress, &body);
-        let (wire, frame_flags): (&[u8], u8) = match &compressed {
-            Some(c) => (c, flags::COMPRESSED | end),
-            None => (&body, end),
+        let (wire, frame_flags) = match compress_if_smaller(self.compress, &body) {
+            Some(c) => (c.freeze(), flags::COMPRESSED | end),
+            None => (body, end),
         };
         if wire.len() > self.max_body {
             return Err(Status::resource_exhausted(format!(
@@ -167,9 +169,30 @@ impl RawSender {
                 self.max_body
             )));
         }
-        let id = self.id;
-        let host = self.host.clone();
-        std::future::poll_fn(|cx| {
+        Ok((wire, frame_flags))
+    }
+
+    /// A small future, not an `async fn`: a sender's loop creates one per message, and the
+    /// state of a larger one was copied each time.
+    fn send_flagged(
+        &mut self,
+        body: Bytes,
+        end: u8,
+    ) -> impl Future<Output = Result<(), Status>> + Send + '_ {
+        let mut prepared = self.prepare(body, end);
+        let (host, id) = (&self.host, self.id);
+        std::future::poll_fn(move |cx| {
+            let (wire, frame_flags) = match &prepared {
+                Ok((wire, frame_flags)) => (wire, *frame_flags),
+                Err(_) => {
+                    let done = Err(Status::failed_precondition("the send already ended"));
+                    return Poll::Ready(std::mem::replace(&mut prepared, done).map(|_| ()));
+                }
+            };
+            // A sender whose windows always have room would never yield: each message spends
+            // the task's cooperative budget, so that the connection's writer (on the same
+            // thread, in a current-thread runtime) writes while the handler goes on producing.
+            let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
             let mut outcome = Poll::Pending;
             host.with_streams(&mut |streams, queue, _wake| {
                 let queued = queue.len();
@@ -184,9 +207,11 @@ impl RawSender {
                     Poll::Pending => Poll::Pending,
                 };
             });
+            if outcome.is_ready() {
+                coop.made_progress();
+            }
             outcome
         })
-        .await
     }
 
     fn half_close(&mut self) {
@@ -277,6 +302,11 @@ pub struct RawStreaming {
     /// the reply of a client stream.
     reply: Option<Response>,
     done: bool,
+    /// Messages moved out of the connection's queue for this reader to take without its lock
+    /// (see `Streams::poll_next`).
+    batch: VecDeque<MessageFrame>,
+    /// The size, as windows count it, of the batch's messages taken and not yet reported.
+    held: u32,
     /// A client's in-flight slot, held until the stream is dropped.
     _permit: Option<Permit>,
 }
@@ -308,6 +338,8 @@ impl RawStreaming {
             }),
             reply: None,
             done: false,
+            batch: VecDeque::new(),
+            held: 0,
             _permit: None,
         }
     }
@@ -320,6 +352,8 @@ impl RawStreaming {
             end: None,
             reply: None,
             done: false,
+            batch: VecDeque::new(),
+            held: 0,
             _permit: None,
         }
     }
@@ -367,11 +401,28 @@ impl RawStreaming {
         if self.done {
             return Poll::Ready(None);
         }
-        let id = self.id;
-        let mut next = Poll::Pending;
-        self.host.with_streams(&mut |streams, queue, _wake| {
-            next = streams.poll_next(id, queue, cx);
-        });
+        // A reader that always finds a message spends its task's cooperative budget, so that
+        // the connection's driver gets to send the credit it returns (and read more).
+        let coop = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+        let next = if self.batch.len() > 1 {
+            // Taken without the lock; its credit goes back with the batch's last message.
+            let m = self.batch.pop_front().map(|m| {
+                self.held += size(m.body.len());
+                Next::Message(m.body, m.flags)
+            });
+            Poll::Ready(m.unwrap_or(Next::Gone))
+        } else {
+            let (id, held) = (self.id, std::mem::take(&mut self.held));
+            let batch = &mut self.batch;
+            let mut next = Poll::Pending;
+            self.host.with_streams(&mut |streams, queue, _wake| {
+                next = streams.poll_next(id, held, batch, queue, cx);
+            });
+            next
+        };
+        if next.is_ready() {
+            coop.made_progress();
+        }
         match next {
             Poll::Ready(Next::Message(body, frame_flags)) => {
                 if frame_flags & flags::COMPRESSED == 0 {
@@ -446,11 +497,19 @@ impl RawStreaming {
             self.done = true;
             let id = self.id;
             let client = self.end.is_some();
+            // What the batch held, taken or not: a client's close returns it with the rest of
+            // what the call never consumed; a server's discard counts it.
+            let held = std::mem::take(&mut self.held)
+                + self
+                    .batch
+                    .drain(..)
+                    .map(|m| size(m.body.len()))
+                    .sum::<u32>();
             self.host.with_streams(&mut |streams, queue, wake| {
                 if client {
                     streams.close(id, queue, wake);
                 } else {
-                    streams.discard_inbound(id, queue);
+                    streams.discard_inbound(id, held, queue);
                 }
             });
         }

@@ -13,6 +13,11 @@ use super::{IdMap, WRITE_HIGH_WATER};
 use crate::protocol::flow::{size, RecvWindow, SendWindow};
 use crate::protocol::{encode_window_update, flags, MessageFrame, ProtocolError, Settings};
 
+/// The most a reader moves into its batch at a time, in bytes as windows count them: what
+/// credit a reader may hold back, beyond the messages it has not taken, until its batch's last
+/// message (see [`Streams::poll_next`]).
+pub(crate) const READ_BATCH: usize = 16 * 1024;
+
 /// What a call receives: messages not yet taken, and whether the peer ended its stream.
 #[derive(Debug)]
 struct Inbound {
@@ -261,30 +266,54 @@ impl Streams {
         }
     }
 
-    /// Takes the next message of `id`'s inbound stream, returning its credit (a WINDOW_UPDATE is
-    /// encoded into `queue` when one is due; the caller wakes the writer). `Pending` with `cx`
-    /// registered while none has arrived.
+    /// Takes the next message of `id`'s inbound stream for its reader, returning its credit (a
+    /// WINDOW_UPDATE is encoded into `queue` when one is due; the caller wakes the writer).
+    /// `Pending` with `cx` registered while none has arrived.
+    ///
+    /// The reader keeps a `batch`: with the message, up to [`READ_BATCH`] bytes of those queued
+    /// behind it move there, so that it takes them without the lock. They stay unconsumed (their
+    /// credit held, as for messages still queued here) until the reader takes them and reports
+    /// their size as `held` in this call, which it makes at the latest for the last message of a
+    /// batch: the credit of a whole batch goes back when its last message is taken, as it would
+    /// have one message at a time.
     pub(crate) fn poll_next(
         &mut self,
         id: u32,
+        held: u32,
+        batch: &mut VecDeque<MessageFrame>,
         queue: &mut BytesMut,
         cx: &mut Context<'_>,
     ) -> Poll<Next> {
         let Some(inbound) = self.calls.get_mut(&id).and_then(|c| c.inbound.as_mut()) else {
             return Poll::Ready(Next::Gone);
         };
-        let Some(m) = inbound.messages.pop_front() else {
-            if inbound.aborted {
-                return Poll::Ready(Next::Gone);
+        inbound.window.consume(held);
+        self.recv_conn.consume(held);
+        let taken = batch.pop_front().or_else(|| inbound.messages.pop_front());
+        let next = match taken {
+            Some(m) => {
+                let cost = size(m.body.len());
+                inbound.window.consume(cost);
+                self.recv_conn.consume(cost);
+                if batch.is_empty() {
+                    let mut room = READ_BATCH;
+                    while let Some(cost) = inbound.messages.front().map(|m| size(m.body.len())) {
+                        if cost as usize > room {
+                            break;
+                        }
+                        room -= cost as usize;
+                        batch.extend(inbound.messages.pop_front());
+                    }
+                }
+                Poll::Ready(Next::Message(m.body, m.flags))
             }
-            if inbound.ended {
-                return Poll::Ready(Next::Ended);
+            None if inbound.aborted => Poll::Ready(Next::Gone),
+            None if inbound.ended => Poll::Ready(Next::Ended),
+            None => {
+                inbound.reader = Some(cx.waker().clone());
+                Poll::Pending
             }
-            inbound.reader = Some(cx.waker().clone());
-            return Poll::Pending;
         };
-        let cost = size(m.body.len());
-        inbound.window.consume(cost);
         // No more credit for a stream that ended: the peer sends nothing more on it.
         let due = (!inbound.ended)
             .then(|| inbound.window.update_due())
@@ -292,20 +321,25 @@ impl Streams {
         if let Some(increment) = due {
             encode_window_update(queue, id, increment);
         }
-        self.recv_conn.consume(cost);
         self.return_credit(queue);
-        Poll::Ready(Next::Message(m.body, m.flags))
+        next
     }
 
     /// The application dropped `id`'s inbound stream while the call goes on (a handler that read
     /// what it needed): what it never took, and what still arrives, is discarded and its credit
     /// returned, so that the peer is not held up; the reply stream stays.
-    pub(crate) fn discard_inbound(&mut self, id: u32, queue: &mut BytesMut) {
+    /// `held` is what the reader held in its batch, taken or not.
+    pub(crate) fn discard_inbound(&mut self, id: u32, held: u32, queue: &mut BytesMut) {
         let Some(inbound) = self.calls.get_mut(&id).and_then(|c| c.inbound.as_mut()) else {
             return;
         };
         inbound.discarding = true;
-        let unread: u32 = inbound.messages.drain(..).map(|m| size(m.body.len())).sum();
+        let unread: u32 = held
+            + inbound
+                .messages
+                .drain(..)
+                .map(|m| size(m.body.len()))
+                .sum::<u32>();
         inbound.window.consume(unread);
         if let Some(increment) = (!inbound.ended)
             .then(|| inbound.window.update_due())
@@ -411,20 +445,77 @@ mod tests {
             .on_message(message(1, 50, flags::END_STREAM), &mut queue)
             .unwrap();
         let mut cx = Context::from_waker(Waker::noop());
-        let Poll::Ready(Next::Message(b, _)) = streams.poll_next(1, &mut queue, &mut cx) else {
+        let mut batch = VecDeque::new();
+        let Poll::Ready(Next::Message(b, _)) =
+            streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx)
+        else {
             panic!("a message")
         };
         assert_eq!(b.len(), 100);
         assert!(matches!(
-            streams.poll_next(1, &mut queue, &mut cx),
+            streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx),
             Poll::Ready(Next::Message(..))
         ));
         assert!(matches!(
-            streams.poll_next(1, &mut queue, &mut cx),
+            streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx),
             Poll::Ready(Next::Ended)
         ));
         // The stream ended, so only the connection's credit goes back: all 160 bytes.
         assert_eq!(updates(&mut queue), vec![(0, 170)]);
+    }
+
+    #[test]
+    fn a_batch_returns_its_credit_with_its_last_message() {
+        // A 16 KiB call window: half of it (8,192) makes an update due.
+        let s = settings(16_384, 1 << 20);
+        let mut streams = Streams::new(&s, &s, false);
+        streams.open(1, true, false);
+        let mut queue = BytesMut::new();
+        for _ in 0..12 {
+            streams
+                .on_message(message(1, 1_000, 0), &mut queue)
+                .unwrap();
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = VecDeque::new();
+        // The first message is taken with the lock; the eleven behind it move to the batch.
+        assert!(matches!(
+            streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx),
+            Poll::Ready(Next::Message(..))
+        ));
+        assert_eq!(batch.len(), 11);
+        assert!(updates(&mut queue).is_empty(), "1,010 bytes taken");
+        // The reader takes ten without the lock: their credit is held, not lost.
+        let held: u32 = batch.drain(..10).map(|m| size(m.body.len())).sum();
+        assert!(updates(&mut queue).is_empty());
+        // With the batch's last message, all of it goes back, to the call and the connection.
+        assert!(matches!(
+            streams.poll_next(1, held, &mut batch, &mut queue, &mut cx),
+            Poll::Ready(Next::Message(..))
+        ));
+        assert_eq!(updates(&mut queue), vec![(1, 12 * 1_010), (0, 12 * 1_010)]);
+    }
+
+    #[test]
+    fn a_batch_dropped_by_a_handler_returns_its_credit() {
+        let s = settings(16_384, 1 << 20);
+        let mut streams = Streams::new(&s, &s, true);
+        streams.open(1, true, false);
+        let mut queue = BytesMut::new();
+        for _ in 0..12 {
+            streams
+                .on_message(message(1, 1_000, 0), &mut queue)
+                .unwrap();
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = VecDeque::new();
+        assert!(streams
+            .poll_next(1, 0, &mut batch, &mut queue, &mut cx)
+            .is_ready());
+        // The handler drops its requests with eleven in its batch (taken or not).
+        let held: u32 = batch.iter().map(|m| size(m.body.len())).sum();
+        streams.discard_inbound(1, held, &mut queue);
+        assert_eq!(updates(&mut queue), vec![(1, 12 * 1_010), (0, 12 * 1_010)]);
     }
 
     #[test]
@@ -447,9 +538,11 @@ mod tests {
             "the call's window is spent, nothing buffered beyond"
         );
         // The reader takes everything: the call's credit goes back and the sender goes on.
-        let mut queue = BytesMut::new();
+        let (mut queue, mut batch) = (BytesMut::new(), VecDeque::new());
         for _ in 0..sent {
-            assert!(receiver.poll_next(1, &mut queue, &mut cx).is_ready());
+            assert!(receiver
+                .poll_next(1, 0, &mut batch, &mut queue, &mut cx)
+                .is_ready());
         }
         let mut wake = Vec::new();
         for (id, inc) in updates(&mut queue) {

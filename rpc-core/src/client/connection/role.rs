@@ -21,6 +21,9 @@ use crate::status::{Code, Delivery, Status};
 /// The client's side of the connection driver.
 pub(crate) struct ClientRole {
     conn: Arc<ClientConn>,
+    /// Stream messages of the current read, handed to their readers under one lock (before the
+    /// responses of the same read: a stream's trailer follows its messages).
+    messages: Vec<MessageFrame>,
     responses: Vec<ResponseFrame>,
     completions: Vec<(oneshot::Sender<Reply>, ResponseFrame)>,
     /// The highest call id a PONG in the current read proved the server read.
@@ -43,6 +46,7 @@ impl ClientRole {
     ) -> ClientRole {
         ClientRole {
             conn,
+            messages: Vec::new(),
             responses: Vec::new(),
             completions: Vec::new(),
             pong_upto: 0,
@@ -74,7 +78,7 @@ impl ClientRole {
                         "a server sent a REQUEST or CANCEL frame",
                     ))
                 }
-                Frame::Message(m) => self.on_message(m)?,
+                Frame::Message(m) => self.messages.push(m),
                 Frame::WindowUpdate { call_id, increment } => {
                     self.on_window_update(call_id, increment)?
                 }
@@ -86,26 +90,43 @@ impl ClientRole {
         self.complete()
     }
 
-    /// A message of a server stream: queued for its reader (a call the caller gave up on is
-    /// dropped, its credit returned).
-    fn on_message(&mut self, m: MessageFrame) -> Result<(), ProtocolError> {
-        let mut st = self.conn.lock();
-        if m.call_id >= st.next_id {
-            return Err(ProtocolError::Malformed(
-                "a MESSAGE for a call never opened",
-            ));
-        }
-        let super::State { streams, queue, .. } = &mut *st;
+    /// The messages of server streams this read brought: queued for their readers (those of a
+    /// call the caller gave up on are dropped, their credit returned). Runs under the lock that
+    /// `st` holds; the readers and the writer to wake are added to `woken`.
+    fn deliver_messages(
+        messages: &mut Vec<MessageFrame>,
+        st: &mut super::State,
+        woken: &mut Vec<Waker>,
+    ) -> Result<(), ProtocolError> {
+        let super::State {
+            streams,
+            queue,
+            next_id,
+            ..
+        } = st;
         let before = queue.len();
-        let reader = streams.on_message(m, queue.buf())?;
-        let writer = if queue.len() != before {
-            queue.writer()
-        } else {
-            None
-        };
-        drop(st);
-        reader.into_iter().chain(writer).for_each(Waker::wake);
-        Ok(())
+        let mut outcome = Ok(());
+        for m in messages.drain(..) {
+            if m.call_id >= *next_id {
+                outcome = Err(ProtocolError::Malformed(
+                    "a MESSAGE for a call never opened",
+                ));
+                break;
+            }
+            match streams.on_message(m, queue.buf()) {
+                Ok(reader) => woken.extend(reader),
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+        }
+        // What a failed frame left: the connection closes, failing its calls.
+        messages.clear();
+        if queue.len() != before {
+            woken.extend(queue.writer());
+        }
+        outcome
     }
 
     /// Credit for the streams this side sends.
@@ -131,7 +152,7 @@ impl ClientRole {
     /// # Errors
     /// A connection error: the trailer of a server stream with a body (`docs/protocol.md` §6).
     fn complete(&mut self) -> Result<(), ProtocolError> {
-        if self.responses.is_empty() && self.pong_upto == 0 {
+        if self.responses.is_empty() && self.pong_upto == 0 && self.messages.is_empty() {
             return Ok(());
         }
         let mut trailer_with_body = false;
@@ -142,8 +163,14 @@ impl ClientRole {
             .iter()
             .map(|r| r.call_id.saturating_sub(1))
             .fold(std::mem::take(&mut self.pong_upto), u32::max);
+        let delivered;
         {
             let mut st = self.conn.lock();
+            delivered = Self::deliver_messages(&mut self.messages, &mut st, &mut self.woken);
+            if delivered.is_err() {
+                // The connection fails: its close fails the calls still pending.
+                self.responses.clear();
+            }
             for r in self.responses.drain(..) {
                 if !r.body.is_empty() && st.streams.receives(r.call_id) {
                     // The connection fails: its close fails the calls still pending.
@@ -168,6 +195,7 @@ impl ClientRole {
         for tx in self.acked.drain(..) {
             let _ = tx.send(Ok(Response::default()));
         }
+        delivered?;
         if trailer_with_body {
             self.responses.clear();
             return Err(ProtocolError::Malformed(
