@@ -136,7 +136,15 @@ async fn throughput_client(a: StreamClientArgs) -> Result<(), String> {
                     // Dropping the feed cancels its call.
                     return r;
                 }
-                let got = match tokio::time::timeout(STALL, feed.next()).await {
+                // A timer only when the next message is not already there: arming one per
+                // message would cost the client more than the message itself.
+                let next = feed.next();
+                tokio::pin!(next);
+                let next = match futures::poll!(next.as_mut()) {
+                    std::task::Poll::Ready(got) => Ok(got),
+                    std::task::Poll::Pending => tokio::time::timeout(STALL, next).await,
+                };
+                let got = match next {
                     Ok(Ok(Some(got))) => got,
                     Ok(Ok(None)) => return r.failed(format!("ended after {n} messages")),
                     Ok(Err(e)) => return r.failed(format!("after {n} messages: {e}")),
