@@ -141,28 +141,51 @@ pub(crate) fn field(line: &str, key: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("missing {key} in {line:?}"))
 }
 
-fn measure(
+/// One measuring client's run: its `result` line and the server's CPU ticks over the window
+/// it measured.
+pub(crate) struct ClientRun {
+    pub(crate) result: String,
+    pub(crate) server_ticks: u64,
+}
+
+impl ClientRun {
+    /// CPU µs per unit (call or message) from `ticks` over `units`.
+    pub(crate) fn per_unit_us(ticks: f64, units: u64) -> f64 {
+        if units == 0 {
+            0.0
+        } else {
+            static TICKS_PER_SEC: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+            ticks / *TICKS_PER_SEC.get_or_init(clock_ticks_per_sec) * 1e6 / units as f64
+        }
+    }
+}
+
+/// Runs a measuring client (`subcommand`: `client` or `stream-client`) of `system` pinned to
+/// CPU 1 when the plan pins, against `server`, with the plan's warm-up, duration and runtime and
+/// `args`; reads the server's CPU time between its `measuring` and `stopped` lines.
+pub(crate) fn run_client(
     plan: &Plan,
     server: &ServerProc,
+    subcommand: &str,
     system: System,
-    payload: usize,
-    concurrency: usize,
-    ticks: f64,
-) -> Result<Point, String> {
+    args: &[(&str, String)],
+) -> Result<ClientRun, String> {
     let server_pid = server.child.id().to_string();
-    let mut child = command(plan, plan.pin.then_some(1))?
-        .arg("client")
+    let mut cmd = command(plan, plan.pin.then_some(1))?;
+    cmd.arg(subcommand)
         .args(["--system", system.name()])
-        .args(["--addr", &server.addr.to_string()])
-        .args(["--payload", &payload.to_string()])
-        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--addr", &server.addr.to_string()]);
+    for (flag, value) in args {
+        cmd.args([*flag, value.as_str()]);
+    }
+    let mut child = cmd
         .args(["--warmup", &plan.warmup.as_secs_f64().to_string()])
         .args(["--duration", &plan.duration.as_secs_f64().to_string()])
         .args(["--runtime", &plan.runtime.arg()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("starting the {system} client: {e}"))?;
+        .map_err(|e| format!("starting the {system} {subcommand}: {e}"))?;
     let stdout = child.stdout.take().ok_or("no client stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     expect_line(&mut lines, "measuring")?;
@@ -172,29 +195,47 @@ fn measure(
     let result = expect_line(&mut lines, "result")?;
     let status = child.wait().map_err(|e| e.to_string())?;
     if !status.success() {
-        return Err(format!("the {system} client failed: {status}"));
+        return Err(format!("the {system} {subcommand} failed: {status}"));
     }
-    let calls = field(&result, "calls")? as u64;
-    let secs = field(&result, "secs")?;
-    let per_call_us = |t: f64| {
-        if calls == 0 {
-            0.0
-        } else {
-            t / ticks * 1e6 / calls as f64
-        }
-    };
+    Ok(ClientRun {
+        result,
+        server_ticks: s1.saturating_sub(s0),
+    })
+}
+
+fn measure(
+    plan: &Plan,
+    server: &ServerProc,
+    system: System,
+    payload: usize,
+    concurrency: usize,
+) -> Result<Point, String> {
+    let run = run_client(
+        plan,
+        server,
+        "client",
+        system,
+        &[
+            ("--payload", payload.to_string()),
+            ("--concurrency", concurrency.to_string()),
+        ],
+    )?;
+    let result = &run.result;
+    let calls = field(result, "calls")? as u64;
+    let secs = field(result, "secs")?;
+    let per_call_us = |t: f64| ClientRun::per_unit_us(t, calls);
     Ok(Point {
         system,
         payload,
         concurrency,
         calls,
-        errors: field(&result, "errors")? as u64,
+        errors: field(result, "errors")? as u64,
         qps: calls as f64 / secs,
-        p50: field(&result, "p50_us")? as u64,
-        p99: field(&result, "p99_us")? as u64,
-        p999: field(&result, "p999_us")? as u64,
-        server_cpu_us: per_call_us(s1.saturating_sub(s0) as f64),
-        client_cpu_us: per_call_us(field(&result, "cpu_ticks")?),
+        p50: field(result, "p50_us")? as u64,
+        p99: field(result, "p99_us")? as u64,
+        p999: field(result, "p999_us")? as u64,
+        server_cpu_us: per_call_us(run.server_ticks as f64),
+        client_cpu_us: per_call_us(field(result, "cpu_ticks")?),
     })
 }
 
@@ -258,13 +299,12 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
     if plan.systems.iter().any(|s| s.is_tls()) {
         plan.pki = Some(Pki::create()?);
     }
-    let ticks = clock_ticks_per_sec();
     let mut points = Vec::new();
     for &system in &plan.systems {
         let server = start_server(&plan, system)?;
         for &payload in &plan.payloads {
             for &concurrency in &plan.concurrency {
-                let p = measure(&plan, &server, system, payload, concurrency, ticks)?;
+                let p = measure(&plan, &server, system, payload, concurrency)?;
                 eprintln!(
                     "{:<18} {:>6} B {:>5} in flight: {:>9.0} qps  p50 {:>6} µs  p99 {:>6} µs  p999 {:>6} µs  errors {}",
                     system.name(), payload, concurrency, p.qps, p.p50, p.p99, p.p999, p.errors

@@ -19,8 +19,10 @@ use benches::systems::feed::{check, template, FeedClient};
 use benches::systems::System;
 
 use crate::args::{arg_value, list, Runtime};
-use crate::cpu::{clock_ticks_per_sec, cpu_ticks, rss_kib};
-use crate::orchestrator::{command, expect_line, field, start_server, Plan, ServerProc};
+use crate::cpu::{cpu_ticks, rss_kib};
+use crate::orchestrator::{
+    command, expect_line, field, run_client, start_server, ClientRun, Plan, ServerProc,
+};
 use crate::report::{environment, human_size};
 
 const WARMUP: u8 = 0;
@@ -245,49 +247,28 @@ fn measure(
     payload: usize,
     streams: usize,
 ) -> Result<StreamPoint, String> {
-    let server_pid = server.child.id().to_string();
-    let mut child = command(plan, plan.pin.then_some(1))?
-        .arg("stream-client")
-        .args(["--system", system.name()])
-        .args(["--addr", &server.addr.to_string()])
-        .args(["--payload", &payload.to_string()])
-        .args(["--streams", &streams.to_string()])
-        .args(["--warmup", &plan.warmup.as_secs_f64().to_string()])
-        .args(["--duration", &plan.duration.as_secs_f64().to_string()])
-        .args(["--runtime", &plan.runtime.arg()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("starting the {system} stream client: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no client stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    expect_line(&mut lines, "measuring")?;
-    let s0 = cpu_ticks(&server_pid).unwrap_or(0);
-    expect_line(&mut lines, "stopped")?;
-    let s1 = cpu_ticks(&server_pid).unwrap_or(0);
-    let result = expect_line(&mut lines, "result")?;
-    let status = child.wait().map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err(format!("the {system} stream client failed: {status}"));
-    }
-    let messages = field(&result, "messages")? as u64;
-    let ticks = clock_ticks_per_sec();
-    let per_message_us = |t: f64| {
-        if messages == 0 {
-            0.0
-        } else {
-            t / ticks * 1e6 / messages as f64
-        }
-    };
+    let run = run_client(
+        plan,
+        server,
+        "stream-client",
+        system,
+        &[
+            ("--payload", payload.to_string()),
+            ("--streams", streams.to_string()),
+        ],
+    )?;
+    let result = &run.result;
+    let messages = field(result, "messages")? as u64;
+    let per_message_us = |t: f64| ClientRun::per_unit_us(t, messages);
     Ok(StreamPoint {
         system,
         payload,
         streams,
         messages,
-        errors: field(&result, "errors")? as u64,
-        rate: messages as f64 / field(&result, "secs")?,
-        server_cpu_us: per_message_us(s1.saturating_sub(s0) as f64),
-        client_cpu_us: per_message_us(field(&result, "cpu_ticks")?),
+        errors: field(result, "errors")? as u64,
+        rate: messages as f64 / field(result, "secs")?,
+        server_cpu_us: per_message_us(run.server_ticks as f64),
+        client_cpu_us: per_message_us(field(result, "cpu_ticks")?),
     })
 }
 
