@@ -611,6 +611,10 @@ pub struct Sender<T> {
     raw: RawSender,
     codec: CodecId,
     codecs: MessageCodecs<T>,
+    /// What each message is encoded into: its bytes are copied into the connection's write
+    /// queue and dropped before the next message, whose encoding then takes the allocation back
+    /// (`BytesMut::reserve` reclaims a buffer no one else holds): no allocation per message.
+    scratch: BytesMut,
 }
 
 impl<T> std::fmt::Debug for Sender<T> {
@@ -622,14 +626,30 @@ impl<T> std::fmt::Debug for Sender<T> {
     }
 }
 
+/// The most a [`Sender`] keeps of its encoding buffer between messages, in bytes.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
 impl<T> Sender<T> {
     /// Encodes messages in `codec` onto `raw` (generated code makes these).
     pub fn new(raw: RawSender, codec: CodecId, codecs: MessageCodecs<T>) -> Sender<T> {
-        Sender { raw, codec, codecs }
+        Sender {
+            raw,
+            codec,
+            codecs,
+            scratch: BytesMut::new(),
+        }
     }
 
-    fn encode(&self, message: &T) -> Result<Bytes, Status> {
-        Ok(self.codecs.encode_to_bytes(self.codec, message)?)
+    fn encode(&mut self, message: &T) -> Result<Bytes, Status> {
+        self.scratch.clear();
+        self.codecs.encode(self.codec, message, &mut self.scratch)?;
+        let body = self.scratch.split().freeze();
+        // A large message's buffer is not kept for the stream's life: the scratch lets go of
+        // it, and it is freed with the message's bytes.
+        if body.len() > SCRATCH_KEPT {
+            self.scratch = BytesMut::new();
+        }
+        Ok(body)
     }
 
     /// Sends one message, waiting while the receiver has not taken enough of what it was sent.
@@ -645,7 +665,7 @@ impl<T> Sender<T> {
     ///
     /// # Errors
     /// As [`RawSender::send_last`].
-    pub async fn send_last(self, message: &T) -> Result<(), Status> {
+    pub async fn send_last(mut self, message: &T) -> Result<(), Status> {
         let body = self.encode(message)?;
         self.raw.send_last(body).await
     }
