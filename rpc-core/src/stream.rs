@@ -179,14 +179,17 @@ impl RawSender {
         body: Bytes,
         end: u8,
     ) -> impl Future<Output = Result<(), Status>> + Send + '_ {
-        let mut prepared = self.prepare(body, end);
+        // `None` once the future has its outcome: polled again, it sends nothing twice.
+        let mut prepared = Some(self.prepare(body, end));
         let (host, id) = (&self.host, self.id);
         std::future::poll_fn(move |cx| {
             let (wire, frame_flags) = match &prepared {
-                Ok((wire, frame_flags)) => (wire, *frame_flags),
-                Err(_) => {
-                    let done = Err(Status::failed_precondition("the send already ended"));
-                    return Poll::Ready(std::mem::replace(&mut prepared, done).map(|_| ()));
+                Some(Ok((wire, frame_flags))) => (wire, *frame_flags),
+                Some(Err(_)) => {
+                    return Poll::Ready(prepared.take().map_or(Ok(()), |p| p.map(|_| ())));
+                }
+                None => {
+                    return Poll::Ready(Err(Status::failed_precondition("the send already ended")))
                 }
             };
             // A sender whose windows always have room would never yield: each message spends
@@ -209,6 +212,7 @@ impl RawSender {
             });
             if outcome.is_ready() {
                 coop.made_progress();
+                prepared = None;
             }
             outcome
         })

@@ -501,6 +501,32 @@ async fn a_trailer_with_a_body_is_a_protocol_error() {
     assert!(status.message().contains("trailer"), "{status}");
 }
 
+#[tokio::test]
+async fn messages_read_before_a_bad_frame_are_delivered_before_the_error() {
+    // Two messages, then a frame a server must never send, all in one write: the client reads
+    // them in one pass and fails the connection at the third.
+    raw_server("stream-then-bad-frame", |id, out| {
+        rpc_core::protocol::encode_message(out, id, 0, b"one");
+        rpc_core::protocol::encode_message(out, id, 0, b"two");
+        rpc_core::protocol::encode_half_close(out, id);
+    });
+    let channel = Endpoint::memory("stream-then-bad-frame").connect_lazy();
+    let mut stream = channel
+        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(
+        stream.message().await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    let status = stream.message().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+}
+
 /// A raw server at memory address `name`: the handshake (streaming on), then, for the first
 /// request, the frames `reply` appends, then it closes its side.
 fn raw_server(name: &str, reply: impl FnOnce(u32, &mut bytes::BytesMut) + Send + 'static) {

@@ -270,7 +270,8 @@ impl Streams {
     /// WINDOW_UPDATE is encoded into `queue` when one is due; the caller wakes the writer).
     /// `Pending` with `cx` registered while none has arrived.
     ///
-    /// The reader keeps a `batch`: with the message, up to [`READ_BATCH`] bytes of those queued
+    /// The reader keeps a `batch`: with the message, up to [`READ_BATCH`] bytes (and a quarter of
+    /// the call's window) of those queued
     /// behind it move there, so that it takes them without the lock. They stay unconsumed (their
     /// credit held, as for messages still queued here) until the reader takes them and reports
     /// their size as `held` in this call, which it makes at the latest for the last message of a
@@ -284,8 +285,17 @@ impl Streams {
         queue: &mut BytesMut,
         cx: &mut Context<'_>,
     ) -> Poll<Next> {
+        // A reader's batch is at most a quarter of the call's window, so that a batch left
+        // partly unread never holds a whole window's credit.
+        let batch_bytes = READ_BATCH.min(self.recv_call_initial as usize / 4);
         let Some(inbound) = self.calls.get_mut(&id).and_then(|c| c.inbound.as_mut()) else {
-            return Poll::Ready(Next::Gone);
+            // The call ended (its credit went back with it): what the reader already holds is
+            // still delivered, as after a connection loss, then the stream is gone.
+            return Poll::Ready(
+                batch
+                    .pop_front()
+                    .map_or(Next::Gone, |m| Next::Message(m.body, m.flags)),
+            );
         };
         inbound.window.consume(held);
         self.recv_conn.consume(held);
@@ -296,7 +306,7 @@ impl Streams {
                 inbound.window.consume(cost);
                 self.recv_conn.consume(cost);
                 if batch.is_empty() {
-                    let mut room = READ_BATCH;
+                    let mut room = batch_bytes;
                     while let Some(cost) = inbound.messages.front().map(|m| size(m.body.len())) {
                         if cost as usize > room {
                             break;
@@ -466,8 +476,9 @@ mod tests {
 
     #[test]
     fn a_batch_returns_its_credit_with_its_last_message() {
-        // A 16 KiB call window: half of it (8,192) makes an update due.
-        let s = settings(16_384, 1 << 20);
+        // A 64 KiB call window: batches of up to 16 KiB, and an update due at half the window or
+        // once everything received was taken.
+        let s = settings(65_536, 1 << 20);
         let mut streams = Streams::new(&s, &s, false);
         streams.open(1, true, false);
         let mut queue = BytesMut::new();
@@ -497,8 +508,39 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_dropped_by_a_handler_returns_its_credit() {
+    fn a_batch_is_a_quarter_of_a_small_window_and_outlives_its_call() {
         let s = settings(16_384, 1 << 20);
+        let mut streams = Streams::new(&s, &s, false);
+        streams.open(1, true, false);
+        let mut queue = BytesMut::new();
+        for _ in 0..12 {
+            streams
+                .on_message(message(1, 1_000, 0), &mut queue)
+                .unwrap();
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut batch = VecDeque::new();
+        assert!(streams
+            .poll_next(1, 0, &mut batch, &mut queue, &mut cx)
+            .is_ready());
+        assert_eq!(batch.len(), 4, "4,040 bytes fit a quarter of 16 KiB");
+        // The call ends: what the reader holds is delivered, then the stream is gone.
+        streams.close(1, &mut queue, &mut Vec::new());
+        for _ in 0..4 {
+            assert!(matches!(
+                streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx),
+                Poll::Ready(Next::Message(..))
+            ));
+        }
+        assert!(matches!(
+            streams.poll_next(1, 0, &mut batch, &mut queue, &mut cx),
+            Poll::Ready(Next::Gone)
+        ));
+    }
+
+    #[test]
+    fn a_batch_dropped_by_a_handler_returns_its_credit() {
+        let s = settings(65_536, 1 << 20);
         let mut streams = Streams::new(&s, &s, true);
         streams.open(1, true, false);
         let mut queue = BytesMut::new();

@@ -59,6 +59,19 @@ impl ClientRole {
     }
 
     fn handle_frames(&mut self, io: &mut FrameIo) -> Result<(), ProtocolError> {
+        if let Err(e) = self.read_frames(io) {
+            // The stream messages that arrived before the bad frame still reach their readers,
+            // ahead of the connection's error; the read's responses and PONGs settle nothing
+            // (the connection's close fails the calls still pending).
+            self.responses.clear();
+            self.pong_upto = 0;
+            let _ = self.complete();
+            return Err(e);
+        }
+        self.complete()
+    }
+
+    fn read_frames(&mut self, io: &mut FrameIo) -> Result<(), ProtocolError> {
         while let Some(frame) = io.next_frame()? {
             match frame {
                 Frame::Response(r) => self.responses.push(r),
@@ -87,7 +100,7 @@ impl ClientRole {
                 }
             }
         }
-        self.complete()
+        Ok(())
     }
 
     /// The messages of server streams this read brought: queued for their readers (those of a
@@ -146,8 +159,8 @@ impl ClientRole {
         Ok(())
     }
 
-    /// Hands a batch of responses to their callers, and tells the one-way calls the server read
-    /// that they are done, taking the lock once.
+    /// Hands the read's stream messages to their readers, then its responses to their callers,
+    /// and tells the one-way calls the server read that they are done, taking the lock once.
     ///
     /// # Errors
     /// A connection error: the trailer of a server stream with a body (`docs/protocol.md` §6).
@@ -156,13 +169,6 @@ impl ClientRole {
             return Ok(());
         }
         let mut trailer_with_body = false;
-        // A RESPONSE to call `n` proves the server read every request before it, before any
-        // go-away (it discards the requests it reads after one without answering).
-        let read_upto = self
-            .responses
-            .iter()
-            .map(|r| r.call_id.saturating_sub(1))
-            .fold(std::mem::take(&mut self.pong_upto), u32::max);
         let delivered;
         {
             let mut st = self.conn.lock();
@@ -170,7 +176,15 @@ impl ClientRole {
             if delivered.is_err() {
                 // The connection fails: its close fails the calls still pending.
                 self.responses.clear();
+                self.pong_upto = 0;
             }
+            // A RESPONSE to call `n` proves the server read every request before it, before any
+            // go-away (it discards the requests it reads after one without answering).
+            let read_upto = self
+                .responses
+                .iter()
+                .map(|r| r.call_id.saturating_sub(1))
+                .fold(std::mem::take(&mut self.pong_upto), u32::max);
             for r in self.responses.drain(..) {
                 if !r.body.is_empty() && st.streams.receives(r.call_id) {
                     // The connection fails: its close fails the calls still pending.
