@@ -474,12 +474,11 @@ mod tests {
         assert_eq!(updates(&mut queue), vec![(0, 170)]);
     }
 
-    #[test]
-    fn a_batch_returns_its_credit_with_its_last_message() {
-        // A 64 KiB call window: batches of up to 16 KiB, and an update due at half the window or
-        // once everything received was taken.
-        let s = settings(65_536, 1 << 20);
-        let mut streams = Streams::new(&s, &s, false);
+    /// Streams (on the server side or not) with call 1 open toward them, a call window of
+    /// `window` bytes, and twelve messages of 1,000 bytes received on it.
+    fn twelve_received(window: u32, server: bool) -> (Streams, BytesMut) {
+        let s = settings(window, 1 << 20);
+        let mut streams = Streams::new(&s, &s, server);
         streams.open(1, true, false);
         let mut queue = BytesMut::new();
         for _ in 0..12 {
@@ -487,6 +486,14 @@ mod tests {
                 .on_message(message(1, 1_000, 0), &mut queue)
                 .unwrap();
         }
+        (streams, queue)
+    }
+
+    #[test]
+    fn a_batch_returns_its_credit_with_its_last_message() {
+        // A 64 KiB call window: batches of up to 16 KiB, and an update due at half the window or
+        // once everything received was taken.
+        let (mut streams, mut queue) = twelve_received(65_536, false);
         let mut cx = Context::from_waker(Waker::noop());
         let mut batch = VecDeque::new();
         // The first message is taken with the lock; the eleven behind it move to the batch.
@@ -509,15 +516,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_a_quarter_of_a_small_window_and_outlives_its_call() {
-        let s = settings(16_384, 1 << 20);
-        let mut streams = Streams::new(&s, &s, false);
-        streams.open(1, true, false);
-        let mut queue = BytesMut::new();
-        for _ in 0..12 {
-            streams
-                .on_message(message(1, 1_000, 0), &mut queue)
-                .unwrap();
-        }
+        let (mut streams, mut queue) = twelve_received(16_384, false);
         let mut cx = Context::from_waker(Waker::noop());
         let mut batch = VecDeque::new();
         assert!(streams
@@ -540,15 +539,7 @@ mod tests {
 
     #[test]
     fn a_batch_dropped_by_a_handler_returns_its_credit() {
-        let s = settings(65_536, 1 << 20);
-        let mut streams = Streams::new(&s, &s, true);
-        streams.open(1, true, false);
-        let mut queue = BytesMut::new();
-        for _ in 0..12 {
-            streams
-                .on_message(message(1, 1_000, 0), &mut queue)
-                .unwrap();
-        }
+        let (mut streams, mut queue) = twelve_received(65_536, true);
         let mut cx = Context::from_waker(Waker::noop());
         let mut batch = VecDeque::new();
         assert!(streams

@@ -44,6 +44,33 @@ pub(crate) struct Plan {
     pub(crate) pki: Option<Pki>,
 }
 
+impl Plan {
+    /// Takes one of the flags every orchestrator shares (`--quick`, `--pin`, `--systems`,
+    /// `--payloads`, `--duration`, `--warmup`, `--runtime`, `--out`), with its value from `it`;
+    /// `false` for any other flag.
+    pub(crate) fn take_flag(
+        &mut self,
+        flag: &str,
+        it: &mut impl Iterator<Item = String>,
+    ) -> Result<bool, String> {
+        let secs = |v: String| -> Result<Duration, String> {
+            Ok(Duration::from_secs_f64(list::<f64>(&v, flag)?[0]))
+        };
+        match flag {
+            "--quick" => self.quick = true,
+            "--pin" => self.pin = true,
+            "--systems" => self.systems = System::parse_list(&arg_value(it, flag)?)?,
+            "--payloads" => self.payloads = list(&arg_value(it, flag)?, flag)?,
+            "--duration" => self.duration = secs(arg_value(it, flag)?)?,
+            "--warmup" => self.warmup = secs(arg_value(it, flag)?)?,
+            "--runtime" => self.runtime = Runtime::parse(&arg_value(it, flag)?)?,
+            "--out" => self.out = arg_value(it, flag)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 /// A throwaway PKI directory for the TLS systems, deleted when the run ends.
 pub(crate) struct Pki(PathBuf);
 
@@ -255,22 +282,11 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
     };
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
+        if plan.take_flag(&flag, &mut it)? {
+            continue;
+        }
         match flag.as_str() {
-            "--quick" => plan.quick = true,
-            "--pin" => plan.pin = true,
-            "--systems" => plan.systems = System::parse_list(&arg_value(&mut it, &flag)?)?,
-            "--payloads" => plan.payloads = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--concurrency" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
-            "--duration" => {
-                plan.duration =
-                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
-            }
-            "--warmup" => {
-                plan.warmup =
-                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
-            }
-            "--runtime" => plan.runtime = Runtime::parse(&arg_value(&mut it, &flag)?)?,
-            "--out" => plan.out = arg_value(&mut it, &flag)?,
             "--chart" => plan.chart = arg_value(&mut it, &flag)?,
             "-h" | "--help" => {
                 println!(

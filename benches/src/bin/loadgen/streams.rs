@@ -386,23 +386,12 @@ pub(crate) fn orchestrate_streams(args: Vec<String>) -> Result<(), String> {
     let mut idle = 10_000;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
+        if plan.take_flag(&flag, &mut it)? {
+            continue;
+        }
         match flag.as_str() {
-            "--quick" => plan.quick = true,
-            "--pin" => plan.pin = true,
-            "--systems" => plan.systems = System::parse_list(&arg_value(&mut it, &flag)?)?,
-            "--payloads" => plan.payloads = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--streams" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--idle" => idle = list(&arg_value(&mut it, &flag)?, &flag)?[0],
-            "--duration" => {
-                plan.duration =
-                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
-            }
-            "--warmup" => {
-                plan.warmup =
-                    Duration::from_secs_f64(list::<f64>(&arg_value(&mut it, &flag)?, &flag)?[0])
-            }
-            "--runtime" => plan.runtime = Runtime::parse(&arg_value(&mut it, &flag)?)?,
-            "--out" => plan.out = arg_value(&mut it, &flag)?,
             other => return Err(format!("streams: unknown argument {other:?} (try --help)")),
         }
     }
