@@ -465,16 +465,8 @@ async fn a_server_that_closes_without_a_trailer_ends_the_stream_with_an_error() 
     raw_server("stream-no-trailer", |id, out| {
         rpc_core::protocol::encode_message(out, id, 0, b"only one");
     });
-    let channel = Endpoint::memory("stream-no-trailer").connect_lazy();
-    let mut stream = channel
-        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
-        .await
-        .unwrap();
-    assert_eq!(
-        stream.message().await.unwrap().as_deref(),
-        Some(&b"only one"[..])
-    );
-    let status = stream.message().await.unwrap_err();
+    let (got, status) = messages_then_error("stream-no-trailer").await;
+    assert_eq!(got, [&b"only one"[..]]);
     assert_eq!(status.code(), Code::Unavailable, "{status}");
 }
 
@@ -486,17 +478,9 @@ async fn a_trailer_with_a_body_is_a_protocol_error() {
         rpc_core::protocol::encode_message(out, id, 0, b"only one");
         encode_response(out, id, 0, 0, b"", &Metadata::new(), b"a body");
     });
-    let channel = Endpoint::memory("stream-trailer-body").connect_lazy();
-    let mut stream = channel
-        .server_streaming(Request::new("demo.Clock/Ticks", "5"))
-        .await
-        .unwrap();
     // The message that came before is delivered; the call then fails with the connection.
-    assert_eq!(
-        stream.message().await.unwrap().as_deref(),
-        Some(&b"only one"[..])
-    );
-    let status = stream.message().await.unwrap_err();
+    let (got, status) = messages_then_error("stream-trailer-body").await;
+    assert_eq!(got, [&b"only one"[..]]);
     assert_eq!(status.code(), Code::Unavailable, "{status}");
     assert!(status.message().contains("trailer"), "{status}");
 }
@@ -510,21 +494,27 @@ async fn messages_read_before_a_bad_frame_are_delivered_before_the_error() {
         rpc_core::protocol::encode_message(out, id, 0, b"two");
         rpc_core::protocol::encode_half_close(out, id);
     });
-    let channel = Endpoint::memory("stream-then-bad-frame").connect_lazy();
+    let (got, status) = messages_then_error("stream-then-bad-frame").await;
+    assert_eq!(got, [&b"one"[..], &b"two"[..]]);
+    assert_eq!(status.code(), Code::Unavailable, "{status}");
+}
+
+/// Opens a server stream on the raw server at memory address `name` and reads it to its end:
+/// the messages, then the error it must end with.
+async fn messages_then_error(name: &str) -> (Vec<Bytes>, Status) {
+    let channel = Endpoint::memory(name).connect_lazy();
     let mut stream = channel
         .server_streaming(Request::new("demo.Clock/Ticks", "5"))
         .await
         .unwrap();
-    assert_eq!(
-        stream.message().await.unwrap().as_deref(),
-        Some(&b"one"[..])
-    );
-    assert_eq!(
-        stream.message().await.unwrap().as_deref(),
-        Some(&b"two"[..])
-    );
-    let status = stream.message().await.unwrap_err();
-    assert_eq!(status.code(), Code::Unavailable, "{status}");
+    let mut got = Vec::new();
+    loop {
+        match stream.message().await {
+            Ok(Some(m)) => got.push(m),
+            Ok(None) => panic!("the stream ended cleanly after {got:?}"),
+            Err(status) => return (got, status),
+        }
+    }
 }
 
 /// A raw server at memory address `name`: the handshake (streaming on), then, for the first
