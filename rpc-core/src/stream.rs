@@ -119,7 +119,7 @@ impl RawSender {
     /// `ResourceExhausted` for a message larger than the receiver can ever take (its frame size
     /// or window; nothing is sent and the stream goes on); `Cancelled` once the call ended (the
     /// caller went away, the server answered, or the connection closed); `FailedPrecondition`
-    /// after the stream was closed.
+    /// if the returned future is polled again after it completed.
     pub fn send(&mut self, body: Bytes) -> impl Future<Output = Result<(), Status>> + Send + '_ {
         self.send_flagged(body, 0)
     }

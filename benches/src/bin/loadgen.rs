@@ -41,8 +41,9 @@
 //! ```
 //!
 //! `streams` measures server streaming instead (`benches::systems::feed`): for each system,
-//! payload and number of concurrent streams on one connection, the messages and bytes per second
-//! that one server stream each delivers, every message checked, beside tonic's in the same run;
+//! payload and number of concurrent streams on one connection (one server stream per call), the
+//! messages and bytes per second all of them deliver together, every message checked, beside
+//! tonic's in the same run;
 //! then the resident memory each side spends per idle stream, with `--idle` streams open at once.
 //! `--quick` runs 64 B messages on 1 and 8 streams and 100 idle streams, writes nothing, and fails
 //! if any message was missing, out of order or corrupted.

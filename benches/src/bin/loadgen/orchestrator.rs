@@ -44,7 +44,25 @@ pub(crate) struct Plan {
     pub(crate) pki: Option<Pki>,
 }
 
+/// `loadgen`'s help: the doc comment of `loadgen.rs`.
+pub(crate) fn usage() -> String {
+    include_str!("../loadgen.rs")
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl Plan {
+    /// `--pin` needs `taskset`: an error when it is asked for and missing.
+    pub(crate) fn check_pin(&self) -> Result<(), String> {
+        if self.pin && Command::new("taskset").arg("-V").output().is_err() {
+            return Err("--pin needs taskset (util-linux)".into());
+        }
+        Ok(())
+    }
+
     /// Takes one of the flags every orchestrator shares (`--quick`, `--pin`, `--systems`,
     /// `--payloads`, `--duration`, `--warmup`, `--runtime`, `--out`), with its value from `it`;
     /// `false` for any other flag.
@@ -289,15 +307,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
             "--concurrency" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--chart" => plan.chart = arg_value(&mut it, &flag)?,
             "-h" | "--help" => {
-                println!(
-                    "{}",
-                    include_str!("../loadgen.rs")
-                        .lines()
-                        .take_while(|l| l.starts_with("//!"))
-                        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                );
+                println!("{}", usage());
                 return Ok(());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -309,9 +319,7 @@ pub(crate) fn orchestrate(args: Vec<String>) -> Result<(), String> {
         plan.warmup = Duration::from_millis(200);
         plan.duration = Duration::from_millis(500);
     }
-    if plan.pin && Command::new("taskset").arg("-V").output().is_err() {
-        return Err("--pin needs taskset (util-linux)".into());
-    }
+    plan.check_pin()?;
     if plan.systems.iter().any(|s| s.is_tls()) {
         plan.pki = Some(Pki::create()?);
     }

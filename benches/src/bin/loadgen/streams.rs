@@ -21,7 +21,7 @@ use benches::systems::System;
 use crate::args::{arg_value, list, Runtime};
 use crate::cpu::{cpu_ticks, rss_kib};
 use crate::orchestrator::{
-    command, expect_line, field, run_client, start_server, ClientRun, Plan, ServerProc,
+    command, expect_line, field, run_client, start_server, usage, ClientRun, Plan, ServerProc,
 };
 use crate::report::{environment, human_size};
 
@@ -392,9 +392,14 @@ pub(crate) fn orchestrate_streams(args: Vec<String>) -> Result<(), String> {
         match flag.as_str() {
             "--streams" => plan.concurrency = list(&arg_value(&mut it, &flag)?, &flag)?,
             "--idle" => idle = list(&arg_value(&mut it, &flag)?, &flag)?[0],
+            "-h" | "--help" => {
+                println!("{}", usage());
+                return Ok(());
+            }
             other => return Err(format!("streams: unknown argument {other:?} (try --help)")),
         }
     }
+    plan.check_pin()?;
     if let Some(s) = plan
         .systems
         .iter()
