@@ -313,18 +313,26 @@ async fn a_client_that_goes_away_takes_its_calls_with_it() {
     server.shutdown().await;
 }
 
+/// How the client of [`cascade`] gives up on its call to the front.
+#[derive(Clone, Copy, Debug)]
+enum GiveUp {
+    /// Its `Channel` drops the call (a CANCEL).
+    Cancel,
+    /// Its process goes away: the socket closes with the call in flight, nothing else sent.
+    Disconnect,
+}
+
 /// A front service calls a backend twice while handling one call: once awaiting the call, once
-/// from a task it spawned in the call's context scope. When the client drops its call to the
-/// front, both backend calls are cancelled: their handlers are dropped and the spawned one ends
-/// `Cancelled`.
-#[tokio::test]
-async fn cancelling_a_call_cancels_the_calls_it_made() {
+/// from a task it spawned in the call's context scope. When the client gives up on its call to
+/// the front, both backend calls are cancelled: their handlers are dropped and the spawned one
+/// ends `Cancelled`.
+async fn cascade(backend_name: &'static str, give_up: GiveUp) {
     let (holds, mut seen) = holds();
     let backend = serve(
         Server::builder().add_service(holds.service("demo.Backend")),
-        MemoryListener::bind("cascade-backend").unwrap(),
+        MemoryListener::bind(backend_name).unwrap(),
     );
-    let backend_channel = Endpoint::memory("cascade-backend").connect_lazy();
+    let backend_channel = Endpoint::memory(backend_name).connect_lazy();
     let (spawned_tx, spawned_rx) = oneshot::channel();
     let spawned_tx = Arc::new(Mutex::new(Some(spawned_tx)));
     let front_svc = RawService::new("demo.Front").method("Fan", move |_req: Request| {
@@ -346,18 +354,34 @@ async fn cancelling_a_call_cancels_the_calls_it_made() {
                 .await
         }
     });
-    let front = serve(
-        Server::builder().add_service(front_svc),
-        MemoryListener::bind("cascade-front").unwrap(),
-    );
-    let client = Endpoint::memory("cascade-front").connect().await.unwrap();
-    let call = tokio::spawn(async move { client.unary(Request::new("demo.Front/Fan", "")).await });
-    assert_eq!(
-        receive(&mut seen.started, 2, "started").await,
-        ["awaited", "spawned"]
-    );
-
-    call.abort(); // the client gives up on its call to the front
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let front = serve(Server::builder().add_service(front_svc), listener);
+    match give_up {
+        GiveUp::Cancel => {
+            let client = Endpoint::tcp(addr).connect().await.unwrap();
+            let call =
+                tokio::spawn(async move { client.unary(Request::new("demo.Front/Fan", "")).await });
+            assert_eq!(
+                receive(&mut seen.started, 2, "started").await,
+                ["awaited", "spawned"]
+            );
+            call.abort(); // the client gives up on its call to the front
+        }
+        GiveUp::Disconnect => {
+            let (rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
+            let mut out = client_hello();
+            request(&mut out, 1, "demo.Front/Fan", b"");
+            send(&mut wr, &out).await.unwrap();
+            let mut reader = FrameReader::new(rd);
+            reader.read_hello().await;
+            assert_eq!(
+                receive(&mut seen.started, 2, "started").await,
+                ["awaited", "spawned"]
+            );
+            drop((reader, wr)); // the client process goes away
+        }
+    }
     assert_eq!(
         receive(&mut seen.dropped, 2, "dropped").await,
         ["awaited", "spawned"]
@@ -371,4 +395,16 @@ async fn cancelling_a_call_cancels_the_calls_it_made() {
     assert_eq!(spawned.delivery(), Delivery::Sent);
     front.shutdown().await;
     backend.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_call_cancels_the_calls_it_made() {
+    cascade("cascade-backend", GiveUp::Cancel).await;
+}
+
+/// Issue 12, item 3: a client that disconnects (no CANCEL) takes its handlers' outgoing calls
+/// with them, also those made from spawned work.
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_calls_its_calls_made() {
+    cascade("cascade-backend-disconnect", GiveUp::Disconnect).await;
 }

@@ -16,11 +16,14 @@ use crate::limit::Permit;
 use crate::message::{Request, Response};
 use crate::status::{Code, Delivery, Status};
 
-/// The relative deadline sent on the wire: microseconds left, at least 1; 0 for none.
+/// The relative deadline sent on the wire: microseconds left, rounded up and at least 1; 0 for
+/// none (`docs/protocol.md` §5).
 pub(super) fn timeout_us(deadline: Option<Instant>, now: Instant) -> u64 {
     deadline.map_or(0, |d| {
         let left = d.saturating_duration_since(now);
-        u64::try_from(left.as_micros()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(left.as_nanos().div_ceil(1_000))
+            .unwrap_or(u64::MAX)
+            .max(1)
     })
 }
 
@@ -321,5 +324,28 @@ fn poll_connecting(c: &mut Connecting, cx: &mut Context<'_>) -> Poll<State> {
             }
             Err(s) => return done(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// `docs/protocol.md` §5: a remainder is rounded up, and 0 means "no deadline", so one under
+    /// 1 µs, or a deadline that passed while the request waited, is sent as 1 µs, never as 0
+    /// (issue 12, item 14).
+    #[test]
+    fn a_positive_remainder_is_never_sent_as_no_deadline() {
+        let now = Instant::now();
+        assert_eq!(timeout_us(None, now), 0);
+        assert_eq!(timeout_us(Some(now + Duration::from_nanos(1)), now), 1);
+        assert_eq!(timeout_us(Some(now + Duration::from_nanos(999)), now), 1);
+        assert_eq!(
+            timeout_us(Some(now + Duration::from_micros(1_500)), now),
+            1_500
+        );
+        assert_eq!(timeout_us(Some(now + Duration::from_nanos(1_500)), now), 2);
+        assert_eq!(timeout_us(Some(now), now + Duration::from_millis(1)), 1);
     }
 }
