@@ -65,10 +65,10 @@ pub fn template(size: usize) -> Bytes {
     (0..size).map(|i| (i % 251) as u8).collect()
 }
 
-/// Message `n` of a feed: `template` with `n` (big-endian) over its first 8 bytes (fewer when
-/// it is shorter).
-pub fn numbered(template: &Bytes, n: u64) -> Bytes {
-    let mut b = BytesMut::from(&template[..]);
+/// Message `n` of a feed (and the payload of unary call `n` in `loadgen`): `template` with `n`
+/// (big-endian) over its first 8 bytes (fewer when it is shorter).
+pub fn numbered(template: &[u8], n: u64) -> Bytes {
+    let mut b = BytesMut::from(template);
     let tag = n.to_be_bytes();
     let k = tag.len().min(b.len());
     b[..k].copy_from_slice(&tag[..k]);

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use benches::systems::feed::numbered;
 use benches::systems::{Client, System};
-use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
 use crate::args::{arg_value, Runtime};
@@ -27,15 +27,6 @@ struct ClientArgs {
 const WARMUP: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
-
-/// A payload that differs per call: a fixed pattern with the call's number stamped in front.
-fn payload(template: &[u8], n: u64) -> Bytes {
-    let mut b = BytesMut::from(template);
-    let tag = n.to_be_bytes();
-    let k = tag.len().min(b.len());
-    b[..k].copy_from_slice(&tag[..k]);
-    b.freeze()
-}
 
 pub(crate) fn client(args: Vec<String>) -> Result<(), String> {
     let mut a = ClientArgs {
@@ -104,7 +95,8 @@ async fn run_client(a: ClientArgs) -> Result<(), String> {
                     return r;
                 }
                 let n = counter.fetch_add(1, Ordering::Relaxed);
-                let body = payload(&template, n);
+                // A payload that differs per call: the call's number stamped in front.
+                let body = numbered(&template, n);
                 let t0 = Instant::now();
                 let reply = client.echo(body.clone()).await;
                 let us = t0.elapsed().as_micros() as u64;
