@@ -8,7 +8,7 @@
 //!
 //! It starts a throwaway etcd (free loopback ports, a temporary data directory, `etcd` from
 //! `scripts/deps`), three server processes (this binary, `serve`), and drives them from this
-//! process through a `BalancedChannel` over the etcd watch, with a 1 s deadline and up to three
+//! process through a `BalancedChannel` over the etcd watch, with a 1 s deadline and up to five
 //! attempts within the default retry budget. Each server's handler takes `--work-ms` and a
 //! `LoadShedLayer` admits `--limit` calls at a time, so the three serve `3 × limit / work` calls a
 //! second: the capacity. Half the calls are marked idempotent.

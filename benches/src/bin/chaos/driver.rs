@@ -24,6 +24,9 @@ pub(crate) struct Tally {
     pub(crate) shed: u64,
     /// Latency of the calls that succeeded, in microseconds.
     pub(crate) admitted: Histogram<u64>,
+    /// The first few failed idempotent calls: when they were due (seconds into the step) and
+    /// their status, to tell what failed them.
+    pub(crate) idempotent_failures: Vec<String>,
 }
 
 impl Tally {
@@ -35,10 +38,11 @@ impl Tally {
             codes: BTreeMap::new(),
             shed: 0,
             admitted: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            idempotent_failures: Vec::new(),
         }
     }
 
-    fn record(&mut self, idempotent: bool, outcome: Result<Duration, Status>) {
+    fn record(&mut self, idempotent: bool, at: Duration, outcome: Result<Duration, Status>) {
         self.calls += 1;
         match outcome {
             Ok(took) => {
@@ -47,6 +51,15 @@ impl Tally {
             Err(e) => {
                 if idempotent {
                     self.failed_idempotent += 1;
+                    if self.idempotent_failures.len() < 5 {
+                        self.idempotent_failures.push(format!(
+                            "due at {:.3} s: {:?} {:?} ({:?})",
+                            at.as_secs_f64(),
+                            e.code(),
+                            e.message(),
+                            e.delivery()
+                        ));
+                    }
                 } else {
                     self.failed_other += 1;
                 }
@@ -93,18 +106,18 @@ where
                 Ok(_) => Err(Status::internal("the reply is not the request's body")),
                 Err(e) => Err(e),
             };
-            (idempotent, outcome)
+            (idempotent, due - start, outcome)
         });
         while let Some(done) = calls.try_join_next() {
-            if let Ok((idempotent, outcome)) = done {
-                tally.record(idempotent, outcome);
+            if let Ok((idempotent, at, outcome)) = done {
+                tally.record(idempotent, at, outcome);
             }
         }
         n += 1;
     }
     while let Some(done) = calls.join_next().await {
-        if let Ok((idempotent, outcome)) = done {
-            tally.record(idempotent, outcome);
+        if let Ok((idempotent, at, outcome)) = done {
+            tally.record(idempotent, at, outcome);
         }
     }
     tally
