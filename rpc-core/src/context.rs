@@ -116,6 +116,12 @@ impl Context {
         Context::default()
     }
 
+    /// Names the peer of a call that did not come over a native connection (HTTP/JSON).
+    #[cfg(feature = "http")]
+    pub(crate) fn set_peer(&mut self, peer: Option<PeerAddr>) {
+        self.peer = peer;
+    }
+
     /// The context of a served call; its token comes from `cancels` (the call's connection).
     pub(crate) fn for_call(
         call_id: u32,

@@ -89,6 +89,8 @@ mod context;
 pub mod describe;
 mod descriptor;
 mod extensions;
+#[cfg(feature = "http")]
+pub mod http;
 mod limit;
 mod message;
 mod metadata;

@@ -37,6 +37,7 @@ mod instance;
 mod memory;
 mod registration_state;
 mod registry;
+mod router;
 mod serve;
 mod static_registry;
 
@@ -49,5 +50,6 @@ pub use instance::{EndpointSet, Instance, Query, DEFAULT};
 pub use memory::MemoryRegistry;
 pub use registration_state::{RegistrationState, RegistrationStatus};
 pub use registry::{Registration, Registry, Watch};
+pub use router::{DiscoveryRouter, DEFAULT_MAX_ROUTES};
 pub use serve::{dial_addr, serve_registered, ServeRegistered};
 pub use static_registry::StaticRegistry;

@@ -178,13 +178,17 @@ pub(crate) struct ServerHandshake {
 /// The server side: check the client's preface, answer with ours and our settings, then read the
 /// client's settings. A wrong version, and a first frame that is not a well-formed SETTINGS within
 /// our limits, are told with a go-away before the connection closes.
-pub(crate) async fn server_handshake(
+///
+/// `buf` holds the bytes of the connection read already (to tell the native protocol from HTTP
+/// by them), usually none.
+pub(crate) async fn server_handshake_after(
     mut io: BoxIo,
+    mut buf: BytesMut,
     local: &Settings,
     timeout: Duration,
 ) -> Result<ServerHandshake, ProtocolError> {
     let work = async {
-        let mut buf = BytesMut::with_capacity(HANDSHAKE_BUFFER);
+        buf.reserve(HANDSHAKE_BUFFER.saturating_sub(buf.len()));
         read_at_least(&mut io, &mut buf, PREFACE_LEN).await?;
         let preface: [u8; PREFACE_LEN] = buf[..PREFACE_LEN]
             .try_into()
@@ -239,9 +243,14 @@ mod buffer_tests {
         hello.put_slice(&PREFACE);
         encode_settings(&mut hello, &local);
         client.write_all(&hello).await.unwrap();
-        let hs = server_handshake(Box::new(server), &local, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let hs = server_handshake_after(
+            Box::new(server),
+            BytesMut::new(),
+            &local,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert!(
             hs.io.buffer_bytes() <= HANDSHAKE_BUFFER,
             "{}",

@@ -8,13 +8,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio_util::sync::CancellationToken;
 
 use super::connection::{ConnShared, ServerRole};
 use super::stats::{Open, ServerStats};
 use crate::backoff::Backoff;
-use crate::conn::{server_handshake, Driver};
+use crate::conn::{server_handshake_after, Driver};
 use crate::protocol::ProtocolError;
+#[cfg(feature = "http")]
+use crate::protocol::PREFACE;
 use crate::transport::{BoxIo, Listener, PeerAddr};
 
 /// Waits between accept attempts while the process is out of file descriptors (or kernel
@@ -138,6 +141,9 @@ pub(super) struct ConnSetup {
     pub(super) shutdown: CancellationToken,
     /// The drain timeout ran out: close now.
     pub(super) hard_stop: CancellationToken,
+    /// HTTP/JSON on this port too ([`Server::http`](super::Server::http)).
+    #[cfg(feature = "http")]
+    pub(super) http: Option<crate::http::HttpConfig>,
 }
 
 /// One connection, from its handshake to its close; counted in the server's stats throughout. A
@@ -149,9 +155,36 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
         handshake_timeout,
         shutdown,
         hard_stop,
+        #[cfg(feature = "http")]
+        http,
     } = setup;
+    #[cfg(feature = "http")]
+    let (io, first) = match http {
+        None => (io, BytesMut::new()),
+        Some(config) => {
+            let Some((io, first)) = first_bytes(io, handshake_timeout, &shutdown, &peer).await
+            else {
+                return;
+            };
+            if first.first() != Some(&PREFACE[0]) {
+                open.established();
+                let setup = super::http::HttpSetup {
+                    shared,
+                    config,
+                    header_timeout: handshake_timeout,
+                    shutdown,
+                    hard_stop,
+                };
+                super::http::serve(io, first, peer, setup).await;
+                return;
+            }
+            (io, first)
+        }
+    };
+    #[cfg(not(feature = "http"))]
+    let first = BytesMut::new();
     let handshake = tokio::select! {
-        hs = server_handshake(io, &shared.local, handshake_timeout) => hs,
+        hs = server_handshake_after(io, first, &shared.local, handshake_timeout) => hs,
         () = shutdown.cancelled() => {
             tracing::debug!(%peer, "shutting down: closing a connection still in its handshake");
             return;
@@ -170,6 +203,36 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
             tracing::debug!(%peer, error = %e, "connection lost during handshake")
         }
         Err(e) => tracing::warn!(%peer, error = %e, "handshake failed"),
+    }
+}
+
+/// The first bytes a client sends (one read), which tell our preface from HTTP (HTTP never
+/// starts with `0x7f`); `None` when the client closes, fails or sends nothing within the
+/// handshake timeout, or the server shuts down first.
+#[cfg(feature = "http")]
+async fn first_bytes(
+    mut io: BoxIo,
+    timeout: Duration,
+    shutdown: &CancellationToken,
+    peer: &PeerAddr,
+) -> Option<(BoxIo, BytesMut)> {
+    use tokio::io::AsyncReadExt;
+    let mut first = BytesMut::with_capacity(crate::conn::HANDSHAKE_BUFFER);
+    let read = tokio::select! {
+        read = tokio::time::timeout(timeout, io.read_buf(&mut first)) => read,
+        () = shutdown.cancelled() => return None,
+    };
+    match read {
+        Ok(Ok(n)) if n > 0 => Some((io, first)),
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "connection lost before its first bytes");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "no first bytes within the handshake timeout: closing");
+            None
+        }
     }
 }
 

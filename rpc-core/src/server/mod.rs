@@ -3,6 +3,8 @@
 mod accept;
 mod cancel;
 mod connection;
+#[cfg(feature = "http")]
+mod http;
 mod overload;
 mod reply;
 mod service;
@@ -92,6 +94,8 @@ pub struct Server {
     codecs: CodecSet,
     compression: Option<(Compression, usize)>,
     max_queue_delay: Option<Duration>,
+    #[cfg(feature = "http")]
+    http: Option<crate::http::HttpConfig>,
 }
 
 impl fmt::Debug for Server {
@@ -134,7 +138,30 @@ impl Server {
             codecs: CodecSet::ALL,
             compression: None,
             max_queue_delay: None,
+            #[cfg(feature = "http")]
+            http: None,
         }
+    }
+
+    /// Also serves HTTP/JSON on the same listener (feature `http`): every hosted service is
+    /// callable as `POST /package.Service/Method` with a JSON body (or MessagePack, Protobuf,
+    /// raw, by `Content-Type`), over HTTP/1.1 or HTTP/2 without TLS (h2c with prior
+    /// knowledge), and over TLS with a TLS listener. A connection is told apart by its first
+    /// byte: our preface starts with `0x7f`, which no HTTP request does. See [`crate::http`] for
+    /// the mapping of paths, headers and statuses, and `docs/protocol.md` §18.
+    ///
+    /// HTTP calls count against [`max_concurrent_calls`](Server::max_concurrent_calls) and get
+    /// the server's codecs; the first bytes must come within the
+    /// [`handshake_timeout`](Server::handshake_timeout), and an HTTP/1.1 request's headers too.
+    ///
+    /// ```
+    /// use rpc_core::http::HttpConfig;
+    /// let server = rpc_core::Server::builder().http(HttpConfig::new().max_body(1 << 20));
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn http(mut self, config: crate::http::HttpConfig) -> Server {
+        self.http = Some(config);
+        self
     }
 
     /// The codecs requests may use; others are answered with `Unimplemented` naming these. Announced
@@ -402,6 +429,8 @@ impl Server {
                 handshake_timeout,
                 shutdown: shutdown.clone(),
                 hard_stop: hard_stop.clone(),
+                #[cfg(feature = "http")]
+                http: self.http.clone(),
             };
             tracker.spawn(serve_connection(io, peer, open, setup));
         };

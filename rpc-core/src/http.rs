@@ -1,0 +1,619 @@
+//! HTTP/JSON access (feature `http`): any service callable as `POST /{package.Service}/{Method}`
+//! by clients that do not speak the native protocol (browsers, `curl`, services in other
+//! languages), on the server's own port or behind a gateway.
+//!
+//! [`HttpService`] turns an HTTP request into a [`Request`] for any tower service of ours and its
+//! answer back into an HTTP response; it is a hyper service, so it runs on any hyper connection.
+//! A [`Server`](crate::Server) given [`Server::http`](crate::Server::http) serves it on the same
+//! listener as the native protocol (it tells the two apart by their first byte); a gateway
+//! puts a client stack behind it instead of local handlers. `docs/protocol.md` §18 is the
+//! reference for other-language clients.
+//!
+//! The mapping:
+//! - **Route**: `POST /{package.Service}/{Method}`; other HTTP methods get `405` with
+//!   `Allow: POST`.
+//! - **Body and codec**: the `Content-Type` names the codec of the body and of the answer:
+//!   `application/json` (also `application/*+json`, no content type, and
+//!   `application/x-www-form-urlencoded`, which `curl -d` sends by default; the body is read as
+//!   JSON all the same), `application/msgpack` (or `x-msgpack`, `vnd.msgpack`),
+//!   `application/protobuf` (or `x-protobuf`, `vnd.google.protobuf`), and
+//!   `application/octet-stream` (the raw codec). Anything else is `415`. A body over
+//!   [`HttpConfig::max_body`] is `413`.
+//! - **Metadata**: a header `rpc-md-{key}` becomes metadata `{key}`; `authorization`,
+//!   `traceparent`, `tracestate` and `baggage` pass under their own names. Response metadata
+//!   comes back as `rpc-md-{key}` headers (values that are not valid header values are left
+//!   out). Other headers are not passed on.
+//! - **Deadline**: `rpc-timeout`, in gRPC's `grpc-timeout` form (at most 8 digits and a unit:
+//!   `H`, `M`, `S`, `m`, `u`, `n`; `250m` is 250 ms). A malformed value is `400`.
+//! - **Request id**: `x-request-id` is taken (or made: 32 hex digits), passed as metadata
+//!   `request-id`, and echoed on the response.
+//! - **Errors**: the status code maps to an HTTP status as in gRPC's HTTP mapping
+//!   ([`http_status`]), with a JSON body `{"code": 9, "status": "FailedPrecondition",
+//!   "message": "…", "details": …}`; `details` is a typed error ([`Status::details`]) as JSON,
+//!   present only when the status carries one. The numeric code is also in the `rpc-status`
+//!   header.
+//! - **Cancellation**: a client that disconnects before its answer drops the call: the handler
+//!   stops, and its context's token ([`Context::cancellation`](crate::Context::cancellation)) is
+//!   cancelled, so calls it made downstream end too.
+//!
+//! ```
+//! use rpc_core::http::{http_status, HttpConfig, HttpService};
+//! use rpc_core::server::RawService;
+//! use rpc_core::{Code, Response};
+//!
+//! // Any tower service of ours; here a hand-made echo.
+//! let echo = RawService::new("demo.Echo")
+//!     .method("Echo", |req| async move { Ok(Response::new(req.into_body())) });
+//! let http = HttpService::new(echo, HttpConfig::new().max_body(64 * 1024));
+//! # let _ = http;
+//! assert_eq!(http_status(Code::NotFound), 404);
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use rpc_codec::{CodecId, MsgPack};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::message::{Request, Response};
+use crate::metadata::Metadata;
+use crate::service_error::DETAILS_KEY;
+use crate::status::{Code, Status};
+use crate::transport::PeerAddr;
+use crate::BoxFuture;
+
+/// Headers `rpc-md-{key}` carry metadata `{key}`, both ways.
+pub const METADATA_HEADER_PREFIX: &str = "rpc-md-";
+/// The call's timeout, in gRPC's `grpc-timeout` form (`250m`, `2S`).
+pub const TIMEOUT_HEADER: &str = "rpc-timeout";
+/// The request id header, taken or made, and echoed on the response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The metadata key the request id travels under.
+pub const REQUEST_ID_KEY: &str = "request-id";
+/// The numeric status code of a failed call, on its response.
+pub const STATUS_HEADER: &str = "rpc-status";
+/// Headers passed as metadata under their own names: credentials and W3C trace context.
+pub const PASSED_HEADERS: [&str; 4] = ["authorization", "traceparent", "tracestate", "baggage"];
+
+/// The default [`HttpConfig::max_body`]: 4 MiB, the native protocol's default largest frame.
+pub const DEFAULT_MAX_BODY: usize = 4 << 20;
+
+/// Limits of HTTP/JSON access.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    max_body: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// Default limits: request bodies up to [`DEFAULT_MAX_BODY`].
+    pub fn new() -> HttpConfig {
+        HttpConfig::default()
+    }
+
+    /// The largest request body, in bytes; a larger one is answered `413 Payload Too Large`
+    /// without being read past the limit.
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> HttpConfig {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The largest request body, in bytes.
+    pub fn body_limit(&self) -> usize {
+        self.max_body
+    }
+}
+
+/// The HTTP status for a status code, as gRPC's HTTP mapping (`google/rpc/code.proto`) gives
+/// it, but for `Unimplemented`: 404, where gRPC says 501. For an HTTP caller an unknown service
+/// or method is a path that names nothing, and 501 would tell a proxy that the server lacks an
+/// HTTP feature.
+///
+/// | code | HTTP | code | HTTP |
+/// |---|---|---|---|
+/// | Ok | 200 | FailedPrecondition | 400 |
+/// | Cancelled | 499 | Aborted | 409 |
+/// | Unknown | 500 | OutOfRange | 400 |
+/// | InvalidArgument | 400 | Unimplemented | 404 |
+/// | DeadlineExceeded | 504 | Internal | 500 |
+/// | NotFound | 404 | Unavailable | 503 |
+/// | AlreadyExists | 409 | DataLoss | 500 |
+/// | PermissionDenied | 403 | Unauthenticated | 401 |
+/// | ResourceExhausted | 429 | | |
+pub fn http_status(code: Code) -> u16 {
+    match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound | Code::Unimplemented => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::Unavailable => 503,
+        Code::Unauthenticated => 401,
+    }
+}
+
+/// The JSON error body of a failed call: `{"code", "status", "message", "details"}`, `details`
+/// only when the status carries a typed error (decoded from its MessagePack form).
+pub fn error_body(status: &Status) -> Bytes {
+    let mut body = serde_json::Map::new();
+    body.insert("code".into(), status.code().as_u8().into());
+    body.insert("status".into(), status.code().as_str().into());
+    body.insert("message".into(), status.message().into());
+    if let Some(details) = status.metadata().get(DETAILS_KEY) {
+        if let Ok(value) = MsgPack::decode::<serde_json::Value>(details.clone()) {
+            body.insert("details".into(), value);
+        }
+    }
+    serde_json::to_vec(&serde_json::Value::Object(body))
+        .map(Bytes::from)
+        .unwrap_or_else(|_| Bytes::from_static(br#"{"code":13,"status":"Internal"}"#))
+}
+
+/// The codec a `Content-Type` names (see the [module docs](self)); `None` for one this does not
+/// serve. A missing content type is JSON.
+pub fn codec_for(content_type: Option<&str>) -> Option<CodecId> {
+    let Some(ct) = content_type else {
+        return Some(CodecId::JSON);
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "application/x-www-form-urlencoded" | "" => Some(CodecId::JSON),
+        "application/msgpack" | "application/x-msgpack" | "application/vnd.msgpack" => {
+            Some(CodecId::MSGPACK)
+        }
+        "application/protobuf" | "application/x-protobuf" | "application/vnd.google.protobuf" => {
+            Some(CodecId::PROTOBUF)
+        }
+        "application/octet-stream" => Some(CodecId::RAW),
+        e if e.starts_with("application/") && e.ends_with("+json") => Some(CodecId::JSON),
+        _ => None,
+    }
+}
+
+/// The `Content-Type` of a body in `codec`.
+pub fn content_type(codec: CodecId) -> &'static str {
+    match codec {
+        CodecId::MSGPACK => "application/msgpack",
+        CodecId::PROTOBUF => "application/protobuf",
+        CodecId::RAW => "application/octet-stream",
+        _ => "application/json",
+    }
+}
+
+/// Parses a timeout in gRPC's `grpc-timeout` form: 1 to 8 ASCII digits, then `H`, `M`, `S`, `m`,
+/// `u` or `n`. `None` for anything else.
+pub fn parse_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Serves HTTP/JSON requests by calling `S`, a tower service of ours (local handlers, or a client
+/// stack in a gateway): a hyper service. See the [module docs](self) for the mapping.
+pub struct HttpService<S> {
+    inner: S,
+    config: Arc<HttpConfig>,
+    peer: Option<PeerAddr>,
+}
+
+impl<S: Clone> Clone for HttpService<S> {
+    fn clone(&self) -> Self {
+        HttpService {
+            inner: self.inner.clone(),
+            config: self.config.clone(),
+            peer: self.peer.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for HttpService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpService")
+            .field("config", &self.config)
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> HttpService<S> {
+    /// Serves HTTP requests by calling `inner`.
+    pub fn new(inner: S, config: HttpConfig) -> HttpService<S> {
+        HttpService {
+            inner,
+            config: Arc::new(config),
+            peer: None,
+        }
+    }
+
+    /// The peer the calls' contexts name ([`Context::peer`](crate::Context::peer)).
+    #[must_use]
+    pub fn with_peer(mut self, peer: PeerAddr) -> HttpService<S> {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+impl<S, B> hyper::service::Service<http::Request<B>> for HttpService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Status> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn call(&self, req: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        let config = self.config.clone();
+        let peer = self.peer.clone();
+        Box::pin(async move { Ok(handle(inner, &config, peer, req).await) })
+    }
+}
+
+/// A failure of the HTTP side, before or instead of a call: its HTTP status and a status for the
+/// JSON body.
+struct Refused(StatusCode, Status);
+
+async fn handle<S, B>(
+    inner: S,
+    config: &HttpConfig,
+    peer: Option<PeerAddr>,
+    req: http::Request<B>,
+) -> http::Response<Full<Bytes>>
+where
+    S: tower::Service<Request, Response = Response, Error = Status> + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(new_request_id, str::to_owned);
+    let mut resp = match call(inner, config, peer, &request_id, req).await {
+        Ok((codec, response)) => {
+            let (metadata, body) = response.into_parts();
+            let mut resp = http::Response::new(Full::new(body));
+            let headers = resp.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(codec)));
+            metadata_to_headers(&metadata, headers);
+            resp
+        }
+        Err(Refused(code, status)) => error_response(code, &status),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}
+
+/// The HTTP response of a failed call.
+pub fn status_response(status: &Status) -> http::Response<Full<Bytes>> {
+    let code = StatusCode::from_u16(http_status(status.code()))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_response(code, status)
+}
+
+fn error_response(code: StatusCode, status: &Status) -> http::Response<Full<Bytes>> {
+    let mut resp = http::Response::new(Full::new(error_body(status)));
+    *resp.status_mut() = code;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        STATUS_HEADER,
+        HeaderValue::from(u16::from(status.code().as_u8())),
+    );
+    if code == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    resp
+}
+
+fn refused(code: StatusCode, status: Status) -> Refused {
+    Refused(code, status)
+}
+
+/// Checks the HTTP request, makes the call, and returns the codec of the answer with it.
+async fn call<S, B>(
+    inner: S,
+    config: &HttpConfig,
+    peer: Option<PeerAddr>,
+    request_id: &str,
+    req: http::Request<B>,
+) -> Result<(CodecId, Response), Refused>
+where
+    S: tower::Service<Request, Response = Response, Error = Status> + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let path = route(parts.uri.path()).ok_or_else(|| {
+        refused(
+            StatusCode::NOT_FOUND,
+            Status::not_found(format!(
+                "no route {:?}: calls are POST /package.Service/Method",
+                parts.uri.path()
+            )),
+        )
+    })?;
+    if parts.method != Method::POST {
+        return Err(refused(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Status::unimplemented(format!("{} is called with POST", path)),
+        ));
+    }
+    let content_type = match parts.headers.get(CONTENT_TYPE) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            refused(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Status::invalid_argument("the Content-Type header is not ASCII"),
+            )
+        })?),
+    };
+    let codec = codec_for(content_type).ok_or_else(|| {
+        refused(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Status::invalid_argument(format!(
+                "unsupported Content-Type {:?}: use application/json, application/msgpack, \
+                 application/protobuf or application/octet-stream",
+                content_type.unwrap_or_default()
+            )),
+        )
+    })?;
+    let timeout = match parts.headers.get(TIMEOUT_HEADER) {
+        None => None,
+        Some(v) => Some(v.to_str().ok().and_then(parse_timeout).ok_or_else(|| {
+            refused(
+                StatusCode::BAD_REQUEST,
+                Status::invalid_argument(format!(
+                    "malformed {TIMEOUT_HEADER} header {v:?}: 1 to 8 digits and a unit \
+                     (H, M, S, m, u, n), e.g. 250m"
+                )),
+            )
+        })?),
+    };
+    let too_large = || {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Status::resource_exhausted(format!(
+                "the request body is over the limit of {} bytes",
+                config.max_body
+            )),
+        )
+    };
+    let announced = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > config.max_body as u64) {
+        return Err(too_large());
+    }
+    let body = match Limited::new(body, config.max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                Status::invalid_argument(format!("the request body could not be read: {e}")),
+            ))
+        }
+    };
+
+    let mut request = Request::new(path.to_owned(), body).with_codec(codec);
+    headers_to_metadata(&parts.headers, request.metadata_mut());
+    request
+        .metadata_mut()
+        .insert(REQUEST_ID_KEY, request_id.to_owned());
+    if let Some(t) = timeout {
+        request = request.with_timeout(t);
+    }
+    // Dropped with this future (the client went away): the handler's token is cancelled, and
+    // with it the calls it made.
+    let token = CancellationToken::new();
+    let _cancel_on_drop = token.clone().drop_guard();
+    {
+        let ctx = request.context_mut();
+        ctx.set_peer(peer);
+        *ctx = std::mem::take(ctx).with_cancellation(token);
+    }
+    match inner.oneshot(request).await {
+        Ok(response) => Ok((codec, response)),
+        Err(status) => {
+            let code = StatusCode::from_u16(http_status(status.code()))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Err(refused(code, status))
+        }
+    }
+}
+
+/// `package.Service/Method` from a URI path `/package.Service/Method`, split at its last `/` as
+/// native paths are (`docs/protocol.md` §5): both parts non-empty.
+fn route(path: &str) -> Option<&str> {
+    let path = path.strip_prefix('/')?;
+    let (service, method) = path.rsplit_once('/')?;
+    (!service.is_empty() && !method.is_empty()).then_some(path)
+}
+
+/// Headers to metadata by the rules in the [module docs](self).
+fn headers_to_metadata(headers: &HeaderMap, metadata: &mut Metadata) {
+    for (name, value) in headers {
+        let name = name.as_str();
+        if let Some(key) = name.strip_prefix(METADATA_HEADER_PREFIX) {
+            if !key.is_empty() {
+                metadata.append(key.to_owned(), Bytes::copy_from_slice(value.as_bytes()));
+            }
+        } else if PASSED_HEADERS.contains(&name) {
+            metadata.append(name.to_owned(), Bytes::copy_from_slice(value.as_bytes()));
+        }
+    }
+}
+
+/// Response metadata to `rpc-md-{key}` headers; pairs that make no valid header are left out, as
+/// are the typed error details (in the JSON body already).
+fn metadata_to_headers(metadata: &Metadata, headers: &mut HeaderMap) {
+    for (key, value) in metadata.iter() {
+        if key == DETAILS_KEY {
+            continue;
+        }
+        let name = HeaderName::from_bytes(format!("{METADATA_HEADER_PREFIX}{key}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_bytes(value)) {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// 32 random hex digits.
+fn new_request_id() -> String {
+    let mut id = BytesMut::with_capacity(32);
+    for b in fastrand::u128(..).to_be_bytes() {
+        id.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    String::from_utf8_lossy(&id).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_grpc_form() {
+        assert_eq!(parse_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "m", "123456789m", "12x", "-1S", "1.5S", " 1S", "1s"] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_types_name_codecs() {
+        assert_eq!(codec_for(None), Some(CodecId::JSON));
+        assert_eq!(
+            codec_for(Some("application/json; charset=utf-8")),
+            Some(CodecId::JSON)
+        );
+        assert_eq!(codec_for(Some("Application/JSON")), Some(CodecId::JSON));
+        assert_eq!(
+            codec_for(Some("application/problem+json")),
+            Some(CodecId::JSON)
+        );
+        assert_eq!(
+            codec_for(Some("application/x-www-form-urlencoded")),
+            Some(CodecId::JSON)
+        );
+        assert_eq!(
+            codec_for(Some("application/msgpack")),
+            Some(CodecId::MSGPACK)
+        );
+        assert_eq!(
+            codec_for(Some("application/x-protobuf")),
+            Some(CodecId::PROTOBUF)
+        );
+        for bad in [
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "application/xml",
+        ] {
+            assert_eq!(codec_for(Some(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn routes_are_two_parts() {
+        assert_eq!(route("/shop.Inventory/Check"), Some("shop.Inventory/Check"));
+        assert_eq!(route("/demo/Nested/Echo"), Some("demo/Nested/Echo"));
+        for bad in ["/", "//", "/shop.Inventory", "/shop.Inventory/", "x/y"] {
+            assert_eq!(route(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_as_grpc_does_but_unimplemented() {
+        assert_eq!(http_status(Code::ResourceExhausted), 429);
+        assert_eq!(http_status(Code::Unavailable), 503);
+        assert_eq!(http_status(Code::DeadlineExceeded), 504);
+        assert_eq!(http_status(Code::Unimplemented), 404);
+        assert_eq!(http_status(Code::Cancelled), 499);
+    }
+
+    #[test]
+    fn error_bodies_carry_typed_details() {
+        #[derive(serde::Serialize)]
+        enum InventoryError {
+            Insufficient { sku: String, available: u32 },
+        }
+        let status =
+            Status::failed_precondition("not enough").with_details(&InventoryError::Insufficient {
+                sku: "sku-1".into(),
+                available: 3,
+            });
+        let body: serde_json::Value = serde_json::from_slice(&error_body(&status)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "code": 9,
+                "status": "FailedPrecondition",
+                "message": "not enough",
+                "details": {"Insufficient": {"sku": "sku-1", "available": 3}},
+            })
+        );
+        let plain: serde_json::Value =
+            serde_json::from_slice(&error_body(&Status::not_found("x"))).unwrap();
+        assert!(plain.get("details").is_none());
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(id, new_request_id());
+    }
+}

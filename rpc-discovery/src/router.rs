@@ -1,0 +1,188 @@
+//! Server-side discovery: one service that sends each call to the instances of the service it
+//! names, for a gateway or a proxy in front of services its own callers cannot discover.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use rpc_core::{Delivery, Request, Response, Status};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::balance::{BalanceConfig, BalancedChannel};
+use crate::instance::Query;
+use crate::registry::Registry;
+use rpc_core::BoxFuture;
+
+/// What a route sends calls through: the layer's stack over a [`BalancedChannel`], boxed.
+type Route = BoxCloneSyncService<Request, Response, Status>;
+
+/// The most services a router keeps routes to; calls naming others past it are refused with
+/// `Unavailable` (a caller cannot make a router watch without bound).
+pub const DEFAULT_MAX_ROUTES: usize = 1024;
+
+/// Routes each call by its service name (`package.Service`, [`Request::service`]) to a
+/// [`BalancedChannel`] over that service's instances in a [`Registry`], under a client stack
+/// (`layer`: deadline, retry budget, breaker, …) of the caller's choosing: server-side
+/// discovery, for an API gateway in front of callers that cannot discover services themselves.
+///
+/// A route is made on the first call naming its service (a watch of [`Query::new`] of the
+/// name) and kept, so later calls reuse its connections and its balancer's state. A service with
+/// no registered instance is answered `Unavailable` (not sent) at once and gets no route; at most
+/// [`max_routes`](DiscoveryRouter::max_routes) routes are kept.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use rpc_core::middleware::DeadlineLayer;
+/// use rpc_discovery::{DiscoveryRouter, MemoryRegistry, Registry};
+///
+/// let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+/// let router = DiscoveryRouter::new(registry, DeadlineLayer::new(Duration::from_secs(2)));
+/// # let _ = router;
+/// ```
+pub struct DiscoveryRouter<L> {
+    registry: Arc<dyn Registry>,
+    layer: L,
+    config: BalanceConfig,
+    max_routes: usize,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
+}
+
+impl<L: Clone> Clone for DiscoveryRouter<L> {
+    fn clone(&self) -> Self {
+        DiscoveryRouter {
+            registry: self.registry.clone(),
+            layer: self.layer.clone(),
+            config: self.config.clone(),
+            max_routes: self.max_routes,
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+impl<L> fmt::Debug for DiscoveryRouter<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let routes: Vec<String> = self
+            .routes
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("DiscoveryRouter")
+            .field("routes", &routes)
+            .field("max_routes", &self.max_routes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L> DiscoveryRouter<L> {
+    /// Routes calls to the instances `registry` lists, each route under `layer`'s stack.
+    pub fn new(registry: Arc<dyn Registry>, layer: L) -> DiscoveryRouter<L> {
+        DiscoveryRouter {
+            registry,
+            layer,
+            config: BalanceConfig::new(),
+            max_routes: DEFAULT_MAX_ROUTES,
+            routes: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// How each route's [`BalancedChannel`] balances and connects.
+    #[must_use]
+    pub fn balance(mut self, config: BalanceConfig) -> DiscoveryRouter<L> {
+        self.config = config;
+        self
+    }
+
+    /// The most routes kept (default [`DEFAULT_MAX_ROUTES`]).
+    #[must_use]
+    pub fn max_routes(mut self, n: usize) -> DiscoveryRouter<L> {
+        self.max_routes = n;
+        self
+    }
+
+    /// The services routed to so far, sorted.
+    pub fn services(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .routes
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl<L> Service<Request> for DiscoveryRouter<L>
+where
+    L: Layer<BalancedChannel> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<Request, Response = Response, Error = Status> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Status;
+    type Future = BoxFuture<'static, Result<Response, Status>>;
+
+    /// Always ready: each route waits for its own readiness.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let route = this.route(req.service()).await?;
+            route.oneshot(req).await
+        })
+    }
+}
+
+impl<L> DiscoveryRouter<L>
+where
+    L: Layer<BalancedChannel> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<Request, Response = Response, Error = Status> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
+    /// The route to `service`, made now if there is none.
+    async fn route(&self, service: &str) -> Result<Route, Status> {
+        if let Some(route) = self.lookup(service) {
+            return Ok(route);
+        }
+        let unavailable = |why: String| Status::unavailable(why).with_delivery(Delivery::NotSent);
+        let watch = self
+            .registry
+            .watch(Query::new(service))
+            .await
+            .map_err(|e| unavailable(format!("cannot look {service:?} up: {e}")))?;
+        if watch.current().is_empty() {
+            return Err(unavailable(format!(
+                "no instance of service {service:?} is registered"
+            )));
+        }
+        let channel = BalancedChannel::with_config(watch, self.config.clone());
+        let route = BoxCloneSyncService::new(self.layer.layer(channel));
+        let mut routes = self
+            .routes
+            .lock()
+            .map_err(|_| Status::internal("the route table lock is poisoned"))?;
+        if let Some(existing) = routes.get(service) {
+            // Another call made it first: one route per service.
+            return Ok(existing.clone());
+        }
+        if routes.len() >= self.max_routes {
+            return Err(unavailable(format!(
+                "this router keeps at most {} routes",
+                self.max_routes
+            )));
+        }
+        routes.insert(service.to_owned(), route.clone());
+        Ok(route)
+    }
+
+    fn lookup(&self, service: &str) -> Option<Route> {
+        self.routes.lock().ok()?.get(service).cloned()
+    }
+}
