@@ -223,6 +223,130 @@ pub fn parse_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// How long an HTTP/1.1 client has to send a request's headers on a connection served by
+/// [`serve`] (a [`Server`](crate::Server) uses its handshake timeout).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`serve`] lets requests in flight finish after its signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves HTTP/1.1 and HTTP/2 (h2c with prior knowledge) on every connection `listener` accepts
+/// until `signal` completes, with the service `make` returns for each connection's peer; then
+/// stops accepting, lets the requests in flight finish (HTTP/1.1 connections close after their
+/// current response, HTTP/2 ones get GOAWAY) for at most [`DRAIN_TIMEOUT`], and returns. For a
+/// gateway's own port; a [`Server`](crate::Server) serves HTTP on its port with
+/// [`Server::http`](crate::Server::http).
+///
+/// Each connection has [`HEADER_TIMEOUT`] to send a request's headers, at most 100 headers
+/// (HTTP/1.1; `431` past it) and 64 KiB of them (HTTP/2).
+///
+/// # Errors
+/// The listener's error when accepting fails for good (not a transient failure of one accept,
+/// nor running out of file descriptors, which is waited out).
+pub async fn serve<L, M, S, F>(mut listener: L, mut make: M, signal: F) -> std::io::Result<()>
+where
+    L: crate::transport::Listener,
+    M: FnMut(PeerAddr) -> S,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<Full<Bytes>>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+    F: std::future::Future<Output = ()>,
+{
+    let shutdown = CancellationToken::new();
+    let hard_stop = CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut signal = std::pin::pin!(signal);
+    let result = loop {
+        let accepted = tokio::select! {
+            () = &mut signal => break Ok(()),
+            res = std::future::poll_fn(|cx| listener.poll_accept(cx)) => res,
+        };
+        match accepted {
+            Ok((io, peer)) => {
+                let service = make(peer.clone());
+                let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
+                tracker.spawn(async move {
+                    serve_connection(io, service, HEADER_TIMEOUT, shutdown, hard_stop, &peer).await
+                });
+            }
+            Err(e) => match e.kind() {
+                std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::WouldBlock => {}
+                _ if e.raw_os_error().is_some_and(|c| matches!(c, 23 | 24)) => {
+                    tracing::warn!(error = %e, "out of file descriptors: accepting paused for 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => break Err(e),
+            },
+        }
+    };
+    drop(listener);
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
+        hard_stop.cancel();
+        tracker.wait().await;
+    }
+    result
+}
+
+/// Serves one HTTP connection with hyper (HTTP/1.1, or HTTP/2 with prior knowledge): until the
+/// client closes it, or, once `shutdown` is cancelled, until the requests in flight are
+/// answered or `hard_stop` is cancelled.
+pub(crate) async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+    peer: &PeerAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<Full<Bytes>>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        res = conn.as_mut() => res,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                res = conn.as_mut() => res,
+                () = hard_stop.cancelled() => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+}
+
 /// Serves HTTP/JSON requests by calling `S`, a tower service of ours (local handlers, or a client
 /// stack in a gateway): a hyper service. See the [module docs](self) for the mapping.
 pub struct HttpService<S> {

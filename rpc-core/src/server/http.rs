@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
@@ -114,32 +113,8 @@ pub(super) async fn serve(io: BoxIo, first: BytesMut, peer: PeerAddr, setup: Htt
         hard_stop,
     } = setup;
     let service = HttpService::new(Hosted { shared }, config).with_peer(peer.clone());
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_headers(100);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024);
-    let io = TokioIo::new(Rewind { first, io });
-    let conn = builder.serve_connection(io, service);
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        res = conn.as_mut() => res,
-        () = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            tokio::select! {
-                res = conn.as_mut() => res,
-                () = hard_stop.cancelled() => Ok(()),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
-    }
+    let io = Rewind { first, io };
+    crate::http::serve_connection(io, service, header_timeout, shutdown, hard_stop, &peer).await;
 }
 
 /// A connection with the bytes read to recognise it put back in front.
