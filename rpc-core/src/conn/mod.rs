@@ -18,9 +18,9 @@ mod write_queue;
 pub(crate) use compress::{compress_if_smaller, CompressRule};
 pub(crate) use driver::{Driver, Linger, Role, WRITE_HIGH_WATER};
 pub(crate) use frame_io::{FrameIo, IDLE_BUFFER};
-pub(crate) use handshake::{client_handshake, server_handshake_after};
 #[cfg(feature = "http")]
 pub(crate) use handshake::HANDSHAKE_BUFFER;
+pub(crate) use handshake::{client_handshake, server_handshake_after};
 pub(crate) use id_map::IdMap;
 pub(crate) use keepalive::Keepalive;
 pub(crate) use limits::{check_frame, check_metadata, Exceeded, U16_MAX};
