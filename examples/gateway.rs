@@ -5,31 +5,34 @@
 //!
 //! ```text
 //! cargo run --release --example gateway -- --listen 127.0.0.1:8080 [--etcd URL]
+//!     [--config FILE] [--jwt-secret SECRET]
 //! curl -s -X POST http://127.0.0.1:8080/shop.Inventory/Check -d '"sku-1"'
+//! curl -s http://127.0.0.1:8080/api/stock/sku-1
 //! ```
 //!
 //! It starts the quickstart's inventory service (`shop.Inventory`, stock sku-1: 42, sku-2: 0,
 //! sku-3: 1) on a free loopback port and registers it in the in-process registry, or in etcd
 //! with `--etcd URL` (feature `etcd`), where the gateway then also finds every other service
-//! registered there. Routes: `POST /{package.Service}/{Method}` (the mapping of
-//! `docs/protocol.md` §18: JSON by default, statuses as HTTP statuses with a JSON error body),
-//! `GET /healthz`. Stops on Ctrl-C.
+//! registered there. It serves `POST /{package.Service}/{Method}` (the mapping of
+//! `docs/protocol.md` §18), the routes of `--config` (default `examples/gateway.json`: a cached
+//! `GET /api/stock/{sku}`, and reservations that need a bearer token, HS256 with
+//! `--jwt-secret`, a random one by default; a token for `demo-user` is printed at start),
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the console page at `/`. Stops on
+//! Ctrl-C.
 //!
-//! Built from library pieces: `rpc_core::http::HttpService` (HTTP to a call),
-//! `rpc_discovery::DiscoveryRouter` (a call to the instances of its service) and the client
-//! middleware of `rpc_core::middleware`.
+//! Built from library pieces: `rpc_discovery::gateway::Gateway` (routes, auth, quotas, cache,
+//! CORS, metrics, console) over `rpc_discovery::DiscoveryRouter` (a call to the instances of
+//! its service) and the client middleware of `rpc_core::middleware`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use examples::shop::{InventoryServer, Warehouse};
-use http_body_util::Full;
-use rpc_core::http::{HttpConfig, HttpService};
+use rpc_core::middleware::auth::{JwtAuthenticator, JwtKey};
 use rpc_core::middleware::{CircuitBreakerLayer, DeadlineLayer, RetryLayer, Stats};
 use rpc_core::Server;
+use rpc_discovery::gateway::{Gateway, GatewayConfig};
 use rpc_discovery::{DiscoveryRouter, Instance, MemoryRegistry, Registry, ServeRegistered};
 #[cfg(feature = "etcd")]
 use rpc_discovery::{EtcdConfig, EtcdRegistry};
@@ -38,15 +41,20 @@ use tower::ServiceBuilder;
 struct Args {
     listen: SocketAddr,
     etcd: Option<String>,
+    config: Option<std::path::PathBuf>,
+    jwt_secret: Option<String>,
 }
 
 const USAGE: &str =
-    "usage: gateway [--listen ADDR] [--etcd URL]   (default --listen 127.0.0.1:8080)";
+    "usage: gateway [--listen ADDR] [--etcd URL] [--config FILE] [--jwt-secret SECRET]
+  (defaults: --listen 127.0.0.1:8080, --config examples/gateway.json, a random secret)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         listen: ([127, 0, 0, 1], 8080).into(),
         etcd: None,
+        config: None,
+        jwt_secret: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +65,8 @@ fn parse_args() -> Result<Args, String> {
                 args.listen = v.parse().map_err(|e| format!("--listen {v:?}: {e}"))?;
             }
             "--etcd" => args.etcd = Some(value()?),
+            "--config" => args.config = Some(value()?.into()),
+            "--jwt-secret" => args.jwt_secret = Some(value()?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -113,58 +123,73 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     status.registered().await?;
 
-    // The gateway: HTTP/JSON → the service's instances, under deadline, retries and breakers.
+    // The gateway: routes and HTTP/JSON → the service's instances, under deadline, retries
+    // and breakers.
     let stats = Stats::new();
     let stack = ServiceBuilder::new()
         .layer(DeadlineLayer::new(Duration::from_secs(5)))
         .layer(RetryLayer::new().stats(stats.clone()))
         .layer(CircuitBreakerLayer::new().stats(stats.clone()))
         .into_inner();
-    let router = DiscoveryRouter::new(registry.clone(), stack);
-    let calls = HttpService::new(router, HttpConfig::new().max_body(1 << 20));
+    let config = match &args.config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--config {}: {e}", path.display()))?,
+        None => DEFAULT_CONFIG.to_owned(),
+    };
+    let config = GatewayConfig::from_json(&config)?;
+    let secret = args.jwt_secret.clone().unwrap_or_else(random_secret);
+    let authenticator = JwtAuthenticator::new(JwtKey::hs256(secret.as_bytes())?);
+    let demo_token = demo_token(&secret)?;
+    let gateway = Gateway::builder(DiscoveryRouter::new(registry.clone(), stack))
+        .config(config)
+        .authenticator(authenticator)
+        .build()?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
     println!(
-        "gateway: http://{} -> services in the {} registry; shop.Inventory at {backend_addr}",
-        listener.local_addr()?,
+        "gateway: http://{addr} -> services in the {} registry; shop.Inventory at {backend_addr}",
         if args.etcd.is_some() {
             "etcd"
         } else {
             "in-process"
         }
     );
+    println!("try: curl -s -X POST http://{addr}/shop.Inventory/Check -d '\"sku-1\"'");
+    println!("     curl -s http://{addr}/api/stock/sku-1");
     println!(
-        "try: curl -s -X POST http://{}/shop.Inventory/Check -d '\"sku-1\"'",
-        listener.local_addr()?
+        "     curl -s -H 'authorization: Bearer {demo_token}' -X POST http://{addr}/api/reservations -d '{{\"order_id\":1,\"sku\":\"sku-1\",\"quantity\":1}}'"
     );
+    println!("     the console: http://{addr}/");
 
-    let make = move |peer| {
-        let calls = calls.clone().with_peer(peer);
-        hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let calls = calls.clone();
-            async move {
-                if req.uri().path() == "/healthz" {
-                    return Ok::<_, Infallible>(health());
-                }
-                hyper::service::Service::call(&calls, req).await
-            }
-        })
-    };
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    rpc_core::http::serve(listener, make, ctrl_c).await?;
+    gateway.serve(listener, ctrl_c).await?;
     println!("gateway: stopping");
     let _ = stop_tx.send(true);
     backend_task.await??;
     Ok(())
 }
 
-/// `GET /healthz`: the gateway is up.
-fn health() -> http::Response<Full<Bytes>> {
-    let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{\"status\":\"ok\"}")));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    resp
+/// The default route table.
+const DEFAULT_CONFIG: &str = include_str!("gateway.json");
+
+/// 32 random hex digits: the HS256 secret when none is given.
+fn random_secret() -> String {
+    rpc_core::http::new_request_id()
+}
+
+/// A token for `demo-user`, valid for an hour, signed with `secret` (HS256).
+fn demo_token(secret: &str) -> Result<String, jsonwebtoken::errors::Error> {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    let claims = serde_json::json!({"sub": "demo-user", "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())?;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &key,
+    )
 }

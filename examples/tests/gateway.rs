@@ -176,3 +176,425 @@ async fn a_slow_backend_is_504_and_a_client_that_leaves_cancels_the_backend_call
         .expect("the backend call is cancelled when the HTTP client leaves");
     backend.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Gateway: routes, auth, quotas, cache, CORS, metrics, readiness, OpenAPI, the console
+// ---------------------------------------------------------------------------------------------
+
+const SECRET: &str = "a test secret of at least thirty-two bytes";
+
+const CONFIG: &str = r#"{
+  "max_body": 1024,
+  "cors": { "allow_origins": ["https://shop.example"] },
+  "routes": [
+    { "method": "GET", "path": "/api/stock/{sku}", "call": "shop.Inventory/Check",
+      "message": "sku", "cache": { "ttl_ms": 60000 } },
+    { "method": "GET", "path": "/api/limited/{sku}", "call": "shop.Inventory/Check",
+      "message": "sku", "quota": { "per_second": 0.01, "burst": 2 } },
+    { "method": "POST", "path": "/api/orders/{order_id}/reservation",
+      "call": "shop.Inventory/Reserve", "params": { "order_id": "integer" }, "auth": true }
+  ]
+}"#;
+
+fn token(sub: &str, secret: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "exp": exp}),
+        &key,
+    )
+    .unwrap()
+}
+
+/// An HTTP/1.1 answer: status, headers (lower-case names) and body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> Answer {
+    let mut raw = format!(
+        "{method} {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(raw.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut all))
+        .await
+        .expect("answered")
+        .unwrap();
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+async fn full_gateway(
+    registry: Arc<dyn Registry>,
+) -> (
+    SocketAddr,
+    rpc_discovery::gateway::Gateway,
+    oneshot::Sender<()>,
+) {
+    use rpc_core::middleware::auth::{JwtAuthenticator, JwtKey};
+    use rpc_discovery::gateway::{Gateway, GatewayConfig};
+    let stack = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_secs(2)))
+        .layer(RetryLayer::new())
+        .layer(CircuitBreakerLayer::new())
+        .into_inner();
+    let gateway = Gateway::builder(DiscoveryRouter::new(registry, stack))
+        .config(GatewayConfig::from_json(CONFIG).unwrap())
+        .authenticator(JwtAuthenticator::new(
+            JwtKey::hs256(SECRET.as_bytes()).unwrap(),
+        ))
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(gateway.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    (addr, gateway, stop)
+}
+
+async fn inventory(registry: &Arc<dyn Registry>) -> Backend {
+    let stock = Warehouse::with_stock([("sku-1", 42), ("sku 2", 5)]);
+    backend(
+        registry,
+        "shop.Inventory",
+        Server::builder().add_service(InventoryServer::new(stock)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn routes_map_paths_and_parameters_with_their_errors() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let backend = inventory(&registry).await;
+    let (addr, _gw, _stop) = full_gateway(registry).await;
+
+    let a = request(addr, "GET", "/api/stock/sku-1", &[], "").await;
+    assert_eq!(
+        (a.status, &a.json()["available"]),
+        (200, &serde_json::json!(42))
+    );
+    // A percent-encoded path parameter.
+    let a = request(addr, "GET", "/api/stock/sku%202", &[], "").await;
+    assert_eq!(
+        (a.status, &a.json()["available"]),
+        (200, &serde_json::json!(5))
+    );
+    // The backend's typed error, through the route.
+    let a = request(addr, "GET", "/api/stock/nope", &[], "").await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert_eq!(a.json()["details"]["UnknownSku"]["sku"], "nope");
+
+    // An unknown route, a route's path with another method.
+    let a = request(addr, "GET", "/api/nothing", &[], "").await;
+    assert_eq!(a.status, 404);
+    let a = request(addr, "DELETE", "/api/stock/sku-1", &[], "").await;
+    assert_eq!((a.status, a.header("allow")), (405, Some("GET")));
+
+    // A path parameter of the wrong type: 400 naming it.
+    let auth = format!("authorization: Bearer {}", token("alice", SECRET));
+    let a = request(
+        addr,
+        "POST",
+        "/api/orders/x7/reservation",
+        &[&auth],
+        r#"{"sku":"sku-1","quantity":1}"#,
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"order_id\""));
+    // Malformed JSON in the body.
+    let a = request(
+        addr,
+        "POST",
+        "/api/orders/7/reservation",
+        &[&auth],
+        "{\"sku",
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    // A body over the limit.
+    let big = format!(r#"{{"sku":"{}"}}"#, "s".repeat(2000));
+    let a = request(addr, "POST", "/api/orders/7/reservation", &[&auth], &big).await;
+    assert_eq!(a.status, 413, "{}", a.body);
+    // And the call itself: the order id from the path, the rest from the body.
+    let a = request(
+        addr,
+        "POST",
+        "/api/orders/7/reservation",
+        &[&auth],
+        r#"{"sku":"sku-1","quantity":2}"#,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["order_id"], 7);
+    assert_eq!(a.json()["remaining"], 40);
+    backend.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_quotas_and_the_cache_are_enforced() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let backend = inventory(&registry).await;
+    let (addr, gateway, _stop) = full_gateway(registry).await;
+    let body = r#"{"sku":"sku-1","quantity":1}"#;
+    let path = "/api/orders/1/reservation";
+
+    // No token, a token signed with another secret: 401 with a Bearer challenge.
+    let a = request(addr, "POST", path, &[], body).await;
+    assert_eq!(
+        (a.status, a.header("www-authenticate")),
+        (401, Some("Bearer"))
+    );
+    let forged = format!(
+        "authorization: Bearer {}",
+        token("mallory", "another secret of at least thirty-two bytes")
+    );
+    let a = request(addr, "POST", path, &[&forged], body).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    let good = format!("authorization: Bearer {}", token("alice", SECRET));
+    assert_eq!(
+        request(addr, "POST", path, &[&good], body).await.status,
+        200
+    );
+
+    // The quota: a burst of 2, then 429 with Retry-After.
+    for _ in 0..2 {
+        assert_eq!(
+            request(addr, "GET", "/api/limited/sku-1", &[], "")
+                .await
+                .status,
+            200
+        );
+    }
+    let a = request(addr, "GET", "/api/limited/sku-1", &[], "").await;
+    assert_eq!(a.status, 429, "{}", a.body);
+    let wait: u64 = a
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+
+    // The cache: a miss, then hits that do not reach the backend (its stock moved meanwhile).
+    let a = request(addr, "GET", "/api/stock/sku-1", &[], "").await;
+    assert_eq!((a.status, a.header("x-cache")), (200, Some("miss")));
+    let cached = a.json()["available"].clone();
+    // Another order's reservation (a repeat of order 1's would hold nothing more).
+    let other = "/api/orders/2/reservation";
+    assert_eq!(
+        request(addr, "POST", other, &[&good], body).await.status,
+        200
+    );
+    let a = request(addr, "GET", "/api/stock/sku-1", &[], "").await;
+    assert_eq!(
+        (a.header("x-cache"), &a.json()["available"]),
+        (Some("hit"), &cached)
+    );
+    // `Cache-Control: no-cache` goes to the backend, and sees the new level.
+    let a = request(
+        addr,
+        "GET",
+        "/api/stock/sku-1",
+        &["cache-control: no-cache"],
+        "",
+    )
+    .await;
+    assert_eq!(a.header("x-cache"), Some("miss"));
+    assert_ne!(a.json()["available"], cached);
+
+    let metrics = gateway.metrics_text();
+    assert!(metrics.contains("gateway_cache_hits_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("gateway_cache_misses_total 2"),
+        "{metrics}"
+    );
+    assert!(metrics
+        .contains("gateway_requests_total{route=\"GET /api/limited/{sku}\",status=\"429\"} 1"));
+    backend.stop().await;
+}
+
+#[tokio::test]
+async fn cors_readiness_openapi_and_metrics_are_served() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let backend = inventory(&registry).await;
+    let (addr, _gw, _stop) = full_gateway(registry).await;
+
+    // A preflight from an allowed origin, and one from another.
+    let a = request(
+        addr,
+        "OPTIONS",
+        "/api/stock/sku-1",
+        &[
+            "origin: https://shop.example",
+            "access-control-request-method: GET",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 204);
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert!(a
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    let a = request(
+        addr,
+        "OPTIONS",
+        "/api/stock/sku-1",
+        &[
+            "origin: https://evil.example",
+            "access-control-request-method: GET",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 403);
+    assert_eq!(a.header("access-control-allow-origin"), None);
+    let a = request(
+        addr,
+        "GET",
+        "/api/stock/sku-1",
+        &["origin: https://shop.example"],
+        "",
+    )
+    .await;
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+
+    let a = request(addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(a.status, 200);
+    let a = request(addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(
+        (a.status, &a.json()["ready"]),
+        (200, &serde_json::json!(true))
+    );
+    let a = request(addr, "GET", "/openapi.json", &[], "").await;
+    let doc = a.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"].get("/shop.Inventory/Check").is_some(), "{doc}");
+    assert_eq!(doc["x-gateway-routes"][0]["path"], "/api/stock/{sku}");
+    let a = request(addr, "GET", "/metrics", &[], "").await;
+    assert!(a.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(a
+        .body
+        .contains("gateway_requests_total{route=\"healthz\",status=\"200\"} 1"));
+
+    // The backend gone: not ready.
+    backend.stop().await;
+    let until = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let a = request(addr, "GET", "/readyz", &[], "").await;
+        if a.status == 503 {
+            assert_eq!(a.json()["ready"], false);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "still ready: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The console page in a real headless browser (Debian's `chromium`, which `scripts/deps`
+/// installs): it lists the inventory's methods and a call made from its form shows the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_page_lists_methods_and_tries_a_call_in_a_headless_browser() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let backend = inventory(&registry).await;
+    let (addr, _gw, _stop) = full_gateway(registry).await;
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("chromium is installed (bash scripts/deps installs it)");
+    let profile = std::env::temp_dir().join(format!("rpc-console-{}", std::process::id()));
+    let url = format!("http://{addr}/#try=shop.Inventory/Check&body=%22sku-1%22");
+    let out = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("chromium finishes")
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("<code>shop.Inventory/Check</code>"), "{dom}");
+    assert!(dom.contains("<code>shop.Inventory/Reserve</code>"), "{dom}");
+    assert!(
+        dom.contains(r#"data-status="200">{"sku":"sku-1","available":42}"#),
+        "the reply of the call tried from the page: {dom}"
+    );
+    backend.stop().await;
+}

@@ -116,10 +116,13 @@ impl Context {
         Context::default()
     }
 
-    /// Names the peer of a call that did not come over a native connection (HTTP/JSON).
-    #[cfg(feature = "http")]
-    pub(crate) fn set_peer(&mut self, peer: Option<PeerAddr>) {
-        self.peer = peer;
+    /// Names the peer of a call that did not come over a native connection (an HTTP request a
+    /// gateway or a server's HTTP port turns into a call), builder style. Rate limits fall back
+    /// to its IP address for callers without a principal.
+    #[must_use]
+    pub fn with_peer(mut self, peer: PeerAddr) -> Context {
+        self.peer = Some(peer);
+        self
     }
 
     /// The context of a served call; its token comes from `cancels` (the call's connection).

@@ -65,7 +65,7 @@ use tower::ServiceExt;
 use crate::message::{Request, Response};
 use crate::metadata::Metadata;
 use crate::service_error::DETAILS_KEY;
-use crate::status::{Code, Status};
+use crate::status::{Code, Status, RETRY_AFTER_MS};
 use crate::transport::PeerAddr;
 use crate::BoxFuture;
 
@@ -428,12 +428,7 @@ where
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(new_request_id, str::to_owned);
+    let request_id = request_id_of(req.headers());
     let mut resp = match call(inner, config, peer, &request_id, req).await {
         Ok((codec, response)) => {
             let (metadata, body) = response.into_parts();
@@ -469,6 +464,16 @@ fn error_response(code: StatusCode, status: &Status) -> http::Response<Full<Byte
     );
     if code == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(http::header::ALLOW, HeaderValue::from_static("POST"));
+    }
+    let retry_after_ms = status
+        .metadata()
+        .get_str(RETRY_AFTER_MS)
+        .and_then(|ms| ms.parse::<u64>().ok());
+    if let Some(ms) = retry_after_ms {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(ms.div_ceil(1000).max(1)),
+        );
     }
     resp
 }
@@ -580,8 +585,11 @@ where
     let _cancel_on_drop = token.clone().drop_guard();
     {
         let ctx = request.context_mut();
-        ctx.set_peer(peer);
-        *ctx = std::mem::take(ctx).with_cancellation(token);
+        let mut taken = std::mem::take(ctx).with_cancellation(token);
+        if let Some(peer) = peer {
+            taken = taken.with_peer(peer);
+        }
+        *ctx = taken;
     }
     match inner.oneshot(request).await {
         Ok(response) => Ok((codec, response)),
@@ -601,8 +609,9 @@ fn route(path: &str) -> Option<&str> {
     (!service.is_empty() && !method.is_empty()).then_some(path)
 }
 
-/// Headers to metadata by the rules in the [module docs](self).
-fn headers_to_metadata(headers: &HeaderMap, metadata: &mut Metadata) {
+/// Headers to metadata by the rules in the [module docs](self): `rpc-md-{key}` headers and
+/// [`PASSED_HEADERS`].
+pub fn headers_to_metadata(headers: &HeaderMap, metadata: &mut Metadata) {
     for (name, value) in headers {
         let name = name.as_str();
         if let Some(key) = name.strip_prefix(METADATA_HEADER_PREFIX) {
@@ -617,7 +626,7 @@ fn headers_to_metadata(headers: &HeaderMap, metadata: &mut Metadata) {
 
 /// Response metadata to `rpc-md-{key}` headers; pairs that make no valid header are left out, as
 /// are the typed error details (in the JSON body already).
-fn metadata_to_headers(metadata: &Metadata, headers: &mut HeaderMap) {
+pub fn metadata_to_headers(metadata: &Metadata, headers: &mut HeaderMap) {
     for (key, value) in metadata.iter() {
         if key == DETAILS_KEY {
             continue;
@@ -629,8 +638,17 @@ fn metadata_to_headers(metadata: &Metadata, headers: &mut HeaderMap) {
     }
 }
 
-/// 32 random hex digits.
-fn new_request_id() -> String {
+/// The request's id: its `x-request-id` (1 to 128 bytes of visible ASCII), or a new one.
+pub fn request_id_of(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A new request id: 32 random hex digits.
+pub fn new_request_id() -> String {
     let mut id = BytesMut::with_capacity(32);
     for b in fastrand::u128(..).to_be_bytes() {
         id.extend_from_slice(format!("{b:02x}").as_bytes());

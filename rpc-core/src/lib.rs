@@ -121,7 +121,7 @@ pub use rpc_macros::service;
 pub use rpc_macros::Schema;
 pub use server::Server;
 pub use service_error::{ServiceError, DETAILS_KEY};
-pub use status::{Code, Delivery, Status};
+pub use status::{Code, Delivery, Status, RETRY_AFTER_MS};
 pub use stream::{Reply, Sender, Streaming};
 
 /// Includes the code that `rpc_codec::build` (the IDL-first path, feature `build` of

@@ -9,6 +9,11 @@ use rpc_codec::{CodecError, CodecId};
 use crate::descriptor::MethodDescriptor;
 use crate::metadata::Metadata;
 
+/// The status metadata key of the retry-after hint on refused calls: milliseconds, as text. Set
+/// by the rate limiter (`middleware::RateLimitLayer`); HTTP/JSON answers carry it as
+/// `Retry-After` (seconds, rounded up).
+pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+
 /// Status codes, numbered as in gRPC so that operators read them the same way.
 ///
 /// On the wire a code is one byte. A value this version does not know decodes as [`Code::Unknown`].

@@ -33,6 +33,8 @@ mod cluster;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod instance;
 mod memory;
 mod registration_state;

@@ -10,13 +10,20 @@ use rpc_core::{Delivery, Request, Response, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::balance::{BalanceConfig, BalancedChannel};
+use rpc_core::describe::{Description, Format};
+
+use crate::balance::{BalanceConfig, BalancedChannel, EndpointStats};
 use crate::instance::Query;
 use crate::registry::Registry;
 use rpc_core::BoxFuture;
 
-/// What a route sends calls through: the layer's stack over a [`BalancedChannel`], boxed.
-type Route = BoxCloneSyncService<Request, Response, Status>;
+/// What a route sends calls through: the layer's stack over a [`BalancedChannel`], boxed, and the
+/// channel itself (for its endpoints' state).
+#[derive(Clone)]
+struct Route {
+    svc: BoxCloneSyncService<Request, Response, Status>,
+    channel: BalancedChannel,
+}
 
 /// The most services a router keeps routes to; calls naming others past it are refused with
 /// `Unavailable` (a caller cannot make a router watch without bound).
@@ -134,7 +141,7 @@ where
         let this = self.clone();
         Box::pin(async move {
             let route = this.route(req.service()).await?;
-            route.oneshot(req).await
+            route.svc.oneshot(req).await
         })
     }
 }
@@ -163,7 +170,10 @@ where
             )));
         }
         let channel = BalancedChannel::with_config(watch, self.config.clone());
-        let route = BoxCloneSyncService::new(self.layer.layer(channel));
+        let route = Route {
+            svc: BoxCloneSyncService::new(self.layer.layer(channel.clone())),
+            channel,
+        };
         let mut routes = self
             .routes
             .lock()
@@ -180,6 +190,27 @@ where
         }
         routes.insert(service.to_owned(), route.clone());
         Ok(route)
+    }
+
+    /// The description of `service` (`rpc.Server/Describe`, JSON) from one of its instances,
+    /// through its route's stack.
+    ///
+    /// # Errors
+    /// `Unavailable` when no instance is registered; the call's status; `Internal` for a
+    /// description that does not parse.
+    pub async fn describe(&self, service: &str) -> Result<Description, Status> {
+        let route = self.route(service).await?;
+        let json = rpc_core::describe::fetch(route.svc, Format::Json).await?;
+        Description::from_json(&json)
+            .map_err(|e| Status::internal(format!("the description of {service:?}: {e}")))
+    }
+
+    /// The endpoints of `service` and their state (made a route if it has none yet).
+    ///
+    /// # Errors
+    /// As a call's route: `Unavailable` when no instance is registered.
+    pub async fn endpoints(&self, service: &str) -> Result<Vec<EndpointStats>, Status> {
+        Ok(self.route(service).await?.channel.endpoints())
     }
 
     fn lookup(&self, service: &str) -> Option<Route> {

@@ -21,8 +21,7 @@ use crate::status::Status;
 use crate::stream::{RawSender, RawStreaming};
 use crate::BoxFuture;
 
-/// The status metadata key of the retry-after hint on refused calls: milliseconds, as text.
-pub const RETRY_AFTER_MS: &str = "retry-after-ms";
+pub use crate::status::RETRY_AFTER_MS;
 
 /// Refuses calls over a rate or a caller's quota: the service of [`RateLimitLayer`], which sets
 /// the limits.

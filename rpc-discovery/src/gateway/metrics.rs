@@ -1,0 +1,187 @@
+//! The gateway's own figures, served as Prometheus text at `/metrics`: requests by route and
+//! status, latency histograms by route, cache hits and misses, upstream errors by service.
+//!
+//! Labels are bounded: routes are the configured ones (plus `rpc` for `/{Service}/{Method}`
+//! calls and `other` for everything else), services those the router has a route to.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Histogram bucket bounds, in seconds (as Prometheus' client libraries default, from 0.5 ms).
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct ByLabel {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    upstream_errors: BTreeMap<(String, &'static str), u64>,
+}
+
+/// Counters and histograms of one gateway.
+#[derive(Default)]
+pub(crate) struct GatewayMetrics {
+    by_label: Mutex<ByLabel>,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) cache_misses: AtomicU64,
+}
+
+impl GatewayMetrics {
+    /// One request answered on `route` with `status` after `took`.
+    pub(crate) fn request(&self, route: &str, status: u16, took: Duration) {
+        let Ok(mut m) = self.by_label.lock() else {
+            return;
+        };
+        *m.requests.entry((route.to_owned(), status)).or_default() += 1;
+        let h = m.latency.entry(route.to_owned()).or_default();
+        let secs = took.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// A call to `service` that failed for a reason of the backend's (unavailable, timed out,
+    /// internal), by status code name.
+    pub(crate) fn upstream_error(&self, service: &str, code: &'static str) {
+        if let Ok(mut m) = self.by_label.lock() {
+            *m.upstream_errors
+                .entry((service.to_owned(), code))
+                .or_default() += 1;
+        }
+    }
+
+    /// Requests answered so far on `route` with `status`.
+    #[cfg(test)]
+    pub(crate) fn requests(&self, route: &str, status: u16) -> u64 {
+        self.by_label
+            .lock()
+            .map(|m| {
+                m.requests
+                    .get(&(route.to_owned(), status))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        let Ok(m) = self.by_label.lock() else {
+            return out;
+        };
+        out.push_str(
+            "# HELP gateway_requests_total HTTP requests answered, by route and status.\n",
+        );
+        out.push_str("# TYPE gateway_requests_total counter\n");
+        for ((route, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        out.push_str(
+            "# HELP gateway_request_duration_seconds Time from a request's arrival to its answer.\n",
+        );
+        out.push_str("# TYPE gateway_request_duration_seconds histogram\n");
+        for (route, h) in &m.latency {
+            let route = escape(route);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "gateway_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "gateway_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        for (name, help, v) in [
+            (
+                "gateway_cache_hits_total",
+                "Answers served from the response cache.",
+                &self.cache_hits,
+            ),
+            (
+                "gateway_cache_misses_total",
+                "Cacheable requests the cache could not answer.",
+                &self.cache_misses,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+        }
+        out.push_str(
+            "# HELP gateway_upstream_errors_total Calls a backend failed (unavailable, timed out, internal), by service and code.\n",
+        );
+        out.push_str("# TYPE gateway_upstream_errors_total counter\n");
+        for ((service, code), n) in &m.upstream_errors {
+            let _ = writeln!(
+                out,
+                "gateway_upstream_errors_total{{service=\"{}\",code=\"{code}\"}} {n}",
+                escape(service)
+            );
+        }
+        out
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = GatewayMetrics::default();
+        m.request("GET /a", 200, Duration::from_millis(3));
+        m.request("GET /a", 200, Duration::from_millis(30));
+        m.request("GET /a", 404, Duration::from_micros(100));
+        m.upstream_error("shop.\"X\"", "Unavailable");
+        m.cache_hits.fetch_add(2, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("gateway_requests_total{route=\"GET /a\",status=\"200\"} 2"));
+        assert!(text
+            .contains("gateway_request_duration_seconds_bucket{route=\"GET /a\",le=\"0.005\"} 2"));
+        assert!(text
+            .contains("gateway_request_duration_seconds_bucket{route=\"GET /a\",le=\"+Inf\"} 3"));
+        assert!(text.contains("gateway_cache_hits_total 2"));
+        assert!(text.contains("service=\"shop.\\\"X\\\"\",code=\"Unavailable\"} 1"));
+        assert_eq!(m.requests("GET /a", 404), 1);
+    }
+}
