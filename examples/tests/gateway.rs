@@ -598,3 +598,36 @@ async fn the_console_page_lists_methods_and_tries_a_call_in_a_headless_browser()
     );
     backend.stop().await;
 }
+
+/// A server-streaming method through the gateway as Server-Sent Events: the inventory's watch of
+/// a stock level sends the current level first.
+#[tokio::test]
+async fn a_watch_streams_through_the_gateway_as_server_sent_events() {
+    let registry: Arc<dyn Registry> = Arc::new(MemoryRegistry::new());
+    let backend = inventory(&registry).await;
+    let (addr, _gw, _stop) = full_gateway(registry).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let raw = "POST /shop.Inventory/Watch HTTP/1.1\r\nHost: gw\r\nAccept: text/event-stream\r\n\
+               Content-Type: application/json\r\nContent-Length: 7\r\n\r\n\"sku-1\"";
+    tcp.write_all(raw.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + TIMEOUT;
+    while !String::from_utf8_lossy(&seen).contains("\n\n") {
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(until, tcp.read(&mut buf))
+            .await
+            .expect("the first event comes")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("text/event-stream"), "{text}");
+    assert!(
+        text.contains(r#"data: {"sku":"sku-1","available":42}"#),
+        "{text}"
+    );
+    drop(tcp);
+    backend.stop().await;
+}

@@ -32,6 +32,12 @@
 //!   "message": "…", "details": …}`; `details` is a typed error ([`Status::details`]) as JSON,
 //!   present only when the status carries one. The numeric code is also in the `rpc-status`
 //!   header.
+//! - **Server streams**: with `Accept: text/event-stream` (and a JSON request), a server-streaming
+//!   method answers as Server-Sent Events (`text/event-stream`): one `data:` event per reply,
+//!   its JSON, then `event: end` (`data: {}`) when the stream ends well, or `event: error` with
+//!   the JSON error body. A call that fails before its first reply is a plain JSON error
+//!   answer. Served where the [`HttpService`] has [`with_streams`](HttpService::with_streams)
+//!   (a server's port and the gateway do).
 //! - **Cancellation**: a client that disconnects before its answer drops the call: the handler
 //!   stops, and its context's token ([`Context::cancellation`](crate::Context::cancellation)) is
 //!   cancelled, so calls it made downstream end too.
@@ -55,8 +61,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use rpc_codec::{CodecId, MsgPack};
 use tokio_util::sync::CancellationToken;
@@ -66,6 +74,7 @@ use crate::message::{Request, Response};
 use crate::metadata::Metadata;
 use crate::service_error::DETAILS_KEY;
 use crate::status::{Code, Status, RETRY_AFTER_MS};
+use crate::stream::RawStreaming;
 use crate::transport::PeerAddr;
 use crate::BoxFuture;
 
@@ -81,6 +90,14 @@ pub const REQUEST_ID_KEY: &str = "request-id";
 pub const STATUS_HEADER: &str = "rpc-status";
 /// Headers passed as metadata under their own names: credentials and W3C trace context.
 pub const PASSED_HEADERS: [&str; 4] = ["authorization", "traceparent", "tracestate", "baggage"];
+
+/// The body of the answers of this module's services: a whole body, or the events of a stream.
+pub type HttpBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A whole body.
+pub fn full_body(bytes: impl Into<Bytes>) -> HttpBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// The default [`HttpConfig::max_body`]: 4 MiB, the native protocol's default largest frame.
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
@@ -249,7 +266,7 @@ where
     M: FnMut(PeerAddr) -> S,
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
-            Response = http::Response<Full<Bytes>>,
+            Response = http::Response<HttpBody>,
             Error = Infallible,
         > + Send
         + 'static,
@@ -313,7 +330,7 @@ pub(crate) async fn serve_connection<I, S>(
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
-            Response = http::Response<Full<Bytes>>,
+            Response = http::Response<HttpBody>,
             Error = Infallible,
         > + Send
         + 'static,
@@ -347,12 +364,39 @@ pub(crate) async fn serve_connection<I, S>(
     }
 }
 
+/// Opens server-streaming calls for HTTP clients that ask for Server-Sent Events: a
+/// [`Channel`](crate::Channel), or anything else that opens streams
+/// ([`OpenStream`](crate::client::OpenStream)).
+pub trait ServerStreams: Send + Sync + 'static {
+    /// Starts `request` as a server-streaming call; the stream of its replies.
+    fn open(&self, request: Request) -> BoxFuture<'static, Result<RawStreaming, Status>>;
+}
+
+impl<T: crate::client::OpenStream> ServerStreams for T {
+    fn open(&self, request: Request) -> BoxFuture<'static, Result<RawStreaming, Status>> {
+        let opener = self.clone();
+        Box::pin(async move {
+            opener
+                .open_stream(request, crate::protocol::flags::SERVER_STREAM)
+                .await
+                .map(|(_, replies)| replies)
+        })
+    }
+}
+
+/// A channel to the in-memory listener `name`: how a server's HTTP port opens the streams of
+/// server-streaming calls on the server itself (its native connections do the streaming).
+pub(crate) fn loopback(name: &str) -> crate::Channel {
+    crate::Endpoint::memory(name).connect_lazy()
+}
+
 /// Serves HTTP/JSON requests by calling `S`, a tower service of ours (local handlers, or a client
 /// stack in a gateway): a hyper service. See the [module docs](self) for the mapping.
 pub struct HttpService<S> {
     inner: S,
     config: Arc<HttpConfig>,
     peer: Option<PeerAddr>,
+    streams: Option<Arc<dyn ServerStreams>>,
 }
 
 impl<S: Clone> Clone for HttpService<S> {
@@ -361,6 +405,7 @@ impl<S: Clone> Clone for HttpService<S> {
             inner: self.inner.clone(),
             config: self.config.clone(),
             peer: self.peer.clone(),
+            streams: self.streams.clone(),
         }
     }
 }
@@ -381,7 +426,17 @@ impl<S> HttpService<S> {
             inner,
             config: Arc::new(config),
             peer: None,
+            streams: None,
         }
+    }
+
+    /// Serves server-streaming methods to clients that send `Accept: text/event-stream`, as
+    /// Server-Sent Events, with calls `streams` opens (see the [module docs](self)). Without
+    /// it such a request is called as a unary one.
+    #[must_use]
+    pub fn with_streams(mut self, streams: impl ServerStreams) -> HttpService<S> {
+        self.streams = Some(Arc::new(streams));
+        self
     }
 
     /// The peer the calls' contexts name ([`Context::peer`](crate::Context::peer)).
@@ -400,7 +455,7 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Response = http::Response<Full<Bytes>>;
+    type Response = http::Response<HttpBody>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -408,7 +463,8 @@ where
         let inner = self.inner.clone();
         let config = self.config.clone();
         let peer = self.peer.clone();
-        Box::pin(async move { Ok(handle(inner, &config, peer, req).await) })
+        let streams = self.streams.clone();
+        Box::pin(async move { Ok(handle(inner, &config, peer, streams, req).await) })
     }
 }
 
@@ -420,8 +476,9 @@ async fn handle<S, B>(
     inner: S,
     config: &HttpConfig,
     peer: Option<PeerAddr>,
+    streams: Option<Arc<dyn ServerStreams>>,
     req: http::Request<B>,
-) -> http::Response<Full<Bytes>>
+) -> http::Response<HttpBody>
 where
     S: tower::Service<Request, Response = Response, Error = Status> + Send + 'static,
     S::Future: Send,
@@ -429,10 +486,20 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let request_id = request_id_of(req.headers());
-    let mut resp = match call(inner, config, peer, &request_id, req).await {
-        Ok((codec, response)) => {
+    let mut resp = match call(inner, config, peer, streams, &request_id, req).await {
+        Ok(Answer::Events(events)) => {
+            let mut resp = http::Response::new(events.boxed_unsync());
+            let headers = resp.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            resp
+        }
+        Ok(Answer::Unary(codec, response)) => {
             let (metadata, body) = response.into_parts();
-            let mut resp = http::Response::new(Full::new(body));
+            let mut resp = http::Response::new(full_body(body));
             let headers = resp.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(codec)));
             metadata_to_headers(&metadata, headers);
@@ -447,14 +514,14 @@ where
 }
 
 /// The HTTP response of a failed call.
-pub fn status_response(status: &Status) -> http::Response<Full<Bytes>> {
+pub fn status_response(status: &Status) -> http::Response<HttpBody> {
     let code = StatusCode::from_u16(http_status(status.code()))
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error_response(code, status)
 }
 
-fn error_response(code: StatusCode, status: &Status) -> http::Response<Full<Bytes>> {
-    let mut resp = http::Response::new(Full::new(error_body(status)));
+fn error_response(code: StatusCode, status: &Status) -> http::Response<HttpBody> {
+    let mut resp = http::Response::new(full_body(error_body(status)));
     *resp.status_mut() = code;
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -482,14 +549,30 @@ fn refused(code: StatusCode, status: Status) -> Refused {
     Refused(code, status)
 }
 
-/// Checks the HTTP request, makes the call, and returns the codec of the answer with it.
+/// What a call answered: a reply in a codec, or a stream of events.
+enum Answer {
+    Unary(CodecId, Response),
+    Events(EventBody),
+}
+
+/// Whether the client asks for Server-Sent Events.
+fn wants_events(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+}
+
+/// Checks the HTTP request, makes the call, and returns what it answered.
 async fn call<S, B>(
     inner: S,
     config: &HttpConfig,
     peer: Option<PeerAddr>,
+    streams: Option<Arc<dyn ServerStreams>>,
     request_id: &str,
     req: http::Request<B>,
-) -> Result<(CodecId, Response), Refused>
+) -> Result<Answer, Refused>
 where
     S: tower::Service<Request, Response = Response, Error = Status> + Send + 'static,
     S::Future: Send,
@@ -579,10 +662,10 @@ where
     if let Some(t) = timeout {
         request = request.with_timeout(t);
     }
-    // Dropped with this future (the client went away): the handler's token is cancelled, and
-    // with it the calls it made.
+    // Dropped with this future (the client went away), or with the event stream: the handler's
+    // token is cancelled, and with it the calls it made.
     let token = CancellationToken::new();
-    let _cancel_on_drop = token.clone().drop_guard();
+    let cancel_on_drop = token.clone().drop_guard();
     {
         let ctx = request.context_mut();
         let mut taken = std::mem::take(ctx).with_cancellation(token);
@@ -591,13 +674,102 @@ where
         }
         *ctx = taken;
     }
+    if let Some(streams) = streams.filter(|_| wants_events(&parts.headers)) {
+        if codec != CodecId::JSON {
+            return Err(refused(
+                StatusCode::NOT_ACCEPTABLE,
+                Status::invalid_argument("Server-Sent Events carry JSON: send a JSON request"),
+            ));
+        }
+        // The first reply is awaited here, so that a call refused or failed before it is a plain
+        // error answer with its HTTP status.
+        let opened = match streams.open(request).await {
+            Ok(mut replies) => match replies.message().await {
+                Ok(first) => Ok((replies, first)),
+                Err(status) => Err(status),
+            },
+            Err(status) => Err(status),
+        };
+        return match opened {
+            Ok((replies, first)) => Ok(Answer::Events(EventBody {
+                done: first.is_none(),
+                first: Some(first.map_or_else(end_event, |m| data_event(&m))),
+                replies,
+                _cancel: cancel_on_drop,
+            })),
+            Err(status) => {
+                let code = StatusCode::from_u16(http_status(status.code()))
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                Err(refused(code, status))
+            }
+        };
+    }
+    let _cancel_on_drop = cancel_on_drop;
     match inner.oneshot(request).await {
-        Ok(response) => Ok((codec, response)),
+        Ok(response) => Ok(Answer::Unary(codec, response)),
         Err(status) => {
             let code = StatusCode::from_u16(http_status(status.code()))
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             Err(refused(code, status))
         }
+    }
+}
+
+/// The replies of a server-streaming call as Server-Sent Events: one `data:` event per reply
+/// (its JSON, which is one line), then `event: end` once the stream ended well, or `event:
+/// error` with the JSON error body when it failed. Dropped (the client went away), it cancels
+/// the call.
+struct EventBody {
+    replies: RawStreaming,
+    /// The event of the first reply (or of the end), awaited before the answer's head.
+    first: Option<Bytes>,
+    done: bool,
+    _cancel: tokio_util::sync::DropGuard,
+}
+
+fn data_event(reply: &[u8]) -> Bytes {
+    let mut e = BytesMut::with_capacity(reply.len() + 8);
+    e.extend_from_slice(b"data: ");
+    e.extend_from_slice(reply);
+    e.extend_from_slice(b"\n\n");
+    e.freeze()
+}
+
+fn end_event() -> Bytes {
+    Bytes::from_static(b"event: end\ndata: {}\n\n")
+}
+
+impl http_body::Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(first))));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let event = match std::pin::Pin::new(&mut self.replies).poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(reply))) => data_event(&reply),
+            Poll::Ready(Some(Err(status))) => {
+                self.done = true;
+                let mut e = BytesMut::from(&b"event: error\ndata: "[..]);
+                e.extend_from_slice(&error_body(&status));
+                e.extend_from_slice(b"\n\n");
+                e.freeze()
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                end_event()
+            }
+        };
+        Poll::Ready(Some(Ok(http_body::Frame::data(event))))
     }
 }
 

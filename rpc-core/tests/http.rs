@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use rpc_core::http::HttpConfig;
 use rpc_core::server::RawService;
-use rpc_core::{Context, Endpoint, Request, Response, Server, Status};
+use rpc_core::{Context, Endpoint, Request, Response, Sender, Server, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -68,6 +68,8 @@ trait Stock {
     async fn hang(&self, note: String) -> Result<String, Status>;
     /// The value of a metadata key of the call.
     async fn metadata(&self, key: String) -> Result<Option<String>, Status>;
+    /// Sends 1 to `n`, then ends; for `n` over 10, fails after 2.
+    async fn count(&self, n: u32, out: Sender<u32>) -> Result<(), Status>;
 }
 
 struct Shelf {
@@ -101,6 +103,16 @@ impl Stock for Shelf {
 
     async fn metadata(&self, key: String) -> Result<Option<String>, Status> {
         Ok(Context::current().and_then(|c| c.metadata().get_str(&key).map(str::to_owned)))
+    }
+
+    async fn count(&self, n: u32, mut out: Sender<u32>) -> Result<(), Status> {
+        for i in 1..=n.min(10) {
+            if n > 10 && i > 2 {
+                return Err(Status::failed_precondition("counted too far"));
+            }
+            out.send(&i).await?;
+        }
+        Ok(())
     }
 }
 
@@ -523,4 +535,43 @@ async fn servers_without_http_refuse_it_as_before() {
     let _ = tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut all)).await;
     assert!(!String::from_utf8_lossy(&all).starts_with("HTTP/"));
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_streams_are_served_as_server_sent_events() {
+    let f = start().await;
+    let events = "Accept: text/event-stream";
+    let a = exchange(f.addr, &post("/shop.Stock/Count", &[JSON, events], b"3")).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.header("content-type"), Some("text/event-stream"));
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    let at = |needle: &str| {
+        body.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} in {body:?}"))
+    };
+    assert!(at("data: 1\n\n") < at("data: 2\n\n"));
+    assert!(at("data: 2\n\n") < at("data: 3\n\n"));
+    assert!(at("data: 3\n\n") < at("event: end\ndata: {}\n\n"));
+
+    // A stream that fails midway ends with an error event carrying the status.
+    let a = exchange(f.addr, &post("/shop.Stock/Count", &[JSON, events], b"99")).await;
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        body.contains("data: 2\n\n") && !body.contains("data: 3"),
+        "{body:?}"
+    );
+    assert!(body.contains("event: error\ndata: {\"code\":9"), "{body:?}");
+
+    // A unary method asked for events: refused as the wrong shape, a JSON error.
+    let a = exchange(
+        f.addr,
+        &post("/shop.Stock/Check", &[JSON, events], br#""sku-1""#),
+    )
+    .await;
+    assert_eq!(a.status, 404, "{a:?}");
+    // Events carry JSON only.
+    let mp = "Content-Type: application/msgpack";
+    let a = exchange(f.addr, &post("/shop.Stock/Count", &[mp, events], &[3])).await;
+    assert_eq!(a.status, 406, "{a:?}");
+    f.running.shutdown().await;
 }

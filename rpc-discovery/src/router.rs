@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use rpc_core::client::OpenStream;
+use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::{Delivery, Request, Response, Status};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
@@ -142,6 +144,29 @@ where
         Box::pin(async move {
             let route = this.route(req.service()).await?;
             route.svc.oneshot(req).await
+        })
+    }
+}
+
+/// A stream goes to one instance of the service it names, as a call's first attempt would (see
+/// [`BalancedChannel`]'s `OpenStream`): not through the route's layers, since a stream is not
+/// retried.
+impl<L> OpenStream for DiscoveryRouter<L>
+where
+    L: Layer<BalancedChannel> + Clone + Send + Sync + 'static,
+    L::Service:
+        Service<Request, Response = Response, Error = Status> + Clone + Send + Sync + 'static,
+    <L::Service as Service<Request>>::Future: Send + 'static,
+{
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let route = this.route(request.service()).await?;
+            route.channel.open_stream(request, stream_flags).await
         })
     }
 }

@@ -143,7 +143,7 @@ pub(super) struct ConnSetup {
     pub(super) hard_stop: CancellationToken,
     /// HTTP/JSON on this port too ([`Server::http`](super::Server::http)).
     #[cfg(feature = "http")]
-    pub(super) http: Option<crate::http::HttpConfig>,
+    pub(super) http: Option<(crate::http::HttpConfig, crate::Channel)>,
 }
 
 /// One connection, from its handshake to its close; counted in the server's stats throughout. A
@@ -161,7 +161,7 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
     #[cfg(feature = "http")]
     let (io, first) = match http {
         None => (io, BytesMut::new()),
-        Some(config) => {
+        Some((config, streams)) => {
             let Some((io, first)) = first_bytes(io, handshake_timeout, &shutdown, &peer).await
             else {
                 return;
@@ -171,6 +171,7 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
                 let setup = super::http::HttpSetup {
                     shared,
                     config,
+                    streams,
                     header_timeout: handshake_timeout,
                     shutdown,
                     hard_stop,

@@ -423,6 +423,29 @@ impl Server {
             connections: self.max_connections,
             handshaking: self.max_handshaking,
         };
+        // HTTP clients' server streams are opened over memory on this server itself.
+        #[cfg(feature = "http")]
+        let http = match self.http.clone() {
+            None => None,
+            Some(config) => {
+                let name = http::loopback_name();
+                let listener = crate::transport::memory::MemoryListener::bind(&name)?;
+                let setup = ConnSetup {
+                    shared: shared.clone(),
+                    handshake_timeout,
+                    shutdown: shutdown.clone(),
+                    hard_stop: hard_stop.clone(),
+                    http: None,
+                };
+                tracker.spawn(http::accept_loopback(
+                    listener,
+                    setup,
+                    self.stats.clone(),
+                    tracker.clone(),
+                ));
+                Some((config, crate::http::loopback(&name)))
+            }
+        };
         let spawn = |io, peer, open| {
             let setup = ConnSetup {
                 shared: shared.clone(),
@@ -430,7 +453,7 @@ impl Server {
                 shutdown: shutdown.clone(),
                 hard_stop: hard_stop.clone(),
                 #[cfg(feature = "http")]
-                http: self.http.clone(),
+                http: http.clone(),
             };
             tracker.spawn(serve_connection(io, peer, open, setup));
         };

@@ -66,15 +66,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use rpc_core::client::OpenStream;
 use rpc_core::describe::{to_openapi, Description};
 use rpc_core::http::{
-    headers_to_metadata, request_id_of, status_response, HttpConfig, HttpService,
-    REQUEST_ID_HEADER, REQUEST_ID_KEY,
+    full_body, headers_to_metadata, request_id_of, status_response, HttpBody, HttpConfig,
+    HttpService, REQUEST_ID_HEADER, REQUEST_ID_KEY,
 };
 use rpc_core::middleware::auth::Authenticator;
 use rpc_core::middleware::RateLimitLayer;
+use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::transport::{Listener, PeerAddr};
 use rpc_core::{BoxFuture, Code, CodecId, Request, Response, Status};
 use serde_json::{json, Value};
@@ -101,6 +103,11 @@ trait Backends: Send + Sync + 'static {
     fn describe(&self, service: String) -> BoxFuture<'static, Result<Description, Status>>;
     fn endpoints(&self, service: String) -> BoxFuture<'static, Result<Vec<EndpointStats>, Status>>;
     fn services(&self) -> Vec<String>;
+    fn open_stream(
+        &self,
+        req: Request,
+        flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>>;
 }
 
 impl<L> Backends for DiscoveryRouter<L>
@@ -127,12 +134,30 @@ where
     fn services(&self) -> Vec<String> {
         DiscoveryRouter::services(self)
     }
+
+    fn open_stream(
+        &self,
+        req: Request,
+        flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        OpenStream::open_stream(self, req, flags)
+    }
 }
 
 /// The router as a tower service, for the per-route quota layers and the `/{Service}/{Method}`
 /// mapping.
 #[derive(Clone)]
 struct Backend(Arc<dyn Backends>);
+
+impl OpenStream for Backend {
+    fn open_stream(
+        &self,
+        request: Request,
+        stream_flags: u8,
+    ) -> BoxFuture<'static, Result<(Option<RawSender>, RawStreaming), Status>> {
+        self.0.open_stream(request, stream_flags)
+    }
+}
 
 impl Service<Request> for Backend {
     type Response = Response;
@@ -214,7 +239,8 @@ impl GatewayBuilder {
         let rpc = HttpService::new(
             plain.clone(),
             HttpConfig::new().max_body(self.config.max_body),
-        );
+        )
+        .with_streams(plain.clone());
         Ok(Gateway {
             inner: Arc::new(Inner {
                 cache: ResponseCache::new(self.config.cache.max_bytes),
@@ -317,7 +343,7 @@ impl fmt::Debug for GatewayService {
 }
 
 impl hyper::service::Service<http::Request<Incoming>> for GatewayService {
-    type Response = http::Response<Full<Bytes>>;
+    type Response = http::Response<HttpBody>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -331,12 +357,12 @@ impl hyper::service::Service<http::Request<Incoming>> for GatewayService {
 /// What one request came to: the label it is counted under, the answer, and who asked.
 struct Answered {
     route: String,
-    resp: http::Response<Full<Bytes>>,
+    resp: http::Response<HttpBody>,
     principal: Option<String>,
 }
 
 impl Answered {
-    fn new(route: impl Into<String>, resp: http::Response<Full<Bytes>>) -> Answered {
+    fn new(route: impl Into<String>, resp: http::Response<HttpBody>) -> Answered {
         Answered {
             route: route.into(),
             resp,
@@ -345,16 +371,16 @@ impl Answered {
     }
 }
 
-fn json_response(status: StatusCode, value: &Value) -> http::Response<Full<Bytes>> {
+fn json_response(status: StatusCode, value: &Value) -> http::Response<HttpBody> {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut resp = http::Response::new(Full::new(Bytes::from(body)));
+    let mut resp = http::Response::new(full_body(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
-fn refusal(status: Status) -> http::Response<Full<Bytes>> {
+fn refusal(status: Status) -> http::Response<HttpBody> {
     status_response(&status)
 }
 
@@ -363,7 +389,7 @@ impl Inner {
         self: Arc<Self>,
         req: http::Request<Incoming>,
         peer: PeerAddr,
-    ) -> http::Response<Full<Bytes>> {
+    ) -> http::Response<HttpBody> {
         let start = Instant::now();
         let origin = req.headers().get(ORIGIN).cloned();
         let request_id = request_id_of(req.headers());
@@ -440,7 +466,7 @@ impl Inner {
                 "/readyz" => return Answered::new("readyz", self.readiness().await),
                 "/metrics" => {
                     let mut resp =
-                        http::Response::new(Full::new(Bytes::from(self.metrics.render())));
+                        http::Response::new(full_body(Bytes::from(self.metrics.render())));
                     resp.headers_mut().insert(
                         CONTENT_TYPE,
                         HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -451,7 +477,7 @@ impl Inner {
                 "/gateway/services" => return Answered::new("services", self.services().await),
                 "/" => {
                     let mut resp =
-                        http::Response::new(Full::new(Bytes::from_static(CONSOLE.as_bytes())));
+                        http::Response::new(full_body(Bytes::from_static(CONSOLE.as_bytes())));
                     resp.headers_mut().insert(
                         CONTENT_TYPE,
                         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -516,8 +542,8 @@ impl Inner {
         }
     }
 
-    fn preflight(&self, origin: Option<&HeaderValue>) -> http::Response<Full<Bytes>> {
-        let mut resp = http::Response::new(Full::new(Bytes::new()));
+    fn preflight(&self, origin: Option<&HeaderValue>) -> http::Response<HttpBody> {
+        let mut resp = http::Response::new(full_body(Bytes::new()));
         *resp.status_mut() = StatusCode::NO_CONTENT;
         let (Some(cors), Some(origin)) = (&self.config.cors, origin) else {
             return resp;
@@ -670,7 +696,7 @@ impl Inner {
         if let (Some(key), false) = (&key, no_cache) {
             if let Some(hit) = self.cache.get(key).await {
                 self.metrics.cache_hits.fetch_add(1, Ordering::Relaxed);
-                let mut resp = http::Response::new(Full::new(hit.body));
+                let mut resp = http::Response::new(full_body(hit.body));
                 let h = resp.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static(hit.content_type));
                 h.insert("x-cache", HeaderValue::from_static("hit"));
@@ -688,7 +714,7 @@ impl Inner {
         match outcome {
             Ok(response) => {
                 let body = response.into_body();
-                let mut resp = http::Response::new(Full::new(body.clone()));
+                let mut resp = http::Response::new(full_body(body.clone()));
                 let h = resp.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 if let (Some(key), Some(c)) = (key, cache) {
@@ -713,7 +739,7 @@ impl Inner {
     }
 
     /// Ready when every service the routes name has an endpoint that is not ejected.
-    async fn readiness(&self) -> http::Response<Full<Bytes>> {
+    async fn readiness(&self) -> http::Response<HttpBody> {
         let services: BTreeSet<String> = self
             .table
             .routes()
@@ -752,7 +778,7 @@ impl Inner {
 
     /// One OpenAPI document of the backends' descriptions, plus the gateway's own routes as
     /// `x-gateway-routes`.
-    async fn openapi(&self) -> http::Response<Full<Bytes>> {
+    async fn openapi(&self) -> http::Response<HttpBody> {
         let mut paths = serde_json::Map::new();
         let mut schemas = serde_json::Map::new();
         let mut missing = Vec::new();
@@ -793,7 +819,7 @@ impl Inner {
     }
 
     /// `GET /gateway/services`: for the console.
-    async fn services(&self) -> http::Response<Full<Bytes>> {
+    async fn services(&self) -> http::Response<HttpBody> {
         let mut out = Vec::new();
         for service in self.known_services() {
             let endpoints = match self.backends.endpoints(service.clone()).await {
@@ -834,7 +860,7 @@ impl Inner {
 }
 
 /// A `401` answer names the scheme it wants (RFC 6750 §3).
-fn bearer_challenge(mut resp: http::Response<Full<Bytes>>) -> http::Response<Full<Bytes>> {
+fn bearer_challenge(mut resp: http::Response<HttpBody>) -> http::Response<HttpBody> {
     resp.headers_mut()
         .insert("www-authenticate", HeaderValue::from_static("Bearer"));
     resp
