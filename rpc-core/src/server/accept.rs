@@ -207,6 +207,36 @@ pub(super) async fn serve_connection(io: BoxIo, peer: PeerAddr, mut open: Open, 
     }
 }
 
+/// Serves the connections of the in-memory listener of HTTP streams until the server shuts
+/// down, each as a native connection of the server.
+#[cfg(feature = "http")]
+pub(super) async fn accept_loopback(
+    mut listener: crate::transport::memory::MemoryListener,
+    setup: ConnSetup,
+    stats: ServerStats,
+    tracker: tokio_util::task::TaskTracker,
+) {
+    use crate::transport::Listener;
+    let shutdown = setup.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            res = std::future::poll_fn(|cx| listener.poll_accept(cx)) => res,
+        };
+        let Ok((io, peer)) = accepted else {
+            return;
+        };
+        let setup = ConnSetup {
+            shared: setup.shared.clone(),
+            handshake_timeout: setup.handshake_timeout,
+            shutdown: setup.shutdown.clone(),
+            hard_stop: setup.hard_stop.clone(),
+            http: None,
+        };
+        tracker.spawn(serve_connection(io, peer, stats.open(), setup));
+    }
+}
+
 /// The first bytes a client sends (one read), which tell our preface from HTTP (HTTP never
 /// starts with `0x7f`); `None` when the client closes, fails or sends nothing within the
 /// handshake timeout, or the server shuts down first.

@@ -13,10 +13,8 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 
-use super::accept::{serve_connection, ConnSetup};
 use super::connection::ConnShared;
 use super::service::handler_ran;
-use super::stats::ServerStats;
 use crate::http::{HttpConfig, HttpService};
 use crate::message::{Request, Response};
 use crate::status::{Delivery, Status};
@@ -128,35 +126,6 @@ pub(super) async fn serve(io: BoxIo, first: BytesMut, peer: PeerAddr, setup: Htt
 pub(super) fn loopback_name() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!("rpc-http-streams-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Serves the connections of the in-memory listener of HTTP streams until the server shuts
-/// down, each as a native connection of the server.
-pub(super) async fn accept_loopback(
-    mut listener: crate::transport::memory::MemoryListener,
-    setup: ConnSetup,
-    stats: ServerStats,
-    tracker: tokio_util::task::TaskTracker,
-) {
-    use crate::transport::Listener;
-    let shutdown = setup.shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            res = std::future::poll_fn(|cx| listener.poll_accept(cx)) => res,
-        };
-        let Ok((io, peer)) = accepted else {
-            return;
-        };
-        let setup = ConnSetup {
-            shared: setup.shared.clone(),
-            handshake_timeout: setup.handshake_timeout,
-            shutdown: setup.shutdown.clone(),
-            hard_stop: setup.hard_stop.clone(),
-            http: None,
-        };
-        tracker.spawn(serve_connection(io, peer, stats.open(), setup));
-    }
 }
 
 /// A connection with the bytes read to recognise it put back in front.

@@ -437,7 +437,7 @@ impl Server {
                     hard_stop: hard_stop.clone(),
                     http: None,
                 };
-                tracker.spawn(http::accept_loopback(
+                tracker.spawn(accept::accept_loopback(
                     listener,
                     setup,
                     self.stats.clone(),
