@@ -137,7 +137,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => DEFAULT_CONFIG.to_owned(),
     };
     let config = GatewayConfig::from_json(&config)?;
-    let secret = args.jwt_secret.clone().unwrap_or_else(random_secret);
+    let secret = match args.jwt_secret.clone() {
+        Some(secret) => secret,
+        None => random_secret()?,
+    };
     let authenticator = JwtAuthenticator::new(JwtKey::hs256(secret.as_bytes())?);
     let demo_token = demo_token(&secret)?;
     let gateway = Gateway::builder(DiscoveryRouter::new(registry.clone(), stack))
@@ -174,9 +177,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The default route table.
 const DEFAULT_CONFIG: &str = include_str!("gateway.json");
 
-/// 32 random hex digits: the HS256 secret when none is given.
-fn random_secret() -> String {
-    rpc_core::http::new_request_id()
+/// 32 bytes of the operating system's randomness, in hex: the HS256 secret when none is given.
+fn random_secret() -> Result<String, std::io::Error> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A token for `demo-user`, valid for an hour, signed with `secret` (HS256).

@@ -353,6 +353,16 @@ async fn routes_map_paths_and_parameters_with_their_errors() {
         .as_str()
         .unwrap()
         .contains("\"order_id\""));
+    // A body that is not JSON by its content type: 415.
+    let a = request(
+        addr,
+        "POST",
+        "/api/orders/7/reservation",
+        &[&auth, "content-type: text/plain"],
+        r#"{"sku":"sku-1","quantity":1}"#,
+    )
+    .await;
+    assert_eq!(a.status, 415, "{}", a.body);
     // Malformed JSON in the body.
     let a = request(
         addr,
@@ -407,6 +417,18 @@ async fn tokens_quotas_and_the_cache_are_enforced() {
         request(addr, "POST", path, &[&good], body).await.status,
         200
     );
+    // The method the route guards is not callable around it, through /{Service}/{Method}.
+    let around = r#"{"order_id":3,"sku":"sku-1","quantity":1}"#;
+    let a = request(addr, "POST", "/shop.Inventory/Reserve", &[], around).await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body.contains("/api/orders/{order_id}/reservation"),
+        "{}",
+        a.body
+    );
+    // Methods no route authenticates are.
+    let a = request(addr, "POST", "/shop.Inventory/Check", &[], r#""sku-1""#).await;
+    assert_eq!(a.status, 200, "{}", a.body);
 
     // The quota: a burst of 2, then 429 with Retry-After.
     for _ in 0..2 {
@@ -452,6 +474,17 @@ async fn tokens_quotas_and_the_cache_are_enforced() {
     .await;
     assert_eq!(a.header("x-cache"), Some("miss"));
     assert_ne!(a.json()["available"], cached);
+
+    // Metadata headers may change the answer: such a request bypasses the cache.
+    let a = request(
+        addr,
+        "GET",
+        "/api/stock/sku-1",
+        &["rpc-md-tenant: acme"],
+        "",
+    )
+    .await;
+    assert_eq!((a.status, a.header("x-cache")), (200, None));
 
     let metrics = gateway.metrics_text();
     assert!(metrics.contains("gateway_cache_hits_total 1"), "{metrics}");

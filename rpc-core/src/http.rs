@@ -106,15 +106,22 @@ pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     max_body: usize,
+    body_timeout: Duration,
+    max_timeout: Option<Duration>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body: DEFAULT_MAX_BODY,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_timeout: None,
         }
     }
 }
+
+/// The default [`HttpConfig::body_timeout`]: 30 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HttpConfig {
     /// Default limits: request bodies up to [`DEFAULT_MAX_BODY`].
@@ -133,6 +140,23 @@ impl HttpConfig {
     /// The largest request body, in bytes.
     pub fn body_limit(&self) -> usize {
         self.max_body
+    }
+
+    /// How long a request's body may take to arrive once its headers have (default
+    /// [`DEFAULT_BODY_TIMEOUT`]); slower is `408 Request Timeout`, so that a client trickling
+    /// a body cannot hold a call's memory forever.
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> HttpConfig {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The longest deadline a call gets: the `rpc-timeout` header's, capped at this, or this
+    /// when the header is absent (a gateway's policy). None by default.
+    #[must_use]
+    pub fn max_timeout(mut self, timeout: Duration) -> HttpConfig {
+        self.max_timeout = Some(timeout);
+        self
     }
 }
 
@@ -224,6 +248,9 @@ pub fn content_type(codec: CodecId) -> &'static str {
 /// Parses a timeout in gRPC's `grpc-timeout` form: 1 to 8 ASCII digits, then `H`, `M`, `S`, `m`,
 /// `u` or `n`. `None` for anything else.
 pub fn parse_timeout(value: &str) -> Option<Duration> {
+    if !value.is_ascii() {
+        return None;
+    }
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -255,7 +282,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`Server::http`](crate::Server::http).
 ///
 /// Each connection has [`HEADER_TIMEOUT`] to send a request's headers, at most 100 headers
-/// (HTTP/1.1; `431` past it) and 64 KiB of them (HTTP/2).
+/// (HTTP/1.1; `431` past it) and 64 KiB of them (HTTP/2), at most 128 concurrent HTTP/2
+/// streams, and an HTTP/2 keep-alive ping every 30 s (closed when unanswered for 10 s).
 ///
 /// # Errors
 /// The listener's error when accepting fails for good (not a transient failure of one accept,
@@ -346,7 +374,10 @@ pub(crate) async fn serve_connection<I, S>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024);
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(128)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
@@ -555,13 +586,24 @@ enum Answer {
     Events(EventBody),
 }
 
-/// Whether the client asks for Server-Sent Events.
+/// Whether the client accepts Server-Sent Events: `text/event-stream` among its `Accept` media
+/// ranges, with a weight above zero (RFC 9110 §12.5.1).
 fn wants_events(headers: &HeaderMap) -> bool {
     headers
         .get_all(http::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("text/event-stream"))
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("text/event-stream") && !zero
+        })
 }
 
 /// Checks the HTTP request, makes the call, and returns what it answered.
@@ -643,10 +685,19 @@ where
     if announced.is_some_and(|n| n > config.max_body as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(body, config.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
+    let body = match read_body(body, config).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return Err(too_large()),
+        Err(BodyError::TimedOut) => {
+            return Err(refused(
+                StatusCode::REQUEST_TIMEOUT,
+                Status::deadline_exceeded(format!(
+                    "the request body did not arrive within {:?}",
+                    config.body_timeout
+                )),
+            ))
+        }
+        Err(BodyError::Unreadable(e)) => {
             return Err(refused(
                 StatusCode::BAD_REQUEST,
                 Status::invalid_argument(format!("the request body could not be read: {e}")),
@@ -659,6 +710,10 @@ where
     request
         .metadata_mut()
         .insert(REQUEST_ID_KEY, request_id.to_owned());
+    let timeout = match (timeout, config.max_timeout) {
+        (Some(t), Some(max)) => Some(t.min(max)),
+        (t, max) => t.or(max),
+    };
     if let Some(t) = timeout {
         request = request.with_timeout(t);
     }
@@ -683,26 +738,31 @@ where
         }
         // The first reply is awaited here, so that a call refused or failed before it is a plain
         // error answer with its HTTP status.
-        let opened = match streams.open(request).await {
+        let opened = match streams.open(request.clone()).await {
             Ok(mut replies) => match replies.message().await {
                 Ok(first) => Ok((replies, first)),
                 Err(status) => Err(status),
             },
             Err(status) => Err(status),
         };
-        return match opened {
-            Ok((replies, first)) => Ok(Answer::Events(EventBody {
-                done: first.is_none(),
-                first: Some(first.map_or_else(end_event, |m| data_event(&m))),
-                replies,
-                _cancel: cancel_on_drop,
-            })),
+        match opened {
+            Ok((replies, first)) => {
+                return Ok(Answer::Events(EventBody {
+                    done: first.is_none(),
+                    first: Some(first.map_or_else(end_event, |m| data_event(&m))),
+                    replies,
+                    _cancel: cancel_on_drop,
+                }))
+            }
+            // Not a server-streaming method (or no such method): answered as a unary call, as
+            // a client that accepts events among other types expects.
+            Err(status) if status.code() == Code::Unimplemented => {}
             Err(status) => {
                 let code = StatusCode::from_u16(http_status(status.code()))
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                Err(refused(code, status))
+                return Err(refused(code, status));
             }
-        };
+        }
     }
     let _cancel_on_drop = cancel_on_drop;
     match inner.oneshot(request).await {
@@ -773,6 +833,37 @@ impl http_body::Body for EventBody {
     }
 }
 
+/// Why a request body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Over [`HttpConfig::max_body`] (`413`).
+    TooLarge,
+    /// Not all there within [`HttpConfig::body_timeout`] (`408`).
+    TimedOut,
+    /// The connection failed or the framing was wrong (`400`).
+    Unreadable(String),
+}
+
+/// Reads a request body within the limits of `config`: at most
+/// [`max_body`](HttpConfig::max_body) bytes, all of them within
+/// [`body_timeout`](HttpConfig::body_timeout).
+///
+/// # Errors
+/// See [`BodyError`].
+pub async fn read_body<B>(body: B, config: &HttpConfig) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let read = Limited::new(body, config.max_body).collect();
+    match tokio::time::timeout(config.body_timeout, read).await {
+        Err(_) => Err(BodyError::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Ok(Err(e)) => Err(BodyError::Unreadable(e.to_string())),
+    }
+}
+
 /// `package.Service/Method` from a URI path `/package.Service/Method`, split at its last `/` as
 /// native paths are (`docs/protocol.md` §5): both parts non-empty.
 fn route(path: &str) -> Option<&str> {
@@ -781,13 +872,15 @@ fn route(path: &str) -> Option<&str> {
     (!service.is_empty() && !method.is_empty()).then_some(path)
 }
 
-/// Headers to metadata by the rules in the [module docs](self): `rpc-md-{key}` headers and
-/// [`PASSED_HEADERS`].
+/// Headers to metadata by the rules in the [module docs](self): `rpc-md-{key}` headers (but for
+/// keys that start with `rpc-`, the framework's own) and [`PASSED_HEADERS`].
 pub fn headers_to_metadata(headers: &HeaderMap, metadata: &mut Metadata) {
     for (name, value) in headers {
         let name = name.as_str();
         if let Some(key) = name.strip_prefix(METADATA_HEADER_PREFIX) {
-            if !key.is_empty() {
+            // `rpc-` keys are the framework's own (route tags, hash keys, error details): an
+            // outside caller does not set them.
+            if !key.is_empty() && !key.starts_with("rpc-") {
                 metadata.append(key.to_owned(), Bytes::copy_from_slice(value.as_bytes()));
             }
         } else if PASSED_HEADERS.contains(&name) {
@@ -821,11 +914,13 @@ pub fn request_id_of(headers: &HeaderMap) -> String {
 
 /// A new request id: 32 random hex digits.
 pub fn new_request_id() -> String {
-    let mut id = BytesMut::with_capacity(32);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
     for b in fastrand::u128(..).to_be_bytes() {
-        id.extend_from_slice(format!("{b:02x}").as_bytes());
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
     }
-    String::from_utf8_lossy(&id).into_owned()
+    id
 }
 
 #[cfg(test)]
@@ -921,6 +1016,33 @@ mod tests {
         let plain: serde_json::Value =
             serde_json::from_slice(&error_body(&Status::not_found("x"))).unwrap();
         assert!(plain.get("details").is_none());
+    }
+
+    #[test]
+    fn events_are_wanted_unless_weighted_zero() {
+        let accept = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::ACCEPT, HeaderValue::from_static(v));
+            wants_events(&h)
+        };
+        assert!(accept("text/event-stream"));
+        assert!(accept("application/json, Text/Event-Stream;q=0.5"));
+        assert!(!accept("text/event-stream;q=0"));
+        assert!(!accept("application/json"));
+    }
+
+    #[test]
+    fn framework_metadata_is_not_taken_from_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("rpc-md-tenant", HeaderValue::from_static("acme"));
+        h.insert("rpc-md-rpc-route-tag", HeaderValue::from_static("env=gray"));
+        h.insert("rpc-md-rpc-hash-key", HeaderValue::from_static("k"));
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("cookie", HeaderValue::from_static("secret"));
+        let mut m = Metadata::default();
+        headers_to_metadata(&h, &mut m);
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["tenant", "authorization"]);
     }
 
     #[test]

@@ -562,12 +562,18 @@ async fn server_streams_are_served_as_server_sent_events() {
     );
     assert!(body.contains("event: error\ndata: {\"code\":9"), "{body:?}");
 
-    // A unary method asked for events: refused as the wrong shape, a JSON error.
+    // A unary method asked for events: answered as a unary call.
     let a = exchange(
         f.addr,
         &post("/shop.Stock/Check", &[JSON, events], br#""sku-1""#),
     )
     .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.json()["available"], 42);
+    // Events weighted zero: the stream is not opened (a streaming method called as unary is
+    // refused as the wrong shape).
+    let no = "Accept: text/event-stream;q=0";
+    let a = exchange(f.addr, &post("/shop.Stock/Count", &[JSON, no], b"3")).await;
     assert_eq!(a.status, 404, "{a:?}");
     // Events carry JSON only.
     let mp = "Content-Type: application/msgpack";

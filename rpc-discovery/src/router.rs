@@ -38,8 +38,10 @@ pub const DEFAULT_MAX_ROUTES: usize = 1024;
 ///
 /// A route is made on the first call naming its service (a watch of [`Query::new`] of the
 /// name) and kept, so later calls reuse its connections and its balancer's state. A service with
-/// no registered instance is answered `Unavailable` (not sent) at once and gets no route; at most
-/// [`max_routes`](DiscoveryRouter::max_routes) routes are kept.
+/// no registered instance is answered `Unavailable` (not sent) at once and gets no route (and for
+/// a second, no further registry look-up); at most [`max_routes`](DiscoveryRouter::max_routes)
+/// routes are kept. Names that cannot be services (other than ASCII letters, digits, `.`, `_`,
+/// `-`, `/`, or over 256 bytes) are refused without a look-up.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -53,13 +55,33 @@ pub const DEFAULT_MAX_ROUTES: usize = 1024;
 /// ```
 pub struct DiscoveryRouter<L> {
     registry: Arc<dyn Registry>,
-    layer: L,
-    config: BalanceConfig,
+    // Shared: a call clones the router (four reference counts, no deep copy).
+    layer: Arc<L>,
+    config: Arc<BalanceConfig>,
     max_routes: usize,
     routes: Arc<Mutex<HashMap<String, Route>>>,
+    /// Services recently found to have no instance, and when: asked again within
+    /// [`UNKNOWN_TTL`], they are refused without another registry look-up.
+    unknown: Arc<Mutex<HashMap<String, std::time::Instant>>>,
 }
 
-impl<L: Clone> Clone for DiscoveryRouter<L> {
+/// How long a service found to have no instance is refused without asking the registry again.
+const UNKNOWN_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most service names remembered as unknown.
+const MAX_UNKNOWN: usize = 4096;
+
+/// Whether `name` can be a service name: 1 to 256 bytes of ASCII letters, digits, `.`, `_`,
+/// `-` and `/` (a router looks nothing else up).
+fn plausible(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'))
+}
+
+impl<L> Clone for DiscoveryRouter<L> {
     fn clone(&self) -> Self {
         DiscoveryRouter {
             registry: self.registry.clone(),
@@ -67,6 +89,7 @@ impl<L: Clone> Clone for DiscoveryRouter<L> {
             config: self.config.clone(),
             max_routes: self.max_routes,
             routes: self.routes.clone(),
+            unknown: self.unknown.clone(),
         }
     }
 }
@@ -90,17 +113,18 @@ impl<L> DiscoveryRouter<L> {
     pub fn new(registry: Arc<dyn Registry>, layer: L) -> DiscoveryRouter<L> {
         DiscoveryRouter {
             registry,
-            layer,
-            config: BalanceConfig::new(),
+            layer: Arc::new(layer),
+            config: Arc::new(BalanceConfig::new()),
             max_routes: DEFAULT_MAX_ROUTES,
             routes: Arc::new(Mutex::new(HashMap::new())),
+            unknown: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
     /// How each route's [`BalancedChannel`] balances and connects.
     #[must_use]
     pub fn balance(mut self, config: BalanceConfig) -> DiscoveryRouter<L> {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
@@ -184,17 +208,26 @@ where
             return Ok(route);
         }
         let unavailable = |why: String| Status::unavailable(why).with_delivery(Delivery::NotSent);
+        if !plausible(service) {
+            return Err(unavailable(format!("no service is named {service:?}")));
+        }
+        if self.recently_unknown(service) {
+            return Err(unavailable(format!(
+                "no instance of service {service:?} is registered"
+            )));
+        }
         let watch = self
             .registry
             .watch(Query::new(service))
             .await
             .map_err(|e| unavailable(format!("cannot look {service:?} up: {e}")))?;
         if watch.current().is_empty() {
+            self.remember_unknown(service);
             return Err(unavailable(format!(
                 "no instance of service {service:?} is registered"
             )));
         }
-        let channel = BalancedChannel::with_config(watch, self.config.clone());
+        let channel = BalancedChannel::with_config(watch, BalanceConfig::clone(&self.config));
         let route = Route {
             svc: BoxCloneSyncService::new(self.layer.layer(channel.clone())),
             channel,
@@ -236,6 +269,26 @@ where
     /// As a call's route: `Unavailable` when no instance is registered.
     pub async fn endpoints(&self, service: &str) -> Result<Vec<EndpointStats>, Status> {
         Ok(self.route(service).await?.channel.endpoints())
+    }
+
+    fn recently_unknown(&self, service: &str) -> bool {
+        self.unknown
+            .lock()
+            .ok()
+            .and_then(|u| u.get(service).copied())
+            .is_some_and(|at| at.elapsed() < UNKNOWN_TTL)
+    }
+
+    fn remember_unknown(&self, service: &str) {
+        if let Ok(mut unknown) = self.unknown.lock() {
+            if unknown.len() >= MAX_UNKNOWN {
+                unknown.retain(|_, at| at.elapsed() < UNKNOWN_TTL);
+                if unknown.len() >= MAX_UNKNOWN {
+                    return;
+                }
+            }
+            unknown.insert(service.to_owned(), std::time::Instant::now());
+        }
     }
 
     fn lookup(&self, service: &str) -> Option<Route> {

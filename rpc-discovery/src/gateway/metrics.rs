@@ -22,10 +22,16 @@ struct Histogram {
     sum: f64,
 }
 
+/// A route's figures.
+#[derive(Default)]
+struct RouteFigures {
+    by_status: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct ByLabel {
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+    routes: BTreeMap<String, RouteFigures>,
     upstream_errors: BTreeMap<(String, &'static str), u64>,
 }
 
@@ -43,8 +49,15 @@ impl GatewayMetrics {
         let Ok(mut m) = self.by_label.lock() else {
             return;
         };
-        *m.requests.entry((route.to_owned(), status)).or_default() += 1;
-        let h = m.latency.entry(route.to_owned()).or_default();
+        // Looked up by `&str` first: a request allocates nothing once its route was seen.
+        if !m.routes.contains_key(route) {
+            m.routes.insert(route.to_owned(), RouteFigures::default());
+        }
+        let Some(figures) = m.routes.get_mut(route) else {
+            return;
+        };
+        *figures.by_status.entry(status).or_default() += 1;
+        let h = &mut figures.latency;
         let secs = took.as_secs_f64();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if secs <= *bound {
@@ -70,12 +83,8 @@ impl GatewayMetrics {
     pub(crate) fn requests(&self, route: &str, status: u16) -> u64 {
         self.by_label
             .lock()
-            .map(|m| {
-                m.requests
-                    .get(&(route.to_owned(), status))
-                    .copied()
-                    .unwrap_or(0)
-            })
+            .ok()
+            .and_then(|m| m.routes.get(route)?.by_status.get(&status).copied())
             .unwrap_or(0)
     }
 
@@ -89,18 +98,21 @@ impl GatewayMetrics {
             "# HELP gateway_requests_total HTTP requests answered, by route and status.\n",
         );
         out.push_str("# TYPE gateway_requests_total counter\n");
-        for ((route, status), n) in &m.requests {
-            let _ = writeln!(
-                out,
-                "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        for (route, f) in &m.routes {
+            for (status, n) in &f.by_status {
+                let _ = writeln!(
+                    out,
+                    "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
         }
         out.push_str(
             "# HELP gateway_request_duration_seconds Time from a request's arrival to its answer.\n",
         );
         out.push_str("# TYPE gateway_request_duration_seconds histogram\n");
-        for (route, h) in &m.latency {
+        for (route, f) in &m.routes {
+            let h = &f.latency;
             let route = escape(route);
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(

@@ -7,10 +7,16 @@
 //!   service method, path and query parameters typed and mapped into the request message
 //!   (`GET /api/orders/{id}`), each with its deadline, bearer-token authentication, a quota per
 //!   caller (`429` with `Retry-After`) and a response cache (bounded, a time to live per route,
-//!   per caller where the route says so; `Cache-Control: no-cache` and `no-store` honoured;
-//!   `x-cache: hit|miss`);
+//!   per caller where the route says so and always on routes that authenticate, never for a
+//!   request with `rpc-md-*` headers; `Cache-Control: no-cache` and `no-store` honoured;
+//!   `x-cache: hit|miss`); credentials are checked from the headers before the body is read;
 //! - `POST /{package.Service}/{Method}` for every registered service (the mapping of
-//!   `docs/protocol.md` §18), unless the configuration turns it off;
+//!   `docs/protocol.md` §18, server streams as Server-Sent Events), unless the configuration
+//!   turns it off. A method that a route authenticates is refused there (`403`: it is called
+//!   through its route); these calls get the gateway's deadline (at most) but no quota and no
+//!   cache, and the `Authorization` header goes on to the backend, which checks it if it
+//!   authenticates its callers. A public deployment that must limit every call turns
+//!   `rpc_paths` off;
 //! - `GET /healthz` (the gateway is up), `GET /readyz` (every service the routes name has a
 //!   live instance), `GET /metrics` (Prometheus text), `GET /openapi.json` (assembled from the
 //!   backends' descriptions), `GET /gateway/services` (services, methods and endpoints, as JSON)
@@ -20,8 +26,9 @@
 //!   principal, request id).
 //!
 //! Calls go through a [`DiscoveryRouter`] and the client stack it was given (deadline, retry
-//! budget, breaker). A backend that is down is `503` at once, one that times out `504`; a client
-//! that goes away cancels its call.
+//! budget, breaker); streams go to one instance directly (a stream is not retried) and last as
+//! long as their client listens. A backend that is down is `503` at once, one that times out
+//! `504`; a client that goes away cancels its call.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -66,13 +73,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ORIGIN};
 use http::{Method, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use rpc_core::client::OpenStream;
 use rpc_core::describe::{to_openapi, Description};
 use rpc_core::http::{
-    full_body, headers_to_metadata, request_id_of, status_response, HttpBody, HttpConfig,
-    HttpService, REQUEST_ID_HEADER, REQUEST_ID_KEY,
+    full_body, headers_to_metadata, metadata_to_headers, read_body, request_id_of, status_response,
+    BodyError, HttpBody, HttpConfig, HttpService, REQUEST_ID_HEADER, REQUEST_ID_KEY,
 };
 use rpc_core::middleware::auth::Authenticator;
 use rpc_core::middleware::RateLimitLayer;
@@ -236,11 +242,16 @@ impl GatewayBuilder {
                 })
             })
             .collect();
-        let rpc = HttpService::new(
-            plain.clone(),
-            HttpConfig::new().max_body(self.config.max_body),
-        )
-        .with_streams(plain.clone());
+        let http = HttpConfig::new()
+            .max_body(self.config.max_body)
+            .max_timeout(Duration::from_millis(self.config.timeout_ms));
+        let rpc = HttpService::new(plain.clone(), http.clone()).with_streams(plain.clone());
+        let guarded = table
+            .routes()
+            .iter()
+            .filter(|r| r.config.auth)
+            .map(|r| (r.config.call.clone(), r.name().to_owned()))
+            .collect();
         Ok(Gateway {
             inner: Arc::new(Inner {
                 cache: ResponseCache::new(self.config.cache.max_bytes),
@@ -252,6 +263,9 @@ impl GatewayBuilder {
                 authenticator: self.authenticator,
                 metrics: GatewayMetrics::default(),
                 rpc,
+                http,
+                guarded,
+                openapi: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -282,6 +296,40 @@ struct Inner {
     cache: ResponseCache,
     metrics: GatewayMetrics,
     rpc: HttpService<Backend>,
+    /// Body limits of the routes.
+    http: HttpConfig,
+    /// Methods a route guards with authentication: not callable around it, through
+    /// `/{Service}/{Method}` (by method path, the route's name).
+    guarded: BTreeMap<String, String>,
+    /// `/openapi.json`, assembled at most every [`OPENAPI_TTL`].
+    openapi: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
+}
+
+/// How long an assembled `/openapi.json` is served before the backends are asked again.
+const OPENAPI_TTL: Duration = Duration::from_secs(10);
+
+/// The answer to a body that was not read.
+fn body_refusal(e: &BodyError, config: &HttpConfig) -> http::Response<HttpBody> {
+    let (code, status) = match e {
+        BodyError::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Status::resource_exhausted(format!(
+                "the request body is over the limit of {} bytes",
+                config.body_limit()
+            )),
+        ),
+        BodyError::TimedOut => (
+            StatusCode::REQUEST_TIMEOUT,
+            Status::deadline_exceeded("the request body did not arrive in time"),
+        ),
+        BodyError::Unreadable(e) => (
+            StatusCode::BAD_REQUEST,
+            Status::invalid_argument(format!("the request body could not be read: {e}")),
+        ),
+    };
+    let mut resp = refusal(status);
+    *resp.status_mut() = code;
+    resp
 }
 
 impl Gateway {
@@ -400,10 +448,21 @@ impl Inner {
             mut resp,
             principal,
         } = self.answer(req, &peer, &request_id, origin.as_ref()).await;
-        if let Some(origin) = origin.as_ref().filter(|o| self.origin_allowed(o)) {
+        if let Some(cors) = &self.config.cors {
+            resp.headers_mut()
+                .insert("vary", HeaderValue::from_static("origin"));
+            if let Some(origin) = origin.as_ref().filter(|o| self.origin_allowed(o)) {
+                let allow = if cors.allow_origins.iter().any(|o| o == "*") {
+                    HeaderValue::from_static("*")
+                } else {
+                    origin.clone()
+                };
+                resp.headers_mut()
+                    .insert("access-control-allow-origin", allow);
+            }
+        }
+        if origin.as_ref().is_some_and(|o| self.origin_allowed(o)) {
             let headers = resp.headers_mut();
-            headers.insert("access-control-allow-origin", origin.clone());
-            headers.insert("vary", HeaderValue::from_static("origin"));
             headers.insert(
                 "access-control-expose-headers",
                 HeaderValue::from_static("x-request-id, rpc-status, x-cache, retry-after"),
@@ -503,6 +562,15 @@ impl Inner {
                 Answered::new("other", resp)
             }
             Matched::None if self.config.rpc_paths && method == Method::POST => {
+                if let Some(route) = path.strip_prefix('/').and_then(|p| self.guarded.get(p)) {
+                    return Answered::new(
+                        "rpc",
+                        refusal(Status::permission_denied(format!(
+                            "{} is called through its route {route} here",
+                            &path[1..]
+                        ))),
+                    );
+                }
                 let resp = match hyper::service::Service::call(
                     &self.rpc.clone().with_peer(peer.clone()),
                     req,
@@ -577,37 +645,58 @@ impl Inner {
         peer: &PeerAddr,
         request_id: &str,
     ) -> Answered {
-        let label = route.name();
+        let label = route.name().to_owned();
         let (parts, body) = req.into_parts();
-        let too_large = || {
-            let mut resp = refusal(Status::resource_exhausted(format!(
-                "the request body is over the limit of {} bytes",
-                self.config.max_body
+        // Who is calling, from the headers alone: a caller without valid credentials is
+        // refused before its body is read.
+        let mut metadata = Request::new(route.config.call.clone(), Bytes::new());
+        headers_to_metadata(&parts.headers, metadata.metadata_mut());
+        let mut principal = None;
+        if let Some(auth) = &self.authenticator {
+            match auth.authenticate(&metadata) {
+                Ok(Some(p)) => principal = Some(p),
+                Ok(None) if route.config.auth => {
+                    return Answered::new(
+                        label,
+                        bearer_challenge(refusal(Status::unauthenticated(
+                            "this route needs a bearer token (Authorization: Bearer …)",
+                        ))),
+                    )
+                }
+                Err(e) if route.config.auth => {
+                    return Answered::new(
+                        label,
+                        bearer_challenge(refusal(Status::unauthenticated(e.to_string()))),
+                    )
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+        let content_type = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("?"));
+        if rpc_core::http::codec_for(content_type) != Some(CodecId::JSON) {
+            let mut resp = refusal(Status::invalid_argument(format!(
+                "unsupported Content-Type {:?}: this route takes JSON",
+                content_type.unwrap_or_default()
             )));
-            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-            resp
-        };
+            *resp.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Answered::new(label, resp);
+        }
         let announced = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > self.config.max_body as u64) {
-            return Answered::new(label, too_large());
-        }
-        let body = match Limited::new(body, self.config.max_body).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Answered::new(label, too_large())
-            }
-            Err(e) => {
-                return Answered::new(
-                    label,
-                    refusal(Status::invalid_argument(format!(
-                        "the request body could not be read: {e}"
-                    ))),
-                )
-            }
+        let read = if announced.is_some_and(|n| n > self.http.body_limit() as u64) {
+            Err(BodyError::TooLarge)
+        } else {
+            read_body(body, &self.http).await
+        };
+        let body = match read {
+            Ok(body) => body,
+            Err(e) => return Answered::new(label, body_refusal(&e, &self.http)),
         };
         let message = match build_message(&route.config, params, parts.uri.query(), &body) {
             Ok(m) => m,
@@ -618,7 +707,7 @@ impl Inner {
             .with_codec(CodecId::JSON)
             .with_idempotent(route.idempotent())
             .with_timeout(timeout);
-        headers_to_metadata(&parts.headers, call.metadata_mut());
+        *call.metadata_mut() = std::mem::take(metadata.metadata_mut());
         call.metadata_mut()
             .insert(REQUEST_ID_KEY, request_id.to_owned());
         // Dropped with this future (the client went away): the call is cancelled.
@@ -630,32 +719,11 @@ impl Inner {
                 .with_cancellation(token)
                 .with_peer(peer.clone());
         }
-
-        let mut principal = None;
-        if let Some(auth) = &self.authenticator {
-            match auth.authenticate(&call) {
-                Ok(Some(p)) => {
-                    principal = Some(p.subject.clone());
-                    call.context_mut().set_principal(p);
-                }
-                Ok(None) if route.config.auth => {
-                    return Answered::new(
-                        label,
-                        bearer_challenge(refusal(Status::unauthenticated(
-                            "this route needs a bearer token (Authorization: Bearer …)",
-                        ))),
-                    )
-                }
-                Ok(None) => {}
-                Err(e) if route.config.auth => {
-                    return Answered::new(
-                        label,
-                        bearer_challenge(refusal(Status::unauthenticated(e.to_string()))),
-                    )
-                }
-                Err(_) => {}
-            }
+        let subject = principal.as_ref().map(|p| p.subject.clone());
+        if let Some(p) = principal {
+            call.context_mut().set_principal(p);
         }
+        let principal = subject;
         let mut answered = self
             .call_cached(route, call, &parts.headers, principal.as_deref())
             .await;
@@ -684,9 +752,21 @@ impl Inner {
             || directives
                 .iter()
                 .any(|d| d == "no-cache" || d == "max-age=0");
-        let cache = route.config.cache.as_ref().filter(|_| !no_store);
+        // Metadata from `rpc-md-*` headers may change the answer, and is not in the key: such
+        // a request is not answered from, nor stored in, the cache.
+        let custom_metadata = headers.keys().any(|k| {
+            k.as_str()
+                .starts_with(rpc_core::http::METADATA_HEADER_PREFIX)
+        });
+        let cache = route
+            .config
+            .cache
+            .as_ref()
+            .filter(|_| !no_store && !custom_metadata);
+        // Answers of a route that authenticates are kept per caller.
+        let private = |c: &RouteCacheConfig| c.per_principal || route.config.auth;
         let key = cache.map(|c| {
-            let subject = if c.per_principal {
+            let subject = if private(c) {
                 principal.unwrap_or("")
             } else {
                 ""
@@ -713,15 +793,16 @@ impl Inner {
         };
         match outcome {
             Ok(response) => {
-                let body = response.into_body();
+                let (metadata, body) = response.into_parts();
                 let mut resp = http::Response::new(full_body(body.clone()));
                 let h = resp.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                metadata_to_headers(&metadata, h);
                 if let (Some(key), Some(c)) = (key, cache) {
                     let ttl = Duration::from_millis(c.ttl_ms);
                     self.cache.insert(key, body, "application/json", ttl).await;
                     h.insert("x-cache", HeaderValue::from_static("miss"));
-                    let scope = if c.per_principal { "private" } else { "public" };
+                    let scope = if private(c) { "private" } else { "public" };
                     if let Ok(v) =
                         HeaderValue::from_str(&format!("{scope}, max-age={}", c.ttl_ms / 1000))
                     {
@@ -779,6 +860,24 @@ impl Inner {
     /// One OpenAPI document of the backends' descriptions, plus the gateway's own routes as
     /// `x-gateway-routes`.
     async fn openapi(&self) -> http::Response<HttpBody> {
+        // One assembly at a time, kept for a while: each asks every backend for its
+        // description.
+        let mut kept = self.openapi.lock().await;
+        let body = match kept.as_ref() {
+            Some((at, body)) if at.elapsed() < OPENAPI_TTL => body.clone(),
+            _ => {
+                let body = self.assemble_openapi().await;
+                *kept = Some((Instant::now(), body.clone()));
+                body
+            }
+        };
+        let mut resp = http::Response::new(full_body(body));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    }
+
+    async fn assemble_openapi(&self) -> Bytes {
         let mut paths = serde_json::Map::new();
         let mut schemas = serde_json::Map::new();
         let mut missing = Vec::new();
@@ -805,17 +904,15 @@ impl Inner {
             .iter()
             .map(|r| json!({"method": r.method.as_str(), "path": r.config.path, "call": r.config.call}))
             .collect();
-        json_response(
-            StatusCode::OK,
-            &json!({
-                "openapi": "3.1.0",
-                "info": {"title": "API gateway", "version": "1"},
-                "paths": paths,
-                "components": {"schemas": schemas},
-                "x-gateway-routes": routes,
-                "x-unavailable": missing,
-            }),
-        )
+        let doc = json!({
+            "openapi": "3.1.0",
+            "info": {"title": "API gateway", "version": "1"},
+            "paths": paths,
+            "components": {"schemas": schemas},
+            "x-gateway-routes": routes,
+            "x-unavailable": missing,
+        });
+        Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
     }
 
     /// `GET /gateway/services`: for the console.
@@ -853,7 +950,7 @@ impl Inner {
             .table
             .routes()
             .iter()
-            .map(|r| (r.name(), r.config.call.clone()))
+            .map(|r| (r.name().to_owned(), r.config.call.clone()))
             .collect();
         json_response(StatusCode::OK, &json!({"services": out, "routes": routes}))
     }

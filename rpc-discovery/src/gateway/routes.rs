@@ -226,6 +226,8 @@ pub(crate) struct Route {
     pub(crate) config: RouteConfig,
     pub(crate) method: http::Method,
     segments: Vec<Segment>,
+    /// `GET /api/orders/{id}`: how the route is named in logs and metrics.
+    name: String,
 }
 
 impl Route {
@@ -243,8 +245,8 @@ impl Route {
     }
 
     /// `GET /api/orders/{id}`: how the route is named in logs and metrics.
-    pub(crate) fn name(&self) -> String {
-        format!("{} {}", self.method, self.config.path)
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -309,6 +311,7 @@ impl RouteTable {
             }
             let route = Route {
                 index,
+                name: format!("{method} {}", config.path),
                 config: config.clone(),
                 method,
                 segments,
