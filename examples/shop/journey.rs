@@ -30,6 +30,26 @@ use super::payments::{PaymentError, PaymentsClient, TopUp};
 use super::users::{SignIn, SignUp, UsersClient};
 use super::wiring::{Stack, Wiring};
 
+/// Stands for the gateway's client without the `http` feature (never made).
+#[cfg(not(feature = "http"))]
+#[derive(Debug)]
+pub enum NoWeb {}
+
+#[cfg(not(feature = "http"))]
+impl NoWeb {
+    async fn search(&self, _query: &str) -> Result<super::catalogue::Products, Status> {
+        match *self {}
+    }
+
+    async fn product(&self, _sku: &str) -> Result<Product, Status> {
+        match *self {}
+    }
+
+    async fn stock(&self, _sku: &str) -> Result<super::inventory::StockLevel, Status> {
+        match *self {}
+    }
+}
+
 /// How many times a customer tries one operation.
 pub const ATTEMPTS: u32 = 8;
 
@@ -150,6 +170,9 @@ pub struct Frontend {
     pub notifications: NotificationsClient<Stack>,
     /// Customers sign in and send their token (the secure shop).
     pub signs_in: bool,
+    /// Customers browse the catalogue and stock levels over HTTP through the shop's gateway.
+    #[cfg(feature = "http")]
+    pub web: Option<super::web::WebClient>,
 }
 
 impl std::fmt::Debug for Frontend {
@@ -172,7 +195,21 @@ impl Frontend {
             payments: PaymentsClient::new(wiring.stack("shop.Payments").await?),
             notifications: NotificationsClient::new(wiring.stack("shop.Notifications").await?),
             signs_in: false,
+            #[cfg(feature = "http")]
+            web: None,
         })
+    }
+
+    /// The gateway's client, when customers browse through it.
+    #[cfg(feature = "http")]
+    fn web(&self) -> Option<&super::web::WebClient> {
+        self.web.as_ref()
+    }
+
+    /// Without the `http` feature there is no gateway.
+    #[cfg(not(feature = "http"))]
+    fn web(&self) -> Option<&NoWeb> {
+        None
     }
 
     /// Customers sign in after signing up and send their token with orders and top-ups.
@@ -411,7 +448,10 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
             }
         }
         let search = SEARCHES[rng.range(0, SEARCHES.len() as u64) as usize].to_owned();
-        let found = attempt(tally, "search", || front.catalogue.search(search.clone())).await;
+        let found = match front.web() {
+            Some(web) => attempt(tally, "search", || web.search(&search)).await,
+            None => attempt(tally, "search", || front.catalogue.search(search.clone())).await,
+        };
         // One in ten orders is for a scarce product, whatever the search found.
         let product: Option<Product> = match found {
             Ok(list) if !list.products.is_empty() && !rng.chance(10) => {
@@ -421,17 +461,27 @@ pub async fn customer(front: Frontend, tally: &Tally, n: u64, seed: u64, end: In
             Ok(_) => {
                 let (sku, ..) =
                     PRODUCTS[rng.range(PRODUCTS.len() as u64 - 2, PRODUCTS.len() as u64) as usize];
-                attempt(tally, "product", || front.catalogue.get(sku.to_owned()))
-                    .await
-                    .ok()
+                match front.web() {
+                    Some(web) => attempt(tally, "product", || web.product(sku)).await.ok(),
+                    None => attempt(tally, "product", || front.catalogue.get(sku.to_owned()))
+                        .await
+                        .ok(),
+                }
             }
             Err(_) => None,
         };
         let Some(product) = product else { continue };
-        let _ = attempt(tally, "check stock", || {
-            front.inventory.check(product.sku.clone())
-        })
-        .await;
+        match front.web() {
+            Some(web) => {
+                let _ = attempt(tally, "check stock", || web.stock(&product.sku)).await;
+            }
+            None => {
+                let _ = attempt(tally, "check stock", || {
+                    front.inventory.check(product.sku.clone())
+                })
+                .await;
+            }
+        }
         orders += 1;
         let request = PlaceOrder {
             order_id: (n << 20) | orders,

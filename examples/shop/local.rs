@@ -286,6 +286,15 @@ where
     if shield.is_on() {
         front = front.signing_in();
     }
+    // Customers browse through the shop's API gateway (its own wiring: its calls count apart).
+    #[cfg(feature = "http")]
+    let web = {
+        let gateway_wiring = shield.wiring(registry.clone(), "web")?;
+        wirings.push(gateway_wiring.clone());
+        let web = super::web::Web::start(&gateway_wiring).await?;
+        front.web = Some(web.client());
+        web
+    };
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let end = started + config.duration;
@@ -337,6 +346,24 @@ where
         },
     });
     let mut report = render(&tally, &snapshot, &wirings, ran);
+    #[cfg(feature = "http")]
+    {
+        let g = web.stats();
+        let looked_up = g.cache_hits + g.cache_misses;
+        let _ = writeln!(
+            report,
+            "gateway     {} HTTP requests ({}); cache hit rate {:.1} % of {looked_up} cacheable; p99 ≤ {}",
+            g.requests,
+            g.by_status
+                .iter()
+                .map(|(s, n)| format!("{s}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * g.cache_hits as f64 / looked_up.max(1) as f64,
+            g.p99_at_most
+                .map_or("-".to_owned(), |d| format!("{:.1} ms", d.as_secs_f64() * 1000.0)),
+        );
+    }
     if let Some(line) = shield.report() {
         let _ = writeln!(
             report,

@@ -45,6 +45,8 @@ pub mod payments;
 pub mod security;
 pub mod store;
 pub mod users;
+#[cfg(feature = "http")]
+pub mod web;
 pub mod wiring;
 
 pub use inventory::{

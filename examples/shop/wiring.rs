@@ -8,7 +8,7 @@ use rpc_core::middleware::{
 };
 use rpc_core::{Endpoint, Status};
 use rpc_discovery::{BalanceConfig, BalancedChannel, DiscoveryError, Query, Registry};
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 
 use super::metrics::{Metered, MeteredLayer, Metrics};
 
@@ -21,6 +21,15 @@ use super::metrics::{Metered, MeteredLayer, Metrics};
 /// of two replicas dies with hundreds of calls in flight, a breaker for the whole service would
 /// see a burst of failures and shut out the replica that still works.
 pub type Stack = Metered<Deadline<Retry<BalancedChannel>>>;
+
+/// The layers of a [`Stack`], outermost first.
+pub type ShopLayers = Stack3<MeteredLayer, DeadlineLayer, RetryLayer>;
+
+/// Three layers, `A` outermost (what `ServiceBuilder` builds).
+type Stack3<A, B, C> = tower::layer::util::Stack<
+    C,
+    tower::layer::util::Stack<B, tower::layer::util::Stack<A, tower::layer::util::Identity>>,
+>;
 
 /// Makes the endpoint of a replica of a service (its wire name) from the address it registered.
 pub type Connect = Arc<dyn Fn(&str, &str) -> Result<Endpoint, Status> + Send + Sync>;
@@ -95,26 +104,36 @@ impl Wiring {
     /// The registry's, if the watch cannot start.
     pub async fn stack(&self, service: &str) -> Result<Stack, DiscoveryError> {
         let watch = self.registry.watch(Query::new(service)).await?;
-        // An endpoint's breaker opens when half of at least 20 calls in 10 s failed (ejection
-        // already covers failures in a row), and probes again after 500 ms.
+        let balanced = BalancedChannel::with_config(watch, self.balance_config());
+        super::lock(&self.channels).push(balanced.clone());
+        Ok(self.layers().layer(balanced))
+    }
+
+    /// How a balanced channel of this wiring balances and connects: each instance through its
+    /// service's connector (plain, or mutual TLS in the secure shop). An endpoint's breaker
+    /// opens when half of at least 20 calls in 10 s failed (ejection already covers failures in
+    /// a row), and probes again after 500 ms.
+    pub fn balance_config(&self) -> BalanceConfig {
         let breaker = BreakerConfig::new()
             .failure_rate(0.5, 20, Duration::from_secs(10))
             .open_for(Duration::from_millis(500));
         let max_frame = self.max_frame_size;
         let connect = self.connect.clone();
-        let service_name = service.to_owned();
-        let config = BalanceConfig::new()
+        BalanceConfig::new()
             .eject_after(2)
             .ejection(Duration::from_millis(200), Duration::from_secs(2))
             .breaker(breaker, self.stats.clone())
             .endpoint(move |instance| {
-                connect(&service_name, &instance.addr).map(|e| {
+                connect(&instance.service, &instance.addr).map(|e| {
                     e.connect_timeout(Duration::from_secs(1))
                         .max_frame_size(max_frame)
                 })
-            });
-        let balanced = BalancedChannel::with_config(watch, config);
-        super::lock(&self.channels).push(balanced.clone());
+            })
+    }
+
+    /// The layers of a [`Stack`] over its balanced channel: metrics, a 2 s deadline, retries
+    /// under a budget of their own (the stacks, and the gateway's routes).
+    pub fn layers(&self) -> ShopLayers {
         let retry = RetryLayer::new()
             .policy(
                 RetryPolicy::new()
@@ -123,11 +142,11 @@ impl Wiring {
             )
             .budget(RetryBudget::new(Duration::from_secs(10), 20, 0.2))
             .stats(self.stats.clone());
-        Ok(ServiceBuilder::new()
+        ServiceBuilder::new()
             .layer(MeteredLayer(self.metrics.clone()))
             .layer(DeadlineLayer::new(Duration::from_secs(2)))
             .layer(retry)
-            .service(balanced))
+            .into_inner()
     }
 
     /// Ejections so far, summed over every endpoint of every balanced channel made here.

@@ -35,6 +35,22 @@ struct ByLabel {
     upstream_errors: BTreeMap<(String, &'static str), u64>,
 }
 
+/// What a gateway answered so far ([`Gateway::stats`](super::Gateway::stats)).
+#[derive(Debug, Clone, Default)]
+pub struct GatewayStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests by HTTP status.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Answers served from the response cache.
+    pub cache_hits: u64,
+    /// Cacheable requests the cache could not answer.
+    pub cache_misses: u64,
+    /// The 99th percentile of the time to answer, as the upper bound of its histogram bucket
+    /// (0.5 ms to 10 s); `None` before any request or past 10 s.
+    pub p99_at_most: Option<Duration>,
+}
+
 /// Counters and histograms of one gateway.
 #[derive(Default)]
 pub(crate) struct GatewayMetrics {
@@ -86,6 +102,41 @@ impl GatewayMetrics {
             .ok()
             .and_then(|m| m.routes.get(route)?.by_status.get(&status).copied())
             .unwrap_or(0)
+    }
+
+    /// The figures so far, over every route.
+    pub(crate) fn snapshot(&self) -> GatewayStats {
+        let mut stats = GatewayStats {
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            ..GatewayStats::default()
+        };
+        let Ok(m) = self.by_label.lock() else {
+            return stats;
+        };
+        let mut buckets = [0u64; BUCKETS.len()];
+        let mut count = 0;
+        for f in m.routes.values() {
+            for (status, n) in &f.by_status {
+                *stats.by_status.entry(*status).or_default() += n;
+            }
+            for (i, c) in f.latency.counts.iter().enumerate() {
+                buckets[i] += c;
+            }
+            count += f.latency.count;
+        }
+        stats.requests = count;
+        let wanted = (count as f64 * 0.99).ceil() as u64;
+        stats.p99_at_most = (count > 0)
+            .then(|| {
+                BUCKETS
+                    .iter()
+                    .zip(buckets)
+                    .find(|(_, n)| *n >= wanted)
+                    .map(|(bound, _)| Duration::from_secs_f64(*bound))
+            })
+            .flatten();
+        stats
     }
 
     /// Prometheus text exposition format 0.0.4.

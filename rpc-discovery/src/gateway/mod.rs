@@ -92,6 +92,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use self::cache::ResponseCache;
 use self::metrics::GatewayMetrics;
+pub use self::metrics::GatewayStats;
 use self::routes::{build_message, Matched, Route, RouteTable};
 pub use self::routes::{
     CacheConfig, CorsConfig, GatewayConfig, ParamType, QuotaConfig, RouteCacheConfig, RouteConfig,
@@ -372,6 +373,11 @@ impl Gateway {
     /// The Prometheus text of `/metrics`.
     pub fn metrics_text(&self) -> String {
         self.inner.metrics.render()
+    }
+
+    /// What it answered so far: requests by status, cache hits and misses, the p99.
+    pub fn stats(&self) -> GatewayStats {
+        self.inner.metrics.snapshot()
     }
 }
 
