@@ -185,6 +185,7 @@ const SECRET: &str = "a test secret of at least thirty-two bytes";
 
 const CONFIG: &str = r#"{
   "max_body": 1024,
+  "api_keys": { "k-partner": "partner" },
   "cors": { "allow_origins": ["https://shop.example"] },
   "routes": [
     { "method": "GET", "path": "/api/stock/{sku}", "call": "shop.Inventory/Check",
@@ -430,6 +431,12 @@ async fn tokens_quotas_and_the_cache_are_enforced() {
     let a = request(addr, "POST", "/shop.Inventory/Check", &[], r#""sku-1""#).await;
     assert_eq!(a.status, 200, "{}", a.body);
 
+    // An API key stands for a caller too; an unknown one is refused.
+    let a = request(addr, "POST", path, &["x-api-key: k-partner"], body).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = request(addr, "POST", path, &["x-api-key: k-nobody"], body).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+
     // The quota: a burst of 2, then 429 with Retry-After.
     for _ in 0..2 {
         assert_eq!(
@@ -447,6 +454,10 @@ async fn tokens_quotas_and_the_cache_are_enforced() {
         .parse()
         .unwrap();
     assert!(wait >= 1);
+    // Quotas are per caller: the partner's API key has a burst of its own.
+    let partner = "x-api-key: k-partner";
+    let a = request(addr, "GET", "/api/limited/sku-1", &[partner], "").await;
+    assert_eq!(a.status, 200, "{}", a.body);
 
     // The cache: a miss, then hits that do not reach the backend (its stock moved meanwhile).
     let a = request(addr, "GET", "/api/stock/sku-1", &[], "").await;

@@ -558,3 +558,69 @@ async fn a_client_certificate_becomes_the_principal_a_policy_checks() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e}");
     running.shutdown().await;
 }
+
+/// HTTP/JSON inside TLS on the same port as the native protocol (issue 19): a client that
+/// offers `h2` by ALPN gets it and speaks HTTP/2; one that offers `http/1.1` gets that; a native
+/// client still gets `rpc/1`.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn http_clients_are_served_inside_tls_next_to_native_ones() {
+    use http_body_util::{BodyExt, Full};
+    use std::sync::Arc;
+
+    let ca = Ca::new("test CA");
+    let s = ca.leaf(&["localhost"], None, "echo", Validity::Now);
+    let acceptor = TlsAcceptor::new(ServerTlsConfig::from_pem(s.cert, s.key)).unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let running = serve(
+        Server::builder()
+            .http(rpc_core::http::HttpConfig::new())
+            .add_service(service()),
+        acceptor.listener(tcp),
+    );
+    let ch = channel(addr, "localhost", ClientTlsConfig::new().ca_pem(ca.pem()));
+    assert_eq!(echo(&ch).await.unwrap(), "hello");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.issuer.der().clone()).unwrap();
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let req = || {
+            http::Request::post("https://localhost/demo.Echo/Echo")
+                .header("content-type", "application/octet-stream")
+                .body(Full::new(bytes::Bytes::from_static(b"over tls")))
+                .unwrap()
+        };
+        let resp = if alpn == b"h2" {
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            send.send_request(req()).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            send.send_request(req()).await.unwrap()
+        };
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"over tls");
+    }
+    running.shutdown().await;
+}

@@ -325,7 +325,10 @@ impl ServerTlsConfig {
             }
         };
         let mut config = builder.with_single_cert(self.chain.certs()?, self.key.key()?)?;
-        config.alpn_protocols = vec![ALPN.to_vec()];
+        // Ours first; HTTP's for the HTTP/JSON clients a server with `Server::http` serves on
+        // the same port (h2 or HTTP/1.1 inside TLS; docs/protocol.md §18.1). A client that
+        // offers only ours gets ours.
+        config.alpn_protocols = vec![ALPN.to_vec(), b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

@@ -5,8 +5,9 @@
 //! A [`Gateway`] serves, on its own port:
 //! - the routes of its [`GatewayConfig`] (a JSON file): a public path and HTTP method to a
 //!   service method, path and query parameters typed and mapped into the request message
-//!   (`GET /api/orders/{id}`), each with its deadline, bearer-token authentication, a quota per
-//!   caller (`429` with `Retry-After`) and a response cache (bounded, a time to live per route,
+//!   (`GET /api/orders/{id}`), each with its deadline, authentication (a bearer token, or an
+//!   API key in `x-api-key`), a quota per caller (its principal, an API key's caller, or its IP
+//!   address; `429` with `Retry-After`) and a response cache (bounded, a time to live per route,
 //!   per caller where the route says so and always on routes that authenticate, never for a
 //!   request with `rpc-md-*` headers; `Cache-Control: no-cache` and `no-store` honoured;
 //!   `x-cache: hit|miss`); credentials are checked from the headers before the body is read;
@@ -84,7 +85,7 @@ use rpc_core::middleware::auth::Authenticator;
 use rpc_core::middleware::RateLimitLayer;
 use rpc_core::stream::{RawSender, RawStreaming};
 use rpc_core::transport::{Listener, PeerAddr};
-use rpc_core::{BoxFuture, Code, CodecId, Request, Response, Status};
+use rpc_core::{AuthMethod, BoxFuture, Code, CodecId, Principal, Request, Response, Status};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tower::util::BoxCloneSyncService;
@@ -100,6 +101,9 @@ pub use self::routes::{
 };
 use crate::balance::{BalancedChannel, EndpointStats};
 use crate::router::DiscoveryRouter;
+
+/// The header an API key comes in ([`GatewayConfig::api_keys`]).
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// The console page (`GET /`): plain HTML and a little JavaScript, no build step.
 const CONSOLE: &str = include_str!("console.html");
@@ -221,10 +225,11 @@ impl GatewayBuilder {
     /// authenticator is set.
     pub fn build(self) -> Result<Gateway, RouteError> {
         let table = RouteTable::new(&self.config.routes)?;
-        if self.authenticator.is_none() {
+        if self.authenticator.is_none() && self.config.api_keys.is_empty() {
             if let Some(r) = table.routes().iter().find(|r| r.config.auth) {
                 return Err(RouteError(format!(
-                    "route {} requires authentication, and the gateway has no authenticator",
+                    "route {} requires authentication, and the gateway has neither an \
+                     authenticator nor API keys",
                     r.name()
                 )));
             }
@@ -658,25 +663,36 @@ impl Inner {
         let mut metadata = Request::new(route.config.call.clone(), Bytes::new());
         headers_to_metadata(&parts.headers, metadata.metadata_mut());
         let mut principal = None;
-        if let Some(auth) = &self.authenticator {
-            match auth.authenticate(&metadata) {
-                Ok(Some(p)) => principal = Some(p),
-                Ok(None) if route.config.auth => {
+        if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+            match key.to_str().ok().and_then(|k| self.config.api_keys.get(k)) {
+                Some(caller) => principal = Some(Principal::new(caller.clone(), AuthMethod::Other)),
+                None => {
                     return Answered::new(
                         label,
-                        bearer_challenge(refusal(Status::unauthenticated(
-                            "this route needs a bearer token (Authorization: Bearer …)",
-                        ))),
+                        refusal(Status::unauthenticated("unknown API key (x-api-key)")),
                     )
                 }
+            }
+        } else if let Some(auth) = &self.authenticator {
+            match auth.authenticate(&metadata) {
+                Ok(p) => principal = p,
                 Err(e) if route.config.auth => {
                     return Answered::new(
                         label,
                         bearer_challenge(refusal(Status::unauthenticated(e.to_string()))),
                     )
                 }
-                Ok(None) | Err(_) => {}
+                Err(_) => {}
             }
+        }
+        if principal.is_none() && route.config.auth {
+            return Answered::new(
+                label,
+                bearer_challenge(refusal(Status::unauthenticated(
+                    "this route needs a bearer token (Authorization: Bearer …) or an API key \
+                     (x-api-key)",
+                ))),
+            );
         }
         let content_type = parts
             .headers

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 /// ```json
 /// {
 ///   "max_body": 1048576,
+///   "api_keys": { "k-7f3a9c": "partner-acme" },
 ///   "timeout_ms": 5000,
 ///   "rpc_paths": true,
 ///   "cors": { "allow_origins": ["https://shop.example"] },
@@ -46,6 +47,11 @@ pub struct GatewayConfig {
     /// The response cache's bound.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// API keys callers may send in `x-api-key` instead of a bearer token: each key and the
+    /// caller it names (the principal's subject, which keys the quotas and the per-caller
+    /// caches). An unknown key is `401`.
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, String>,
     /// The public routes, tried in order.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -59,6 +65,7 @@ impl Default for GatewayConfig {
             rpc_paths: true,
             cors: None,
             cache: CacheConfig::default(),
+            api_keys: BTreeMap::new(),
             routes: Vec::new(),
         }
     }
@@ -155,7 +162,8 @@ pub struct RouteConfig {
     /// This route's deadline, in milliseconds (default: the gateway's).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
-    /// Whether callers must present a valid bearer token (`401` otherwise).
+    /// Whether callers must present a valid bearer token or a known API key (`401`
+    /// otherwise).
     #[serde(default)]
     pub auth: bool,
     /// A quota per caller (the token's subject, or the client's IP address): `429` with
