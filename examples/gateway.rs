@@ -1,6 +1,6 @@
 //! An API gateway (issue 19): outside callers send HTTP/JSON, the gateway finds the service they
 //! name through a registry and calls one of its instances natively, under a deadline, the retry
-//! budget and a circuit breaker per endpoint. Server-side discovery, for callers (browsers,
+//! budget and a circuit breaker per service. Server-side discovery, for callers (browsers,
 //! partners, other languages) that cannot discover services themselves.
 //!
 //! ```text
