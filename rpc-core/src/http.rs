@@ -546,9 +546,12 @@ where
 
 /// The HTTP response of a failed call.
 pub fn status_response(status: &Status) -> http::Response<HttpBody> {
-    let code = StatusCode::from_u16(http_status(status.code()))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error_response(code, status)
+    error_response(status_code(status), status)
+}
+
+/// [`http_status`] as a `StatusCode`.
+fn status_code(status: &Status) -> StatusCode {
+    StatusCode::from_u16(http_status(status.code())).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn error_response(code: StatusCode, status: &Status) -> http::Response<HttpBody> {
@@ -668,40 +671,11 @@ where
             )
         })?),
     };
-    let too_large = || {
-        refused(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Status::resource_exhausted(format!(
-                "the request body is over the limit of {} bytes",
-                config.max_body
-            )),
-        )
-    };
-    let announced = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > config.max_body as u64) {
-        return Err(too_large());
-    }
-    let body = match read_body(body, config).await {
+    let body = match read_body(&parts.headers, body, config).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return Err(too_large()),
-        Err(BodyError::TimedOut) => {
-            return Err(refused(
-                StatusCode::REQUEST_TIMEOUT,
-                Status::deadline_exceeded(format!(
-                    "the request body did not arrive within {:?}",
-                    config.body_timeout
-                )),
-            ))
-        }
-        Err(BodyError::Unreadable(e)) => {
-            return Err(refused(
-                StatusCode::BAD_REQUEST,
-                Status::invalid_argument(format!("the request body could not be read: {e}")),
-            ))
+        Err(e) => {
+            let (code, status) = e.refusal(config);
+            return Err(refused(code, status));
         }
     };
 
@@ -757,21 +731,13 @@ where
             // Not a server-streaming method (or no such method): answered as a unary call, as
             // a client that accepts events among other types expects.
             Err(status) if status.code() == Code::Unimplemented => {}
-            Err(status) => {
-                let code = StatusCode::from_u16(http_status(status.code()))
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return Err(refused(code, status));
-            }
+            Err(status) => return Err(refused(status_code(&status), status)),
         }
     }
     let _cancel_on_drop = cancel_on_drop;
     match inner.oneshot(request).await {
         Ok(response) => Ok(Answer::Unary(codec, response)),
-        Err(status) => {
-            let code = StatusCode::from_u16(http_status(status.code()))
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Err(refused(code, status))
-        }
+        Err(status) => Err(refused(status_code(&status), status)),
     }
 }
 
@@ -844,17 +810,60 @@ pub enum BodyError {
     Unreadable(String),
 }
 
-/// Reads a request body within the limits of `config`: at most
-/// [`max_body`](HttpConfig::max_body) bytes, all of them within
-/// [`body_timeout`](HttpConfig::body_timeout).
+impl BodyError {
+    /// The HTTP status and the status for the JSON error body that answer it.
+    pub fn refusal(&self, config: &HttpConfig) -> (StatusCode, Status) {
+        match self {
+            BodyError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Status::resource_exhausted(format!(
+                    "the request body is over the limit of {} bytes",
+                    config.max_body
+                )),
+            ),
+            BodyError::TimedOut => (
+                StatusCode::REQUEST_TIMEOUT,
+                Status::deadline_exceeded(format!(
+                    "the request body did not arrive within {:?}",
+                    config.body_timeout
+                )),
+            ),
+            BodyError::Unreadable(e) => (
+                StatusCode::BAD_REQUEST,
+                Status::invalid_argument(format!("the request body could not be read: {e}")),
+            ),
+        }
+    }
+
+    /// The JSON error answer ([`BodyError::refusal`]).
+    pub fn response(&self, config: &HttpConfig) -> http::Response<HttpBody> {
+        let (code, status) = self.refusal(config);
+        error_response(code, &status)
+    }
+}
+
+/// Reads a request body within the limits of `config`: none when its `Content-Length` (in
+/// `headers`) is already over [`max_body`](HttpConfig::max_body), else at most that many
+/// bytes, all of them within [`body_timeout`](HttpConfig::body_timeout).
 ///
 /// # Errors
 /// See [`BodyError`].
-pub async fn read_body<B>(body: B, config: &HttpConfig) -> Result<Bytes, BodyError>
+pub async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    config: &HttpConfig,
+) -> Result<Bytes, BodyError>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > config.max_body as u64) {
+        return Err(BodyError::TooLarge);
+    }
     let read = Limited::new(body, config.max_body).collect();
     match tokio::time::timeout(config.body_timeout, read).await {
         Err(_) => Err(BodyError::TimedOut),

@@ -79,7 +79,7 @@ use rpc_core::client::OpenStream;
 use rpc_core::describe::{to_openapi, Description};
 use rpc_core::http::{
     full_body, headers_to_metadata, metadata_to_headers, read_body, request_id_of, status_response,
-    BodyError, HttpBody, HttpConfig, HttpService, REQUEST_ID_HEADER, REQUEST_ID_KEY,
+    HttpBody, HttpConfig, HttpService, REQUEST_ID_HEADER, REQUEST_ID_KEY,
 };
 use rpc_core::middleware::auth::Authenticator;
 use rpc_core::middleware::RateLimitLayer;
@@ -313,30 +313,6 @@ struct Inner {
 
 /// How long an assembled `/openapi.json` is served before the backends are asked again.
 const OPENAPI_TTL: Duration = Duration::from_secs(10);
-
-/// The answer to a body that was not read.
-fn body_refusal(e: &BodyError, config: &HttpConfig) -> http::Response<HttpBody> {
-    let (code, status) = match e {
-        BodyError::TooLarge => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Status::resource_exhausted(format!(
-                "the request body is over the limit of {} bytes",
-                config.body_limit()
-            )),
-        ),
-        BodyError::TimedOut => (
-            StatusCode::REQUEST_TIMEOUT,
-            Status::deadline_exceeded("the request body did not arrive in time"),
-        ),
-        BodyError::Unreadable(e) => (
-            StatusCode::BAD_REQUEST,
-            Status::invalid_argument(format!("the request body could not be read: {e}")),
-        ),
-    };
-    let mut resp = refusal(status);
-    *resp.status_mut() = code;
-    resp
-}
 
 impl Gateway {
     /// A gateway in front of the services `router` reaches.
@@ -706,19 +682,9 @@ impl Inner {
             *resp.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Answered::new(label, resp);
         }
-        let announced = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let read = if announced.is_some_and(|n| n > self.http.body_limit() as u64) {
-            Err(BodyError::TooLarge)
-        } else {
-            read_body(body, &self.http).await
-        };
-        let body = match read {
+        let body = match read_body(&parts.headers, body, &self.http).await {
             Ok(body) => body,
-            Err(e) => return Answered::new(label, body_refusal(&e, &self.http)),
+            Err(e) => return Answered::new(label, e.response(&self.http)),
         };
         let message = match build_message(&route.config, params, parts.uri.query(), &body) {
             Ok(m) => m,
